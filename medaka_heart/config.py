@@ -1,0 +1,116 @@
+"""Typed configuration: every default of the analysis is set here, once.
+
+A TOML file overrides any subset of the sections below, for example::
+
+    [cycles]
+    hr_min_bpm = 60
+
+    [segment]
+    batch_size = 32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IOConfig:
+    """Reading videos and writing results."""
+
+    default_pixel_size_um: float = 1.115  # HeartSeg set-up (Nikon SMZ18, 6x zoom)
+    chunk_frames: int = 64  # frames decoded and processed at once
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Segmenter input: grayscale, resized, robustly normalised."""
+
+    size: int = 256  # network input is size x size pixels
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+
+
+@dataclass(frozen=True)
+class CycleConfig:
+    """Diastole/systole detection on the ventricle volume signal."""
+
+    signal: str = "volume_pl"  # frames.csv column the beats are found on
+    hr_min_bpm: float = 40.0  # plausible heart-rate range of medaka
+    hr_max_bpm: float = 300.0
+    min_peak_distance_periods: float = 0.5  # minimal ED-ED spacing, in dominant periods
+    min_prominence_fraction: float = 0.25  # of the signal's robust peak-to-peak amplitude
+    smooth_sigma_periods: float = 0.06  # Gaussian smoothing before peak finding
+    max_missing_fraction: float = 0.5  # more NaN frames than this: no beats
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """U-Net inference."""
+
+    model: str | None = None  # model folder or checkpoint; None = shipped default
+    device: str = "auto"  # auto | cpu | cuda | mps
+    batch_size: int = 16
+    threshold: float = 0.5
+    threads: int | None = None  # torch CPU threads; None = all cores / workers
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole analysis configuration."""
+
+    io: IOConfig = field(default_factory=IOConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    cycles: CycleConfig = field(default_factory=CycleConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, for provenance files."""
+        return dataclasses.asdict(self)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a Config from a nested dict; unknown sections or keys are an error."""
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ValueError(f"unknown config section [{name}]; known: {', '.join(sections)}")
+        section_cls = type(getattr(Config(), name))
+        known = {f.name for f in dataclasses.fields(section_cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))}")
+        kwargs[name] = section_cls(**values)
+    return Config(**kwargs)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Defaults, overridden by the TOML file at `path` if given."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return config_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def with_overrides(config: Config, section: str, **values: Any) -> Config:
+    """Copy of `config` with keys of one section replaced; None values are ignored."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return config
+    updated = dataclasses.replace(getattr(config, section), **values)
+    return dataclasses.replace(config, **{section: updated})

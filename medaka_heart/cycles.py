@@ -1,0 +1,200 @@
+"""Diastole/systole detection on a ventricle size signal (pure numpy/scipy).
+
+End-diastole (ED) is a maximum of the ventricle signal, end-systole (ES) the minimum
+that follows it before the next ED. The peak-finding window is derived from the
+signal's dominant period, which is searched only inside the plausible heart-rate
+range. Extremum times are refined below one frame by fitting a parabola through the
+three samples around each extremum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from .config import CycleConfig
+
+
+@dataclass(frozen=True)
+class CycleDetection:
+    """Detected beats of one video. Arrays have one entry per beat.
+
+    ed_index, es_index : int frame indices (es_index is -1 where the beat's ES is not seen)
+    ed_offset, es_offset : sub-frame refinement in frames, in [-0.5, 0.5]
+    rr_s : ED-to-next-ED interval in s (NaN for the last beat)
+    signal : the gap-filled signal the extrema were read from
+    period_frames : dominant period found in the signal (NaN if none)
+    """
+
+    fps: float
+    ed_index: np.ndarray
+    ed_offset: np.ndarray
+    es_index: np.ndarray
+    es_offset: np.ndarray
+    rr_s: np.ndarray
+    signal: np.ndarray
+    period_frames: float
+
+    @property
+    def n_beats(self) -> int:
+        return int(self.ed_index.size)
+
+    @property
+    def ed_times_s(self) -> np.ndarray:
+        return (self.ed_index + self.ed_offset) / self.fps
+
+
+def fill_gaps(signal: np.ndarray) -> np.ndarray:
+    """Linearly interpolate NaN samples (edges take the nearest finite value)."""
+    x = np.asarray(signal, dtype=float).copy()
+    finite = np.isfinite(x)
+    if finite.all() or not finite.any():
+        return x
+    idx = np.arange(x.size)
+    x[~finite] = np.interp(idx[~finite], idx[finite], x[finite])
+    return x
+
+
+def dominant_period_frames(signal: np.ndarray, min_period: float, max_period: float) -> float:
+    """Dominant period (frames) of a signal from its autocorrelation, searched in a range.
+
+    The first autocorrelation maximum that reaches 80% of the highest one in
+    [min_period, max_period] is taken (so a multiple of the period is not chosen)
+    and refined by parabolic interpolation. NaN if the signal has no periodicity there.
+    """
+    x = np.asarray(signal, dtype=float)
+    x = x - x.mean()
+    n = x.size
+    if n < 4 or not np.any(x):
+        return float("nan")
+    spectrum = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    acf /= acf[0]
+    lo = max(1, int(np.floor(min_period)))
+    hi = min(n - 2, int(np.ceil(max_period)))
+    if hi <= lo:
+        return float("nan")
+    lags = np.arange(lo, hi + 1)
+    local_max = (acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1]) & (acf[lags] > 0)
+    candidates = lags[local_max]
+    if candidates.size == 0:
+        return float("nan")
+    best = acf[candidates].max()
+    lag = int(candidates[acf[candidates] >= 0.8 * best][0])
+    return lag + parabolic_offset(acf, lag)
+
+
+def parabolic_offset(y: np.ndarray, i: int) -> float:
+    """Sub-sample offset in [-0.5, 0.5] of the extremum of the parabola through y[i-1:i+2].
+
+    0 at the signal's ends or where the three samples are collinear.
+    """
+    if i <= 0 or i >= len(y) - 1:
+        return 0.0
+    a, b, c = float(y[i - 1]), float(y[i]), float(y[i + 1])
+    curvature = a - 2.0 * b + c
+    if curvature == 0 or not np.isfinite(curvature):
+        return 0.0
+    return float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
+
+
+def value_at(y: np.ndarray, i: int, offset: float) -> float:
+    """Value at sub-frame position i + offset of the parabola through y[i-1:i+2].
+
+    At the parabola's vertex this is the interpolated extremum; at the signal's ends,
+    or where a neighbour is NaN, the sample y[i] itself.
+    """
+    y = np.asarray(y, dtype=float)
+    if i <= 0 or i >= len(y) - 1 or offset == 0:
+        return float(y[i])
+    a, b, c = y[i - 1], y[i], y[i + 1]
+    if not np.all(np.isfinite([a, b, c])):
+        return float(b)
+    return float(b + offset * (c - a) / 2.0 + offset**2 * (a - 2.0 * b + c) / 2.0)
+
+
+def _refine(raw: np.ndarray, idx: int, maximum: bool) -> tuple[int, float]:
+    """Move idx to the raw extremum among its neighbours, then refine it below a frame."""
+    lo, hi = max(0, idx - 1), min(raw.size, idx + 2)
+    window = raw[lo:hi]
+    best = lo + int(np.argmax(window) if maximum else np.argmin(window))
+    return best, parabolic_offset(raw, best)
+
+
+def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = None) -> CycleDetection:
+    """Find ED (maxima) and the following ES (minima) in a per-frame ventricle signal.
+
+    Parameters
+    ----------
+    signal : (T,) float, e.g. volume_pl per frame; NaN where no ventricle was found.
+    fps : frames per second.
+    config : peak-finding settings and the plausible heart-rate range.
+
+    Beats at the video's edges: an ES before the first ED is dropped (its diastole was
+    not seen), and the last ED keeps its ES only if the signal is seen to rise again
+    after it; the last beat has no interval (rr_s NaN).
+    """
+    config = config or CycleConfig()
+    if fps <= 0 or not np.isfinite(fps):
+        raise ValueError(f"fps must be positive, got {fps}")
+    raw = np.asarray(signal, dtype=float)
+    empty = _no_beats(fps, raw)
+    if raw.size < 3 or np.mean(~np.isfinite(raw)) > config.max_missing_fraction:
+        return empty
+    raw = fill_gaps(raw)
+    min_period = 60.0 * fps / config.hr_max_bpm
+    max_period = 60.0 * fps / config.hr_min_bpm
+    period = dominant_period_frames(raw, min_period, max_period)
+    if not np.isfinite(period):
+        period = float(np.clip(raw.size / 2, min_period, max_period))
+    sigma = config.smooth_sigma_periods * period
+    smooth = gaussian_filter1d(raw, sigma) if sigma >= 0.3 else raw
+    amplitude = np.subtract(*np.percentile(smooth, [95, 5]))
+    if amplitude <= 0:
+        return _no_beats(fps, raw, period)
+    distance = max(1.0, config.min_peak_distance_periods * period)
+    prominence = config.min_prominence_fraction * amplitude
+    peaks, _ = find_peaks(smooth, distance=distance, prominence=prominence)
+    if peaks.size == 0:
+        return _no_beats(fps, raw, period)
+
+    ed_index, ed_offset, es_index, es_offset = [], [], [], []
+    for k, peak in enumerate(peaks):
+        ed, ed_off = _refine(raw, int(peak), maximum=True)
+        end = int(peaks[k + 1]) if k + 1 < len(peaks) else raw.size
+        segment = smooth[peak + 1 : end]
+        es, es_off = -1, 0.0
+        if segment.size:
+            trough = int(peak) + 1 + int(np.argmin(segment))
+            last_beat = k + 1 == len(peaks)
+            rises_after = smooth[trough:].max() - smooth[trough] >= prominence
+            if not last_beat or (trough < raw.size - 1 and rises_after):
+                es, es_off = _refine(raw, trough, maximum=False)
+        ed_index.append(ed)
+        ed_offset.append(ed_off)
+        es_index.append(es)
+        es_offset.append(es_off)
+
+    ed_index = np.asarray(ed_index, dtype=int)
+    ed_offset = np.asarray(ed_offset, dtype=float)
+    ed_times = (ed_index + ed_offset) / fps
+    rr = np.append(np.diff(ed_times), np.nan)
+    return CycleDetection(
+        fps=float(fps),
+        ed_index=ed_index,
+        ed_offset=ed_offset,
+        es_index=np.asarray(es_index, dtype=int),
+        es_offset=np.asarray(es_offset, dtype=float),
+        rr_s=rr,
+        signal=raw,
+        period_frames=float(period),
+    )
+
+
+def _no_beats(fps: float, signal: np.ndarray, period: float = float("nan")) -> CycleDetection:
+    empty_i, empty_f = np.empty(0, dtype=int), np.empty(0, dtype=float)
+    return CycleDetection(float(fps), empty_i, empty_f, empty_i, empty_f, empty_f,
+                          np.asarray(signal, dtype=float), period)

@@ -1,0 +1,49 @@
+"""Mask stacks: reading user/truth masks as bool chunks, and streaming masks.tif out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .video import VideoError, open_video
+
+
+def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, int] | None = None
+                ) -> Iterator[np.ndarray]:
+    """(t, H, W) bool chunks of a mask stack or folder; any nonzero pixel (any channel) is True.
+
+    `expected` = (n_frames, H, W) of the video the masks belong to; a mismatch is a VideoError.
+    """
+    reader = open_video(path)
+    info = reader.info
+    if expected is not None:
+        n, h, w = expected
+        if (info.height, info.width) != (h, w):
+            raise VideoError(f"{path}: masks are {info.width}x{info.height} px but the video is {w}x{h}")
+        if info.n_frames != n:
+            raise VideoError(f"{path}: {info.n_frames} masks for a video of {n} frames")
+    for chunk in reader.chunks(chunk_frames):
+        yield chunk.any(axis=-1) if chunk.ndim == 4 else chunk != 0
+
+
+class MaskStackWriter:
+    """Appends (t, H, W) bool chunks to a uint8 0/255 multi-page TIFF (zlib), one page per frame."""
+
+    def __init__(self, path: str | Path):
+        self._tif = tifffile.TiffWriter(path)
+
+    def write(self, masks: np.ndarray) -> None:
+        for mask in np.asarray(masks, dtype=bool):
+            self._tif.write(mask.astype(np.uint8) * 255, compression="zlib", photometric="minisblack")
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def __enter__(self) -> MaskStackWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

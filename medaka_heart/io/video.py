@@ -1,0 +1,274 @@
+"""Streaming video readers: containers via OpenCV, (OME-)TIFF stacks via tifffile, frame folders.
+
+Every reader yields chunks of frames shaped (t, H, W) for grayscale or (t, H, W, 3) for RGB,
+in the file's own dtype (uint8, uint16 or float), never the whole video at once.
+Problems are raised as `VideoError` whose message starts with the file name.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+CONTAINER_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv")
+TIFF_SUFFIXES = (".tif", ".tiff")
+FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+VIDEO_SUFFIXES = CONTAINER_SUFFIXES + TIFF_SUFFIXES
+
+
+class VideoError(ValueError):
+    """A video cannot be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a video before decoding it."""
+
+    path: Path
+    n_frames: int
+    height: int
+    width: int
+    fps: float | None  # None: unknown
+    fps_source: str  # container | metadata | none
+    pixel_size_um: float | None = None
+    pixel_size_source: str = "none"
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders frame_2 before frame_10."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
+
+
+def _as_frames(array: np.ndarray, path: Path) -> np.ndarray:
+    """(t, H, W) or (t, H, W, C) with C in {3, 4} -> (t, H, W) or (t, H, W, 3)."""
+    if array.ndim == 4 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] != 3):
+        raise VideoError(f"{path}: unsupported frame layout {array.shape}")
+    return array
+
+
+class ContainerReader:
+    """AVI/MP4/MOV/... decoded by OpenCV; frames are RGB uint8."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                raise VideoError(f"{path}: not a readable video (OpenCV cannot open it)")
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            fps = float(cap.get(cv2.CAP_PROP_FPS))
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                raise VideoError(f"{path}: no frame could be decoded")
+        finally:
+            cap.release()
+        h, w = frame.shape[:2]
+        valid_fps = np.isfinite(fps) and 0 < fps < 10000
+        self.info = VideoInfo(path, max(n, 1), h, w, fps if valid_fps else None,
+                              "container" if valid_fps else "none")
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        cap = cv2.VideoCapture(str(self.path))
+        decoded = 0
+        try:
+            while True:
+                batch = []
+                while len(batch) < chunk_frames:
+                    ok, frame = cap.read()
+                    if not ok:
+                        break
+                    batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                if not batch:
+                    break
+                decoded += len(batch)
+                yield np.stack(batch)
+        finally:
+            cap.release()
+        if decoded < self.info.n_frames:
+            raise VideoError(
+                f"{self.path}: truncated or corrupt: the container declares "
+                f"{self.info.n_frames} frames but only {decoded} could be decoded"
+            )
+
+
+def _tiff_fps_and_pixel_size(tif: tifffile.TiffFile) -> tuple[float | None, float | None, str]:
+    """(fps, pixel size in um, source) from shaped, ImageJ or OME metadata; None where absent."""
+    fps = pixel = None
+    source = "none"
+    shaped = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None
+    if shaped:
+        if "fps" in shaped:
+            fps, source = float(shaped["fps"]), "metadata"
+        if "pixel_size_um" in shaped:
+            pixel = float(shaped["pixel_size_um"])
+    ij = tif.imagej_metadata if tif.is_imagej else None
+    if ij:
+        if "finterval" in ij and float(ij["finterval"]) != 0:
+            fps, source = 1.0 / float(ij["finterval"]), "metadata"
+        elif "fps" in ij:
+            fps, source = float(ij["fps"]), "metadata"
+        unit = str(ij.get("unit", "")).lower()
+        xres = tif.pages.first.tags.get("XResolution")
+        if xres is not None and unit in ("micron", "um", "\\u00b5m", "µm"):
+            num, den = xres.value
+            if num:
+                pixel = den / num
+    if tif.is_ome and tif.ome_metadata:
+        ome_fps, ome_pixel = _ome_fps_and_pixel_size(tif.ome_metadata)
+        if ome_fps is not None:
+            fps, source = ome_fps, "metadata"
+        pixel = ome_pixel if ome_pixel is not None else pixel
+    return fps, pixel, source
+
+
+_TIME_TO_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "min": 60.0}
+_LENGTH_TO_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}
+
+
+def _ome_fps_and_pixel_size(xml: str) -> tuple[float | None, float | None]:
+    """Frame rate from Pixels@TimeIncrement (or Plane@DeltaT) and PhysicalSizeX in um."""
+    root = ET.fromstring(xml)
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None, None
+    fps = pixel = None
+    inc = pixels.get("TimeIncrement")
+    scale = _TIME_TO_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
+    if inc is not None and float(inc) > 0:
+        fps = 1.0 / (float(inc) * scale)
+    else:
+        deltas = [float(p.get("DeltaT")) for p in pixels if p.tag.endswith("Plane") and p.get("DeltaT")]
+        if len(deltas) > 1 and deltas[-1] > deltas[0]:
+            unit = next((p.get("DeltaTUnit", "s") for p in pixels if p.tag.endswith("Plane")), "s")
+            fps = (len(deltas) - 1) / ((deltas[-1] - deltas[0]) * _TIME_TO_S.get(unit, 1.0))
+    size = pixels.get("PhysicalSizeX")
+    if size is not None and float(size) > 0:
+        pixel = float(size) * _LENGTH_TO_UM.get(pixels.get("PhysicalSizeXUnit", "µm"), 1.0)
+    return fps, pixel
+
+
+class TiffStackReader:
+    """Multi-page TIFF / OME-TIFF (any compression imagecodecs reads), one frame per page."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                axes, shape = series.axes, series.shape
+                n_pages = len(series.pages)
+                fps, pixel, source = _tiff_fps_and_pixel_size(tif)
+        except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
+            raise VideoError(f"{path}: not a readable TIFF ({exc})") from None
+        frame_axes = 3 if axes.endswith("S") else 2
+        if "C" in axes and shape[axes.index("C")] > 1 and not axes.endswith("S"):
+            raise VideoError(f"{path}: multi-channel TIFF (axes {axes}) is not supported; "
+                             "save the channel with the heart alone")
+        self._frame_shape = tuple(shape[-frame_axes:])
+        self._n = int(np.prod(shape[:-frame_axes], dtype=int)) if len(shape) > frame_axes else 1
+        self._paged = n_pages == self._n
+        if fps is not None and not (np.isfinite(fps) and fps > 0):
+            raise VideoError(f"{path}: metadata gives an invalid frame rate ({fps}); pass --fps")
+        h, w = self._frame_shape[:2]
+        self.info = VideoInfo(path, self._n, h, w, fps, source,
+                              pixel, "metadata" if pixel is not None else "none")
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        with tifffile.TiffFile(self.path) as tif:
+            if not self._paged:  # one page holds several frames: read the series whole
+                data = tif.series[0].asarray().reshape((self._n, *self._frame_shape))
+                for start in range(0, self._n, chunk_frames):
+                    yield _as_frames(data[start : start + chunk_frames], self.path)
+                return
+            for start in range(0, self._n, chunk_frames):
+                stop = min(start + chunk_frames, self._n)
+                try:
+                    data = tif.asarray(key=range(start, stop), series=0)
+                except Exception as exc:  # codec errors come in many types
+                    raise VideoError(f"{self.path}: cannot decode frames {start}-{stop - 1} "
+                                     f"({exc})") from None
+                yield _as_frames(data.reshape((stop - start, *self._frame_shape)), self.path)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One image file -> (H, W) or (H, W, 3) array in its own dtype."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        try:
+            image = tifffile.imread(path)
+        except Exception as exc:
+            raise VideoError(f"{path}: not a readable image ({exc})") from None
+    else:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise VideoError(f"{path}: not a readable image")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.ndim not in (2, 3):
+        raise VideoError(f"{path}: unsupported image shape {image.shape}")
+    return image
+
+
+class FrameFolderReader:
+    """A folder of numbered frame images, in natural sort order."""
+
+    def __init__(self, path: Path, files: list[Path] | None = None):
+        self.path = path
+        self.files = files if files is not None else frame_files(path)
+        if not self.files:
+            raise VideoError(f"{path}: folder holds no frame images ({', '.join(FRAME_SUFFIXES)})")
+        first = _read_image(self.files[0])
+        self._shape = first.shape
+        self.info = VideoInfo(path, len(self.files), first.shape[0], first.shape[1], None, "none")
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.files), chunk_frames):
+            batch = []
+            for file in self.files[start : start + chunk_frames]:
+                image = _read_image(file)
+                if image.shape != self._shape:
+                    raise VideoError(f"{file}: frame shape {image.shape} differs from the "
+                                     f"first frame's {self._shape}")
+                batch.append(image)
+            yield _as_frames(np.stack(batch), self.path)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, naturally sorted."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES]
+    return sorted(files, key=natural_key)
+
+
+def open_video(path: str | Path) -> ContainerReader | TiffStackReader | FrameFolderReader:
+    """Reader for a video file or frame folder, chosen by suffix; raises VideoError."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return FrameFolderReader(path)
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        return TiffStackReader(path)
+    if suffix in CONTAINER_SUFFIXES:
+        return ContainerReader(path)
+    raise VideoError(f"{path}: unknown video type '{suffix}' (known: {', '.join(VIDEO_SUFFIXES)})")
+
+
+def read_all(path: str | Path, chunk_frames: int = 64) -> np.ndarray:
+    """Every frame of a short video as one array (for tests and small inputs only)."""
+    return np.concatenate(list(open_video(path).chunks(chunk_frames)))
+

@@ -1,0 +1,186 @@
+"""One video end to end: read -> segment (or take given masks) -> measure -> cycles -> metrics -> write.
+
+Outputs of a video land in `OUT/<name>/` all at once (see `io.results.staged_folder`):
+frames.csv, beats.csv, provenance.json and, on request, masks.tif.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import __version__
+from .cardiac import BeatSummary, beat_table, summarise_beats
+from .config import Config
+from .cycles import detect_cycles
+from .io.masks import MaskStackWriter, mask_chunks
+from .io.results import staged_folder, write_csv_atomic, write_json_atomic
+from .io.video import VideoError, VideoInfo, open_video
+from .morphometry import measure_masks
+
+log = logging.getLogger(__name__)
+
+MIN_FRAMES = 3
+
+
+class Segmenter(Protocol):
+    """Anything that turns frames into ventricle probabilities at native geometry."""
+
+    def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t, H, W[, C]) frames -> (prob (t, H, W) float32 in [0, 1], confidence (t,) float)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """Model file, hash and settings, for provenance.json."""
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """Everything measured for one video."""
+
+    name: str
+    info: VideoInfo
+    fps: float
+    fps_source: str  # user | container | metadata
+    pixel_size_um: float
+    pixel_size_source: str  # user | metadata | default
+    frames: pd.DataFrame
+    beats: pd.DataFrame
+    summary: BeatSummary
+
+    def summary_row(self) -> dict[str, Any]:
+        """One row of summary.csv."""
+        return {
+            "video": self.name,
+            "status": "ok",
+            "error": "",
+            "n_frames": len(self.frames),
+            "fps": self.fps,
+            "fps_source": self.fps_source,
+            "pixel_size_um": self.pixel_size_um,
+            "pixel_size_source": self.pixel_size_source,
+            **self.summary.to_dict(),
+        }
+
+
+def resolve_fps(info: VideoInfo, fps: float | None) -> tuple[float, str]:
+    """Frame rate and its source: the user's value, else the file's, else a VideoError."""
+    if fps is not None:
+        if not (np.isfinite(fps) and fps > 0):
+            raise VideoError(f"{info.path}: --fps must be positive, got {fps}")
+        return float(fps), "user"
+    if info.fps is None:
+        raise VideoError(f"{info.path}: frame rate unknown (not in the file's metadata); pass --fps")
+    return float(info.fps), info.fps_source
+
+
+def resolve_pixel_size(info: VideoInfo, pixel_size_um: float | None, default: float) -> tuple[float, str]:
+    """Pixel size in um and its source: user > file metadata > config default."""
+    if pixel_size_um is not None:
+        if not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
+            raise VideoError(f"{info.path}: --pixel-size must be positive, got {pixel_size_um}")
+        return float(pixel_size_um), "user"
+    if info.pixel_size_um is not None and info.pixel_size_um > 0:
+        return float(info.pixel_size_um), info.pixel_size_source
+    return float(default), "default"
+
+
+def analyze_video(
+    path: str | Path,
+    out_dir: str | Path,
+    config: Config,
+    *,
+    name: str | None = None,
+    masks: str | Path | None = None,
+    segmenter: Segmenter | None = None,
+    fps: float | None = None,
+    pixel_size_um: float | None = None,
+    save_masks: bool = False,
+    show_progress: bool = True,
+) -> VideoResult:
+    """Analyse one video and write its results to `out_dir/<name>/`; raises VideoError.
+
+    Exactly one of `masks` (a mask stack or folder for this video) and `segmenter` is used;
+    `masks` wins when both are given.
+    """
+    reader = open_video(path)
+    info = reader.info
+    name = name or Path(path).stem
+    if info.n_frames < MIN_FRAMES:
+        raise VideoError(f"{path}: only {info.n_frames} frame(s); at least {MIN_FRAMES} are needed")
+    fps_value, fps_source = resolve_fps(info, fps)
+    pixel, pixel_source = resolve_pixel_size(info, pixel_size_um, config.io.default_pixel_size_um)
+    if masks is None and segmenter is None:
+        raise ValueError("analyze_video needs masks or a segmenter")
+
+    chunk = config.io.chunk_frames
+    given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
+    tables, confidences, state = [], [], None
+    with staged_folder(Path(out_dir) / name) as stage:
+        writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
+        bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
+                   disable=not show_progress)
+        try:
+            first = 0
+            for frames in reader.chunks(chunk):
+                if given is not None:
+                    mask = next(given, None)
+                    if mask is None or len(mask) != len(frames):
+                        raise VideoError(f"{masks}: fewer masks than frames in {path}")
+                else:
+                    prob, confidence = segmenter.predict(frames)
+                    mask = prob >= config.segment.threshold
+                    confidences.append(confidence)
+                table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
+                tables.append(table)
+                if writer is not None:
+                    writer.write(mask)
+                first += len(frames)
+                bar.update(len(frames))
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        if first < MIN_FRAMES:
+            raise VideoError(f"{path}: only {first} frame(s) decoded; at least {MIN_FRAMES} are needed")
+        frames_table = pd.concat(tables, ignore_index=True)
+        frames_table.insert(1, "time_s", frames_table["frame"] / fps_value)
+        if confidences:
+            frames_table["confidence"] = np.concatenate(confidences)
+        detection = detect_cycles(frames_table[config.cycles.signal].to_numpy(), fps_value,
+                                  config.cycles)
+        beats = beat_table(frames_table, detection)
+        summary = summarise_beats(beats)
+        write_csv_atomic(frames_table, stage / "frames.csv")
+        write_csv_atomic(beats, stage / "beats.csv")
+        write_json_atomic(
+            _provenance(path, masks, segmenter, config, fps_value, fps_source, pixel, pixel_source,
+                        detection.period_frames),
+            stage / "provenance.json",
+        )
+    log.debug("%s: %d frames, %d beats", path, len(frames_table), len(beats))
+    return VideoResult(name, info, fps_value, fps_source, pixel, pixel_source, frames_table, beats,
+                       summary)
+
+
+def _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,
+                period_frames) -> dict[str, Any]:
+    return {
+        "medaka_heart_version": __version__,
+        "python": platform.python_version(),
+        "input": str(Path(path).resolve()),
+        "masks": str(Path(masks).resolve()) if masks else None,
+        "model": segmenter.provenance() if (segmenter is not None and not masks) else None,
+        "fps": fps,
+        "fps_source": fps_source,
+        "pixel_size_um": pixel,
+        "pixel_size_source": pixel_source,
+        "dominant_period_frames": period_frames,
+        "config": config.to_dict(),
+    }

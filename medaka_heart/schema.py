@@ -1,0 +1,69 @@
+"""Column names of the result tables: the contract other tools read. Keep them."""
+
+FRAME_COLUMNS = (
+    "frame",  # 0-based frame index
+    "time_s",  # frame / fps
+    "area_um2",
+    "major_um",  # full major axis length of the moment ellipse
+    "minor_um",  # full minor axis length
+    "volume_pl",  # prolate spheroid pi/6 * minor^2 * major, 1 pl = 1000 um^3
+    "equiv_diameter_um",
+    "orientation_rad",  # skimage convention: angle between row axis and major axis
+    "centroid_x_um",
+    "centroid_y_um",
+    "solidity",
+    "n_components",  # connected components in the raw mask
+)
+
+BEAT_COLUMNS = (
+    "beat",  # 0-based beat index
+    "ed_frame",  # end-diastolic frame (largest ventricle), 0-based
+    "es_frame",  # end-systolic frame that follows it (smallest ventricle)
+    "ed_time_s",  # sub-frame refined times
+    "es_time_s",
+    "rr_s",  # interval to the next ED, NaN for the last beat
+    "hr_bpm",  # 60 / rr_s
+    "edv_pl",
+    "esv_pl",
+    "sv_pl",
+    "ef_pct",  # 100 * (edv - esv) / edv
+    "fs_minor_pct",
+    "fs_major_pct",
+    "fac_pct",  # fractional area change
+    "ed_area_um2",
+    "es_area_um2",
+    "ed_major_um",
+    "es_major_um",
+    "ed_minor_um",
+    "es_minor_um",
+)
+
+SUMMARY_COLUMNS = (
+    "video",
+    "status",  # ok | failed | skipped
+    "error",
+    "n_frames",
+    "fps",
+    "fps_source",
+    "pixel_size_um",
+    "pixel_size_source",
+    "n_beats",
+    "hr_bpm",
+    "hr_bpm_std",
+    "hr_bpm_median",
+    "hr_bpm_q1",
+    "hr_bpm_q3",
+    "sdnn_ms",
+    "rmssd_ms",
+    "ef_pct",
+    "ef_pct_std",
+    "ef_pct_median",
+    "ef_pct_q1",
+    "ef_pct_q3",
+    "fs_minor_pct",
+    "fs_major_pct",
+    "fac_pct",
+    "edv_pl",
+    "esv_pl",
+    "sv_pl",
+)

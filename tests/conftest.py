@@ -1,0 +1,64 @@
+"""Shared fixtures: masks of ellipses whose axes follow a known periodic law."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from skimage.draw import ellipse
+
+
+@dataclass(frozen=True)
+class EllipseLaw:
+    """Semi-axes a (major) and b (minor) in px contract by fractions fa, fb at systole.
+
+    c(t) = (1 - cos(2 pi f t + phase)) / 2 is 0 at end-diastole and 1 at end-systole.
+    """
+
+    fps: float = 15.0
+    hr_bpm: float = 130.0
+    a0: float = 70.0
+    b0: float = 45.0
+    fa: float = 0.10
+    fb: float = 0.25
+    phase: float = 1.0
+    height: int = 240
+    width: int = 320
+    pixel_size_um: float = 1.5
+
+    def contraction(self, t):
+        return 0.5 * (1 - np.cos(2 * np.pi * self.hr_bpm / 60 * np.asarray(t) + self.phase))
+
+    def semi_axes(self, t):
+        c = self.contraction(t)
+        return self.a0 * (1 - self.fa * c), self.b0 * (1 - self.fb * c)
+
+    def ed_times(self, duration):
+        f = self.hr_bpm / 60
+        k = np.arange(-2, duration * f + 2)
+        t = (2 * np.pi * k - self.phase) / (2 * np.pi * f)
+        return t[(t >= 0) & (t <= duration)]
+
+    def es_times(self, duration):
+        f = self.hr_bpm / 60
+        k = np.arange(-2, duration * f + 2)
+        t = (2 * np.pi * k + np.pi - self.phase) / (2 * np.pi * f)
+        return t[(t >= 0) & (t <= duration)]
+
+    def volume_pl(self, a, b):
+        return np.pi / 6 * (2 * b * self.pixel_size_um) ** 2 * (2 * a * self.pixel_size_um) / 1000
+
+    def masks(self, n_frames, angle=0.3):
+        stack = np.zeros((n_frames, self.height, self.width), dtype=bool)
+        cy, cx = self.height / 2, self.width / 2
+        for i in range(n_frames):
+            a, b = self.semi_axes(i / self.fps)
+            rr, cc = ellipse(cy, cx, b, a, shape=stack.shape[1:], rotation=angle)
+            stack[i, rr, cc] = True
+        return stack
+
+
+@pytest.fixture
+def law() -> EllipseLaw:
+    return EllipseLaw()
