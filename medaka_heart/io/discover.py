@@ -59,9 +59,8 @@ def output_names(videos: list[Path]) -> list[str]:
     names: list[str] = []
     for path, stem in zip(videos, stems, strict=True):
         name = stem
-        if stems.count(stem) > 1:
-            name = f"{stem}_{path.suffix.lstrip('.').lower()}" if path.suffix else stem
-            name = f"{name}_{path.parent.name}" if name in names else name
+        if stems.count(stem) > 1:  # same stem in several places: prefix the parent folder
+            name = f"{path.parent.name}_{stem}"
         base, k = name, 2
         while name in names:
             name, k = f"{base}_{k}", k + 1

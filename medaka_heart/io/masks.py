@@ -37,7 +37,8 @@ class MaskStackWriter:
 
     def write(self, masks: np.ndarray) -> None:
         for mask in np.asarray(masks, dtype=bool):
-            self._tif.write(mask.astype(np.uint8) * 255, compression="zlib", photometric="minisblack")
+            self._tif.write(mask.astype(np.uint8) * 255, compression="zlib", photometric="minisblack",
+                            metadata=None)
 
     def close(self) -> None:
         self._tif.close()

@@ -168,6 +168,10 @@ class TiffStackReader:
                 series = tif.series[0]
                 axes, shape = series.axes, series.shape
                 n_pages = len(series.pages)
+                one_page_each = len(tif.series) > 1 and all(
+                    s.shape == shape and len(s.pages) == 1 for s in tif.series)
+                if one_page_each:  # e.g. one shaped series per page: the pages are the frames
+                    axes, shape, n_pages = "I" + axes, (len(tif.series), *shape), len(tif.series)
                 fps, pixel, source = _tiff_fps_and_pixel_size(tif)
         except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
             raise VideoError(f"{path}: not a readable TIFF ({exc})") from None
@@ -178,6 +182,7 @@ class TiffStackReader:
         self._frame_shape = tuple(shape[-frame_axes:])
         self._n = int(np.prod(shape[:-frame_axes], dtype=int)) if len(shape) > frame_axes else 1
         self._paged = n_pages == self._n
+        self._series = None if one_page_each else 0
         if fps is not None and not (np.isfinite(fps) and fps > 0):
             raise VideoError(f"{path}: metadata gives an invalid frame rate ({fps}); pass --fps")
         h, w = self._frame_shape[:2]
@@ -194,7 +199,7 @@ class TiffStackReader:
             for start in range(0, self._n, chunk_frames):
                 stop = min(start + chunk_frames, self._n)
                 try:
-                    data = tif.asarray(key=range(start, stop), series=0)
+                    data = tif.asarray(key=range(start, stop), series=self._series)
                 except Exception as exc:  # codec errors come in many types
                     raise VideoError(f"{self.path}: cannot decode frames {start}-{stop - 1} "
                                      f"({exc})") from None

@@ -1,0 +1,116 @@
+"""`medaka-heart analyze --masks` on real files: exact results, isolated failures, clean errors."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from click.testing import CliRunner
+
+from medaka_heart.cli import main
+from medaka_heart.schema import BEAT_COLUMNS, FRAME_COLUMNS, SUMMARY_COLUMNS
+
+
+@pytest.fixture
+def law_video(tmp_path, law):
+    """An AVI of the ellipse law (the mask painted grey on noise) and its LZW mask stack."""
+    n = int(8 * law.fps)
+    masks = law.masks(n)
+    rng = np.random.default_rng(1)
+    video = tmp_path / "heart.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), law.fps,
+                             (law.width, law.height))
+    for m in masks:
+        img = rng.integers(0, 60, m.shape, dtype=np.uint8) + 150 * m.astype(np.uint8)
+        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    mask_path = tmp_path / "heart_masks.tif"
+    rgb = np.repeat(masks[..., None].astype(np.uint8) * 255, 3, axis=-1)
+    tifffile.imwrite(mask_path, rgb, compression="lzw", photometric="rgb")
+    return video, mask_path, masks
+
+
+def test_analyze_with_masks_writes_the_contract(tmp_path, law, law_video):
+    video, mask_path, masks = law_video
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["analyze", str(video), "--masks", str(mask_path), "-o",
+                                       str(out), "--pixel-size", str(law.pixel_size_um),
+                                       "--save-masks", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    frames = pd.read_csv(out / "heart" / "frames.csv")
+    beats = pd.read_csv(out / "heart" / "beats.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(FRAME_COLUMNS) <= set(frames.columns)
+    assert list(beats.columns) == list(BEAT_COLUMNS)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    row = summary.iloc[0]
+    assert row["status"] == "ok" and row["fps"] == pytest.approx(law.fps)
+    assert row["fps_source"] == "container" and row["pixel_size_source"] == "user"
+    assert row["hr_bpm"] == pytest.approx(law.hr_bpm, rel=0.005)
+    assert row["fs_minor_pct"] == pytest.approx(100 * law.fb, rel=0.01)
+    assert len(frames) == len(masks)
+    np.testing.assert_array_equal(tifffile.imread(out / "heart" / "masks.tif") > 0, masks)
+    assert (out / "heart" / "provenance.json").exists()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # nothing half-written
+
+
+def test_bad_inputs_fail_alone(tmp_path, law, law_video):
+    video, mask_path, _ = law_video
+    (tmp_path / "notes.avi").write_text("not a video")
+    wrong = tmp_path / "wrong_size.tif"
+    tifffile.imwrite(wrong, np.zeros((5, 10, 10), np.uint8))
+    (tmp_path / "sub").mkdir()
+    twin = tmp_path / "sub" / "heart.avi"  # same stem, other folder: must not overwrite
+    twin.write_bytes(video.read_bytes())
+    out = tmp_path / "out"
+    args = ["analyze", str(video), str(tmp_path / "notes.avi"), str(tmp_path / "missing.avi"),
+            str(twin), "-o", str(out), "--masks", str(mask_path), "--masks", str(mask_path),
+            "--masks", str(mask_path), "--masks", str(wrong), "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv").set_index("video")
+    assert summary.loc[f"{tmp_path.name}_heart", "status"] == "ok"
+    assert summary.loc["notes", "status"] == "failed"
+    assert "notes.avi" in summary.loc["notes", "error"]
+    assert "no such file" in summary.loc["missing", "error"]
+    assert "masks are 10x10 px" in summary.loc["sub_heart", "error"]
+    assert "Traceback" not in result.output
+
+
+def test_all_inputs_failing_exits_non_zero(tmp_path):
+    (tmp_path / "a.avi").write_bytes(b"")
+    result = CliRunner().invoke(main, ["analyze", str(tmp_path / "a.avi"), "-o",
+                                       str(tmp_path / "out"), "--masks", str(tmp_path / "a.avi")])
+    assert result.exit_code == 1
+    assert "0/1 video(s) analysed" in result.output
+
+
+def test_unknown_fps_is_a_clear_error(tmp_path, law):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    masks = law.masks(6)
+    for i, m in enumerate(masks):
+        cv2.imwrite(str(folder / f"f{i}.png"), m.astype(np.uint8) * 255)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["analyze", str(folder), "-o", str(out), "--masks",
+                                       str(folder), "--no-progress"])
+    assert result.exit_code == 1
+    error = pd.read_csv(out / "summary.csv")["error"].iloc[0]
+    assert "frame rate unknown" in error and "--fps" in error
+    ok = CliRunner().invoke(main, ["analyze", str(folder), "-o", str(out), "--masks", str(folder),
+                                   "--fps", "15", "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_module_entry_point_help_is_fast_and_lists_commands():
+    run = subprocess.run([sys.executable, "-m", "medaka_heart", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "analyze" in run.stdout
+    assert "torch" not in sys.modules or True  # imports are checked below in a fresh process
+    probe = subprocess.run([sys.executable, "-c", "import sys, medaka_heart.cli; "
+                            "print('torch' in sys.modules, 'cv2' in sys.modules)"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.split() == ["False", "False"]
