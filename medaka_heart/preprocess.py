@@ -43,8 +43,8 @@ def normalise_intensity(
     """
     gray = np.nan_to_num(np.asarray(gray, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     flat = gray.reshape(gray.shape[0], -1)
-    lo, hi = np.percentile(flat, [low_percentile, high_percentile], axis=1)
-    span = np.maximum(hi - lo, 1e-6)
+    lo, hi = np.percentile(flat, [low_percentile, high_percentile], axis=1).astype(np.float32)
+    span = np.maximum(hi - lo, np.float32(1e-6))
     out = (gray - lo[:, None, None]) / span[:, None, None]
     return np.clip(out, 0.0, 1.0, out=out)
 
