@@ -1,5 +1,5 @@
 # One-command set-up: `make demo` runs the tool on the bundled sample data, `make test` runs the tests.
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 

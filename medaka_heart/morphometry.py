@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pandas as pd
-from skimage.measure import label, regionprops
+from skimage.measure import regionprops
 
 from .cardiac import prolate_spheroid_volume_pl
 from .schema import FRAME_COLUMNS
@@ -28,31 +29,61 @@ class TrackState:
     centroid: tuple[float, float]
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(r0, r1, c0, c1) of the nonzero pixels of a 2-D mask, None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def select_component(mask: np.ndarray, previous: TrackState | None) -> tuple[np.ndarray, int]:
-    """The temporally consistent connected component of a 2-D mask, and the component count."""
-    labels, n = label(mask, connectivity=2, return_num=True)
-    if n <= 1:
-        return labels > 0, n
-    counts = np.bincount(labels.ravel())[1:]
+    """The temporally consistent connected component (8-connected) of a 2-D mask, and the count."""
+    box = _bounding_box(mask)
+    if box is None:
+        return mask.astype(bool), 0
+    r0, r1, c0, c1 = box
+    crop = mask[r0:r1, c0:c1].astype(np.uint8)
+    n_labels, labels, stats, centroids = cv2.connectedComponentsWithStats(crop, connectivity=8)
+    n = n_labels - 1
+    if n == 1:
+        return mask.astype(bool), 1
+    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     if previous is not None:
-        overlap = np.bincount(labels[previous.mask].ravel(), minlength=n + 1)[1:]
+        before = previous.mask[r0:r1, c0:c1]
+        overlap = np.bincount(labels[before], minlength=n_labels)[1:]
         if overlap.max() > 0:
-            return labels == 1 + int(np.argmax(overlap)), n
-        props = regionprops(labels)
-        dist = [np.hypot(p.centroid[0] - previous.centroid[0], p.centroid[1] - previous.centroid[1])
-                for p in props]
-        return labels == props[int(np.argmin(dist))].label, n
-    return labels == 1 + int(np.argmax(counts)), n
+            keep = 1 + int(np.argmax(overlap))
+        else:
+            py, px = previous.centroid
+            dist = np.hypot(centroids[1:, 1] + r0 - py, centroids[1:, 0] + c0 - px)
+            keep = 1 + int(np.argmin(dist))
+    kept = np.zeros(mask.shape, dtype=bool)
+    kept[r0:r1, c0:c1] = labels == keep
+    return kept, n
+
+
+def solidity(mask: np.ndarray) -> float:
+    """Area / convex-hull area of a 2-D single-region mask, both in pixel counts.
+
+    The hull polygon runs through pixel centres; half its perimeter plus one pixel is added
+    to its area so that a convex region has solidity ~1, as with pixel-count hulls.
+    """
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    hull = cv2.convexHull(points)
+    hull_px = cv2.contourArea(hull) + cv2.arcLength(hull, closed=True) / 2 + 1
+    return float(min(1.0, mask.sum() / hull_px))
 
 
 def region_features(mask: np.ndarray, pixel_size_um: float) -> dict[str, float]:
     """Features of the single region in a 2-D bool mask, in um; NaN for an empty mask."""
-    if not mask.any():
+    box = _bounding_box(mask)
+    if box is None:
         return {name: np.nan for name in FEATURES if name != "n_components"}
-    rows, cols = np.nonzero(mask)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    crop = mask[r0:r1, c0:c1].astype(np.uint8)
-    prop = regionprops(crop, spacing=(pixel_size_um, pixel_size_um))[0]
+    r0, r1, c0, c1 = box
+    crop = mask[r0:r1, c0:c1]
+    prop = regionprops(crop.astype(np.uint8), spacing=(pixel_size_um, pixel_size_um))[0]
     major, minor = prop.axis_major_length, prop.axis_minor_length
     cy, cx = prop.centroid
     return {
@@ -64,7 +95,7 @@ def region_features(mask: np.ndarray, pixel_size_um: float) -> dict[str, float]:
         "orientation_rad": float(prop.orientation),
         "centroid_x_um": float(cx + c0 * pixel_size_um),
         "centroid_y_um": float(cy + r0 * pixel_size_um),
-        "solidity": float(prop.solidity),
+        "solidity": solidity(crop),
     }
 
 
@@ -90,8 +121,8 @@ def measure_masks(
         features["n_components"] = n_components
         features["frame"] = first_frame + t
         rows.append(features)
-        if kept.any():
-            cy, cx = np.argwhere(kept).mean(axis=0)
-            previous = TrackState(kept, (float(cy), float(cx)))
+        if n_components:
+            px = pixel_size_um
+            previous = TrackState(kept, (features["centroid_y_um"] / px, features["centroid_x_um"] / px))
     columns = ["frame", *FEATURES]
     return pd.DataFrame(rows, columns=columns), previous

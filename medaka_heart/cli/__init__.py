@@ -29,8 +29,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from .analyze import analyze
+    from .evaluate import evaluate
 
     main.add_command(analyze)
+    main.add_command(evaluate)
 
 
 _register()
