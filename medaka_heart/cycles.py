@@ -58,21 +58,30 @@ def fill_gaps(signal: np.ndarray) -> np.ndarray:
     return x
 
 
-def dominant_period_frames(signal: np.ndarray, min_period: float, max_period: float) -> float:
-    """Dominant period (frames) of a signal from its autocorrelation, searched in a range.
+def autocorrelation(x: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation (lag 0 = 1) of the mean-removed signal(s) along the last axis.
 
-    The first autocorrelation maximum that reaches 80% of the highest one in
-    [min_period, max_period] is taken (so a multiple of the period is not chosen)
-    and refined by parabolic interpolation. NaN if the signal has no periodicity there.
+    For a (P, T) stack the autocorrelations of the rows are summed before normalising.
     """
-    x = np.asarray(signal, dtype=float)
-    x = x - x.mean()
-    n = x.size
-    if n < 4 or not np.any(x):
-        return float("nan")
-    spectrum = np.fft.rfft(x, 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    acf /= acf[0]
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean(axis=-1, keepdims=True)
+    n = x.shape[-1]
+    spectrum = np.fft.rfft(x, 2 * n, axis=-1)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), axis=-1)[..., :n]
+    if acf.ndim > 1:
+        acf = acf.reshape(-1, n).sum(axis=0)
+    return acf / acf[0] if acf[0] > 0 else np.zeros(n)
+
+
+def period_from_acf(acf: np.ndarray, min_period: float, max_period: float) -> float:
+    """Dominant period (samples) from an autocorrelation, searched in [min_period, max_period].
+
+    The first autocorrelation maximum whose interpolated height reaches 70% of the highest
+    one in range is taken
+    (so a multiple of the period is not chosen) and refined by parabolic interpolation.
+    NaN where there is no maximum in range.
+    """
+    n = acf.size
     lo = max(1, int(np.floor(min_period)))
     hi = min(n - 2, int(np.ceil(max_period)))
     if hi <= lo:
@@ -82,9 +91,18 @@ def dominant_period_frames(signal: np.ndarray, min_period: float, max_period: fl
     candidates = lags[local_max]
     if candidates.size == 0:
         return float("nan")
-    best = acf[candidates].max()
-    lag = int(candidates[acf[candidates] >= 0.8 * best][0])
-    return lag + parabolic_offset(acf, lag)
+    offsets = np.array([parabolic_offset(acf, int(c)) for c in candidates])
+    heights = np.array([value_at(acf, int(c), o) for c, o in zip(candidates, offsets, strict=True)])
+    first = int(np.flatnonzero(heights >= 0.7 * heights.max())[0])
+    return float(candidates[first] + offsets[first])
+
+
+def dominant_period_frames(signal: np.ndarray, min_period: float, max_period: float) -> float:
+    """Dominant period (frames) of a signal, searched in a range; NaN if not periodic there."""
+    x = np.asarray(signal, dtype=float)
+    if x.size < 4 or np.ptp(x) == 0:
+        return float("nan")
+    return period_from_acf(autocorrelation(x), min_period, max_period)
 
 
 def parabolic_offset(y: np.ndarray, i: int) -> float:

@@ -22,12 +22,15 @@ from .config import Config
 from .cycles import detect_cycles
 from .io.masks import MaskStackWriter, mask_chunks
 from .io.results import staged_folder, write_csv_atomic, write_json_atomic
+from .intensity_rate import IntensityRate, intensity_heart_rate
 from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
+from .preprocess import thumbnails
 
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 3
+INTENSITY_MAX_FRAMES = 2048  # frames kept (as 48-px thumbnails) for the model-free heart rate
 
 
 class Segmenter(Protocol):
@@ -53,6 +56,7 @@ class VideoResult:
     frames: pd.DataFrame
     beats: pd.DataFrame
     summary: BeatSummary
+    intensity: IntensityRate
 
     def summary_row(self) -> dict[str, Any]:
         """One row of summary.csv."""
@@ -66,6 +70,8 @@ class VideoResult:
             "pixel_size_um": self.pixel_size_um,
             "pixel_size_source": self.pixel_size_source,
             **self.summary.to_dict(),
+            "hr_bpm_intensity": self.intensity.hr_bpm,
+            "intensity_periodicity": self.intensity.periodicity,
         }
 
 
@@ -121,7 +127,7 @@ def analyze_video(
 
     chunk = config.io.chunk_frames
     given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
-    tables, confidences, state = [], [], None
+    tables, confidences, thumbs, state = [], [], [], None
     with staged_folder(Path(out_dir) / name) as stage:
         writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
         bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
@@ -137,6 +143,8 @@ def analyze_video(
                     prob, confidence = segmenter.predict(frames)
                     mask = prob >= config.segment.threshold
                     confidences.append(confidence)
+                if first < INTENSITY_MAX_FRAMES:
+                    thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))
                 table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
                 tables.append(table)
                 if writer is not None:
@@ -157,6 +165,8 @@ def analyze_video(
                                   config.cycles)
         beats = beat_table(frames_table, detection)
         summary = summarise_beats(beats)
+        intensity = intensity_heart_rate(np.concatenate(thumbs), fps_value,
+                                         config.cycles.hr_min_bpm, config.cycles.hr_max_bpm)
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")
         write_json_atomic(
@@ -166,7 +176,7 @@ def analyze_video(
         )
     log.debug("%s: %d frames, %d beats", path, len(frames_table), len(beats))
     return VideoResult(name, info, fps_value, fps_source, pixel, pixel_source, frames_table, beats,
-                       summary)
+                       summary, intensity)
 
 
 def _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,

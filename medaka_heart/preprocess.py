@@ -86,3 +86,10 @@ def restore_geometry(prob: np.ndarray, height: int, width: int) -> np.ndarray:
     Threshold the result (not the input) so the mask edge is placed at sub-pixel accuracy.
     """
     return resize_stack(np.asarray(prob, dtype=np.float32), height, width, linear=True)
+
+
+def thumbnails(frames: np.ndarray, width: int = 48) -> np.ndarray:
+    """(T, H, W[, C]) frames -> (T, h, width) float32 grayscale, aspect ratio kept (area averaging)."""
+    gray = to_gray(frames)
+    height = max(1, round(gray.shape[1] * width / gray.shape[2]))
+    return resize_stack(gray, height, width)

@@ -66,4 +66,6 @@ SUMMARY_COLUMNS = (
     "edv_pl",
     "esv_pl",
     "sv_pl",
+    "hr_bpm_intensity",  # model-free heart rate from pixel intensities (cross-check)
+    "intensity_periodicity",  # 0-1, how periodic that intensity signal is
 )

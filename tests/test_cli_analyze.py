@@ -51,6 +51,7 @@ def test_analyze_with_masks_writes_the_contract(tmp_path, law, law_video):
     assert row["fps_source"] == "container" and row["pixel_size_source"] == "user"
     assert row["hr_bpm"] == pytest.approx(law.hr_bpm, rel=0.005)
     assert row["fs_minor_pct"] == pytest.approx(100 * law.fb, rel=0.01)
+    assert row["hr_bpm_intensity"] == pytest.approx(law.hr_bpm, rel=0.02)  # model-free check
     assert len(frames) == len(masks)
     np.testing.assert_array_equal(tifffile.imread(out / "heart" / "masks.tif") > 0, masks)
     assert (out / "heart" / "provenance.json").exists()
