@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .cycles import CycleDetection, value_at
+from .cycles import CycleDetection, parabolic_offset, value_at
 from .schema import BEAT_COLUMNS
 
 UM3_PER_PL = 1000.0  # 1 pl = 1e-15 m^3 = 1000 um^3
@@ -32,8 +32,9 @@ def fractional_shortening_pct(diastolic, systolic):
 def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
     """One row per beat (an ED and the ES after it) with the columns of `schema.BEAT_COLUMNS`.
 
-    Values at ED and ES are read at the sub-frame refined times: the volume signal at its
-    interpolated extremum, the other features by the same local quadratic.
+    Times are the refined ones of `detection`. Values are read at the local extremum of the
+    volume signal (the vertex of the parabola through the three samples around the ED or
+    ES frame), the other features by the same local quadratic at that position.
     """
     signal = detection.signal
     rows = []
@@ -45,7 +46,8 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
         rr = detection.rr_s[k]
         row["rr_s"] = rr
         row["hr_bpm"] = 60.0 / rr if np.isfinite(rr) and rr > 0 else np.nan
-        for phase, idx, off in (("ed", ed, ed_off), ("es", es, es_off)):
+        for phase, idx in (("ed", ed), ("es", es)):
+            off = parabolic_offset(signal, idx) if idx >= 0 else 0.0
             for name in ("area_um2", "major_um", "minor_um"):
                 col = np.asarray(frames[name], dtype=float)
                 row[f"{phase}_{name}"] = value_at(col, idx, off) if idx >= 0 else np.nan

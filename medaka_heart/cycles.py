@@ -134,6 +134,50 @@ def value_at(y: np.ndarray, i: int, offset: float) -> float:
     return float(b + offset * (c - a) / 2.0 + offset**2 * (a - 2.0 * b + c) / 2.0)
 
 
+def refine_by_template(signal: np.ndarray, positions: np.ndarray, period: float, *,
+                       maximum: bool, half_window: float = 0.5, iterations: int = 3) -> np.ndarray:
+    """Sub-frame extremum positions (frames) refined by aligning every beat to a common template.
+
+    All beats are sampled at different phases, so together they sample the beat's shape
+    far finer than one frame ("equivalent-time sampling"): the samples within
+    +-half_window periods of each extremum are z-scored, a polynomial template is fitted to
+    all of them, each beat's shift against the template is found by least squares, and the
+    template's own extremum gives the time. Beats whose window is cut by the video's edge,
+    and any that would move by more than one frame, keep their input position; with fewer
+    than 4 usable beats the input is returned.
+    """
+    y = np.asarray(signal, dtype=float)
+    pos = np.asarray(positions, dtype=float)
+    if pos.size < 4 or not np.isfinite(period):
+        return pos
+    width = max(1.5, half_window * period)
+    grid = np.linspace(-0.6, 0.6, 121)
+    refined = pos.copy()
+    for _ in range(iterations):
+        offsets, values, owner = [], [], []
+        for k, centre in enumerate(refined):
+            j = np.arange(int(np.ceil(centre - width)), int(np.floor(centre + width)) + 1)
+            if j[0] < 0 or j[-1] >= y.size or np.ptp(y[j]) == 0:  # cut by the video's edge
+                continue
+            offsets.append(j - centre)
+            values.append((y[j] - y[j].mean()) / y[j].std())
+            owner.append(k)
+        if len(owner) < 4:
+            return pos
+        x_all, z_all = np.concatenate(offsets), np.concatenate(values)
+        degree = int(min(8, max(2, x_all.size // 6)))
+        template = np.polynomial.Polynomial.fit(x_all, z_all, degree)
+        fine = template(grid)
+        peak = grid[int(np.argmax(fine) if maximum else np.argmin(fine))]
+        for k, x, z in zip(owner, offsets, values, strict=True):
+            misfit = ((template(x[None, :] - grid[:, None]) - z[None, :]) ** 2).sum(axis=1)
+            i = int(np.argmin(misfit))
+            refined[k] += grid[i] + parabolic_offset(-misfit, i) * (grid[1] - grid[0]) + peak
+    moved = np.abs(refined - pos) > 1.0
+    refined[moved] = pos[moved]
+    return refined
+
+
 def _refine(raw: np.ndarray, idx: int, maximum: bool) -> tuple[int, float]:
     """Move idx to the raw extremum among its neighbours, then refine it below a frame."""
     lo, hi = max(0, idx - 1), min(raw.size, idx + 2)
@@ -196,20 +240,32 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         es_index.append(es)
         es_offset.append(es_off)
 
-    ed_index = np.asarray(ed_index, dtype=int)
-    ed_offset = np.asarray(ed_offset, dtype=float)
+    ed_index, ed_offset = _template_refined(raw, ed_index, ed_offset, period, maximum=True)
+    es_index, es_offset = _template_refined(raw, es_index, es_offset, period, maximum=False)
     ed_times = (ed_index + ed_offset) / fps
     rr = np.append(np.diff(ed_times), np.nan)
     return CycleDetection(
         fps=float(fps),
         ed_index=ed_index,
         ed_offset=ed_offset,
-        es_index=np.asarray(es_index, dtype=int),
-        es_offset=np.asarray(es_offset, dtype=float),
+        es_index=es_index,
+        es_offset=es_offset,
         rr_s=rr,
         signal=raw,
         period_frames=float(period),
     )
+
+
+def _template_refined(raw, index, offset, period, *, maximum):
+    """(index, offset) arrays after `refine_by_template`; index -1 (not seen) stays as it is."""
+    index, offset = np.asarray(index, dtype=int), np.asarray(offset, dtype=float)
+    seen = index >= 0
+    pos = refine_by_template(raw, index[seen] + offset[seen], period, maximum=maximum)
+    pos = np.clip(pos, 0, raw.size - 1)
+    index, offset = index.copy(), offset.copy()
+    index[seen] = np.round(pos).astype(int)
+    offset[seen] = pos - index[seen]
+    return index, offset
 
 
 def _no_beats(fps: float, signal: np.ndarray, period: float = float("nan")) -> CycleDetection:

@@ -51,7 +51,7 @@ def test_detect_cycles_on_cosine(fps, hr, phase):
     true_ed = (2 * np.pi * np.arange(0, 40) - phase) / (2 * np.pi * f)
     true_ed = true_ed[(true_ed > 0.5 / fps) & (true_ed < (n - 1.5) / fps)]
     assert det.n_beats == true_ed.size
-    np.testing.assert_allclose(det.ed_times_s, true_ed, atol=0.1 / fps)
+    np.testing.assert_allclose(det.ed_times_s, true_ed, atol=0.15 / fps)
     assert np.nanmean(60 / det.rr_s) == pytest.approx(hr, rel=0.005)
     es = det.es_index[det.es_index >= 0]
     assert np.all(es > det.ed_index[: es.size])
@@ -87,3 +87,28 @@ def test_noise_does_not_add_beats():
 def test_invalid_fps_is_rejected():
     with pytest.raises(ValueError, match="fps"):
         detect_cycles(np.ones(10), 0)
+
+
+def test_template_refinement_beats_parabola_on_a_sharp_waveform():
+    """A cusp-like ED (fast ejection right after filling): the 3-point parabola's error depends
+    on where the samples fall; aligning all beats to a common template makes the intervals
+    (hence per-beat heart rate) several times more precise, without a larger absolute error."""
+    from medaka_heart.cycles import refine_by_template
+
+    fps, hr = 15.0, 165.0
+    period = 60 * fps / hr
+    true_ed = np.arange(1.3, 170, period)
+    t = np.arange(180.0)
+    phase = ((t[:, None] - true_ed[None]) % period).min(axis=1) / period  # 0 at ED
+    ejection = np.clip(phase / 0.35, 0, 1)
+    filling = np.clip((phase - 0.35) / 0.65, 0, 1)
+    contraction = np.where(phase < 0.35, 0.5 - 0.5 * np.cos(np.pi * ejection),
+                           0.5 + 0.5 * np.cos(np.pi * filling**0.6))
+    signal = 1.0 - 0.5 * contraction
+    peaks = np.round(true_ed).astype(int)
+    peaks = peaks[(peaks > 0) & (peaks < t.size - 1)]
+    truth = true_ed[: peaks.size]
+    parabola = np.array([p + parabolic_offset(signal, p) for p in peaks])
+    template = refine_by_template(signal, parabola, period, maximum=True)
+    assert np.abs(template - truth).mean() <= np.abs(parabola - truth).mean()
+    assert np.std(np.diff(template)) < 0.3 * np.std(np.diff(parabola))

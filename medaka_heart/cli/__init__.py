@@ -30,8 +30,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     from .analyze import analyze
     from .evaluate import evaluate
+    from .synth import synth
 
     main.add_command(analyze)
+    main.add_command(synth)
     main.add_command(evaluate)
 
 
