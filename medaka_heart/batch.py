@@ -1,21 +1,67 @@
-"""Many videos into one summary: each video analysed in isolation, failures recorded, not raised."""
+"""Many videos into one summary: resumable, failure-isolated, in-process, local workers or Dask.
+
+Output layout of a run (`OUT/`)::
+
+    summary.csv      one row per video: video, metadata columns, status, error, metrics
+    beats_all.csv    every beat of every analysed video, with its video name and metadata
+    conditions.csv   n videos, mean and SD of hr_bpm, ef_pct, fs_minor_pct per --group-by value
+    plate.png        heart rate and EF per well, where wells are known
+    run.log          the log of every run into OUT (appended)
+    <video>/         frames.csv, beats.csv, provenance.json, result.json (see pipeline, run.jobs)
+
+Status: 'ok' analysed now, 'failed' (the error column says why), 'skipped' complete results
+of an earlier run with the same fingerprint reused (see `run.resume`); `force` redoes all.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from .aggregate import conditions_table
 from .config import Config
+from .io.discover import VideoSource
 from .io.results import write_csv_atomic
-from .io.video import VideoError
-from .pipeline import Segmenter, analyze_video
-from .schema import SUMMARY_COLUMNS
+from .run.executors import (
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    TaskLost,
+    default_workers,
+    usable_cores,
+)
+from .run.jobs import (
+    JobOutcome,
+    RunOptions,
+    SegmenterFactory,
+    VideoJob,
+    load_default_segmenter,
+    run_job,
+)
+from .run.progress import Progress, run_log
+from .run.resume import fingerprint, fingerprint_inputs, model_identity, reusable_row
+from .schema import BEAT_COLUMNS, SUMMARY_COLUMNS
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_S = 30.0  # summary.csv is rewritten at most this often while a run goes on
+LOCK_FILE = ".medaka-heart.lock"
+STALE_PATTERNS = (".*.partial", ".*.old", ".*.tmp", ".*.tmp.png")  # left by a killed run
+
+
+class OutputError(OSError):
+    """The output folder cannot be used; the message says why in one line."""
 
 
 def failed_row(name: str, error: str) -> dict:
@@ -23,48 +69,198 @@ def failed_row(name: str, error: str) -> dict:
     return {"video": name, "status": "failed", "error": error}
 
 
+def metadata_columns(sources: Sequence[VideoSource]) -> list[str]:
+    """Metadata column names of all sources, in order of first appearance."""
+    return list(dict.fromkeys(k for s in sources for k in s.metadata))
+
+
+def summary_columns(meta: Sequence[str]) -> list[str]:
+    """video, the metadata columns, then the rest of schema.SUMMARY_COLUMNS."""
+    return [SUMMARY_COLUMNS[0], *meta, *SUMMARY_COLUMNS[1:]]
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create `out_dir` if needed and prove a file can be written there; else OutputError."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: output folder is not writable "
+                          f"({exc.strerror or exc})") from None
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """One run at a time per output folder; a lock left by a killed run is taken over."""
+    lock = out_dir / LOCK_FILE
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and _alive(pid):
+        raise OutputError(f"{out_dir}: another run (pid {pid}) is writing here; "
+                          f"wait for it or remove {lock}")
+    _remove_stale(out_dir)
+    lock.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Staging folders and temporary files that a killed run left behind."""
+    import shutil
+
+    for pattern in STALE_PATTERNS:
+        for p in out_dir.glob(pattern):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _make_executor(scheduler: Any, workers: int | None, n_jobs: int):
+    if scheduler is not None:
+        return DaskExecutor(scheduler), f"Dask cluster at {scheduler}"
+    n = workers if workers is not None else default_workers(n_jobs)
+    if n <= 1:
+        return SerialExecutor(threads=None), "this process"
+    return ProcessExecutor(n), f"{n} worker processes, {max(1, usable_cores() // n)} thread(s) each"
+
+
+def plan_jobs(sources: Sequence[VideoSource], names: Sequence[str], options: RunOptions,
+              *, force: bool = False) -> tuple[list[VideoJob], dict[int, JobOutcome]]:
+    """Jobs for every source, and the outcomes of those whose complete results are reused."""
+    model = model_identity(options) if any(s.masks is None for s in sources) else None
+    jobs, reused = [], {}
+    for i, (source, name) in enumerate(zip(sources, names, strict=True)):
+        inputs = fingerprint_inputs(source, options, model)
+        job = VideoJob(source, name, fingerprint(inputs), inputs)
+        jobs.append(job)
+        row = None if force else reusable_row(options.out_dir / name, job.fingerprint,
+                                              save_masks=options.save_masks)
+        if row is not None:
+            row.update(video=name, status="skipped", error="")
+            reused[i] = JobOutcome(name, "skipped", row, f"{name}: complete results reused")
+    return jobs, reused
+
+
+def _table(outcomes: dict[int, JobOutcome], jobs: Sequence[VideoJob], meta: Sequence[str]
+           ) -> pd.DataFrame:
+    rows = []
+    for i in sorted(outcomes):
+        metadata = jobs[i].source.metadata
+        rows.append({**{k: metadata.get(k) for k in meta}, **outcomes[i].row})
+    return pd.DataFrame(rows).reindex(columns=summary_columns(meta))
+
+
+def beats_all(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str]) -> pd.DataFrame:
+    """Every beat of every analysed video, with its video name and metadata in front."""
+    parts = []
+    for _, row in summary[summary["status"].isin(("ok", "skipped"))].iterrows():
+        try:
+            beats = pd.read_csv(out_dir / row["video"] / "beats.csv")
+        except (OSError, pd.errors.EmptyDataError) as exc:
+            log.warning("%s: beats.csv unreadable (%s); not in beats_all.csv", row["video"], exc)
+            continue
+        for k, col in enumerate(["video", *meta]):
+            beats.insert(k, col, row[col])
+        parts.append(beats)
+    columns = ["video", *meta, *BEAT_COLUMNS]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def write_run_tables(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str],
+                     group_by: Sequence[str]) -> None:
+    """summary.csv, beats_all.csv, conditions.csv and (wells known) plate.png."""
+    write_csv_atomic(summary, out_dir / "summary.csv")
+    write_csv_atomic(beats_all(summary, out_dir, meta), out_dir / "beats_all.csv")
+    write_csv_atomic(conditions_table(summary, group_by), out_dir / "conditions.csv")
+    if "well" in summary.columns and summary["well"].notna().any():
+        from .report.plate import plot_plate
+
+        if plot_plate(summary, out_dir / "plate.png") is None:
+            log.info("wells not on a 96- or 384-well layout; no plate.png")
+
+
 def run_batch(
-    videos: list[Path],
-    names: list[str],
+    sources: Sequence[VideoSource | Path],
+    names: Sequence[str],
     out_dir: Path,
     config: Config,
     *,
-    masks: list[Path] | None = None,
-    segmenter_factory: Callable[[], Segmenter] | None = None,
+    segmenter_factory: SegmenterFactory | None = load_default_segmenter,
     fps: float | None = None,
     pixel_size_um: float | None = None,
     save_masks: bool = False,
+    workers: int | None = None,
+    scheduler: Any = None,
+    force: bool = False,
+    group_by: Sequence[str] = (),
     show_progress: bool = True,
     debug: bool = False,
 ) -> pd.DataFrame:
     """Analyse every video; write and return summary.csv (one row per video, failures included).
 
-    A bad video is logged in one line and recorded with status 'failed'; the others go on.
-    The segmenter is created once, on first need.
+    workers : local processes (None: one per core, at most one per video; 1: this process).
+    scheduler : address of a Dask scheduler (or a distributed.Client); overrides `workers`.
+    force : analyse every video again, even where complete results of the same fingerprint exist.
+    group_by : summary columns (metadata) whose values make the rows of conditions.csv.
+    Raises OutputError when `out_dir` cannot be written, ValueError for an unknown group_by.
     """
-    rows = []
-    segmenter = None
-    bar = tqdm(list(zip(videos, names, strict=True)), desc="videos", unit="video",
-               disable=not show_progress or len(videos) < 2)
-    for i, (video, name) in enumerate(bar):
+    sources = [s if isinstance(s, VideoSource) else VideoSource(Path(s)) for s in sources]
+    out_dir = Path(out_dir).resolve()
+    meta = metadata_columns(sources)
+    unknown = [g for g in group_by if g not in summary_columns(meta)]
+    if unknown:
+        raise ValueError(f"--group-by {', '.join(unknown)}: no such column; metadata columns "
+                         f"are: {', '.join(meta) or 'none'}")
+    check_writable(out_dir)
+    with output_lock(out_dir), run_log(out_dir / "run.log"):
+        options = RunOptions(out_dir, config, fps, pixel_size_um, save_masks, segmenter_factory,
+                             debug)
+        jobs, outcomes = plan_jobs(sources, names, options, force=force)
+        todo = [i for i in range(len(jobs)) if i not in outcomes]
+        executor, where = _make_executor(scheduler, workers, len(todo))
+        log.info("%d video(s) into %s: %d to analyse in %s, %d complete from an earlier run",
+                 len(jobs), out_dir, len(todo), where, len(outcomes))
+        if isinstance(executor, SerialExecutor) and show_progress and sys.stderr.isatty():
+            options = dataclasses.replace(options, show_frame_progress=True)
+        progress = Progress(len(todo), enabled=show_progress)
+        last_checkpoint = time.monotonic()
         try:
-            if masks is None and segmenter is None:
-                segmenter = segmenter_factory()
-            result = analyze_video(
-                video, out_dir, config, name=name, masks=masks[i] if masks else None,
-                segmenter=segmenter, fps=fps, pixel_size_um=pixel_size_um,
-                save_masks=save_masks, show_progress=show_progress,
-            )
-            rows.append(result.summary_row())
-            log.info("%s: %d beats, %.1f bpm, EF %.1f%%", name, result.summary.n_beats,
-                     result.summary.hr_bpm, result.summary.ef_pct)
-        except Exception as exc:  # one bad video must never stop the batch
-            if debug:
-                log.exception("%s failed", video)
-            detail = str(exc) if isinstance(exc, VideoError | OSError) else f"{type(exc).__name__}: {exc}"
-            message = detail if str(video) in detail else f"{video}: {detail}"
-            log.error("%s", message)
-            rows.append(failed_row(name, message))
-    summary = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS))
-    write_csv_atomic(summary, out_dir / "summary.csv")
+            fn = partial(run_job, options=options)
+            for k, result in executor.run(fn, [jobs[i] for i in todo]):
+                job = jobs[todo[k]]
+                if isinstance(result, TaskLost):
+                    result = JobOutcome.failed(job.name, f"{job.source.display}: {result.message}")
+                outcomes[todo[k]] = result
+                if result.detail:
+                    log.error("%s", result.detail.rstrip())
+                progress.update(result.message, failed=result.status == "failed")
+                if time.monotonic() - last_checkpoint > CHECKPOINT_S:
+                    write_csv_atomic(_table(outcomes, jobs, meta), out_dir / "summary.csv")
+                    last_checkpoint = time.monotonic()
+        except KeyboardInterrupt:
+            log.warning("interrupted: %d of %d video(s) done; run the same command again to "
+                        "finish", len(outcomes), len(jobs))
+            write_csv_atomic(_table(outcomes, jobs, meta), out_dir / "summary.csv")
+            raise
+        finally:
+            progress.close()
+        summary = _table(outcomes, jobs, meta)
+        write_run_tables(summary, out_dir, meta, group_by)
+        counts = summary["status"].value_counts()
+        log.info("done: %d ok, %d reused, %d failed; summary in %s", counts.get("ok", 0),
+                 counts.get("skipped", 0), counts.get("failed", 0), out_dir / "summary.csv")
     return summary

@@ -9,6 +9,7 @@ three samples around each extremum.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,8 +166,13 @@ def refine_by_template(signal: np.ndarray, positions: np.ndarray, period: float,
         if len(owner) < 4:
             return pos
         x_all, z_all = np.concatenate(offsets), np.concatenate(values)
-        degree = int(min(8, max(2, x_all.size // 6)))
-        template = np.polynomial.Polynomial.fit(x_all, z_all, degree)
+        distinct = np.unique(np.round(x_all, 6)).size
+        degree = int(min(8, x_all.size // 6, distinct - 2))
+        if degree < 2:
+            return pos
+        with warnings.catch_warnings():  # a near-singular fit is still a usable template
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            template = np.polynomial.Polynomial.fit(x_all, z_all, degree)
         fine = template(grid)
         peak = grid[int(np.argmax(fine) if maximum else np.argmin(fine))]
         for k, x, z in zip(owner, offsets, values, strict=True):

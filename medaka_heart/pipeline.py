@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 
 MIN_FRAMES = 3
 INTENSITY_MAX_FRAMES = 2048  # frames kept (as 48-px thumbnails) for the model-free heart rate
+
+
+class VideoReader(Protocol):
+    """What `analyze_video` needs of a reader (see io.video)."""
+
+    info: VideoInfo
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """(t, H, W[, 3]) frames, in order."""
 
 
 class Segmenter(Protocol):
@@ -109,13 +119,15 @@ def analyze_video(
     pixel_size_um: float | None = None,
     save_masks: bool = False,
     show_progress: bool = True,
+    reader: VideoReader | None = None,
 ) -> VideoResult:
     """Analyse one video and write its results to `out_dir/<name>/`; raises VideoError.
 
     Exactly one of `masks` (a mask stack or folder for this video) and `segmenter` is used;
-    `masks` wins when both are given.
+    `masks` wins when both are given. `reader` (e.g. an `io.screening.ScreeningReader`)
+    replaces `open_video(path)`; `path` then only names the video.
     """
-    reader = open_video(path)
+    reader = reader if reader is not None else open_video(path)
     info = reader.info
     name = name or Path(path).stem
     if info.n_frames < MIN_FRAMES:

@@ -8,9 +8,13 @@ import click
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=False)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Output folder (one subfolder per video, summary.csv).")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="CSV with a 'path' column (relative to the manifest's folder), "
+                                 "an optional 'masks' column and any metadata columns, carried "
+                                 "into every output row.")
 @click.option("--masks", "masks", multiple=True, type=click.Path(path_type=Path),
               help="Ventricle masks to measure instead of segmenting (stack or folder; any "
                    "nonzero pixel is ventricle). Give once per input, in the same order.")
@@ -24,44 +28,63 @@ import click
               help="Where the segmenter runs (default from config: auto).")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: one per core, at most one per video; "
+                   "1 = this process). Torch threads are split between them.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Send the videos to a running Dask scheduler (e.g. tcp://host:8786); the "
+                   "output folder must be on a file system the workers share.")
+@click.option("--force", is_flag=True,
+              help="Analyse every video again (default: reuse complete results made with the "
+                   "same inputs, configuration, model and version).")
+@click.option("--group-by", "group_by", multiple=True,
+              help="Metadata column(s) whose values make the rows of conditions.csv.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_context
-def analyze(ctx, inputs, out_dir, masks, fps, pixel_size, config_path, model, device, batch_size,
-            save_masks, no_progress):
+def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path, model, device,
+            batch_size, save_masks, workers, scheduler, force, group_by, no_progress):
     """Measure heart rate, volumes, EF and FS beat by beat in each INPUT.
 
     INPUT is a video (AVI/MP4/MOV, multi-page TIFF/OME-TIFF), a folder of numbered frames,
-    a folder to search for videos, or a glob pattern.
+    a folder to search for videos (screening-microscope frame folders are split per well),
+    or a glob pattern. Re-running the same command resumes: finished videos are reused.
     """
-    from ..batch import run_batch
+    from ..batch import OutputError, run_batch
     from ..config import load_config, with_overrides
-    from ..io.discover import expand_inputs, output_names
+    from ..io.discover import VideoSource, discover_sources, source_names
+    from ..io.manifest import ManifestError, read_manifest
 
     debug = ctx.obj.get("debug", False) if ctx.obj else False
+    if not inputs and manifest is None:
+        raise click.UsageError("give INPUT(s), --manifest FILE, or both")
     try:
         config = load_config(config_path)
-    except (OSError, ValueError) as exc:
+        sources = discover_sources(list(inputs)) if inputs else []
+        sources += read_manifest(manifest) if manifest is not None else []
+    except (OSError, ValueError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from None
     config = with_overrides(config, "segment", model=model, device=device, batch_size=batch_size)
-    videos = expand_inputs(list(inputs))
-    if not videos:
+    if not sources:
         raise click.ClickException(f"no videos found in: {' '.join(inputs)}")
-    if masks and len(masks) != len(videos):
-        raise click.ClickException(
-            f"--masks given {len(masks)} time(s) for {len(videos)} video(s); give one per video")
-
-    def segmenter_factory():
-        from ..segment import load_segmenter
-
-        return load_segmenter(config.segment, config.preprocess)
-
-    summary = run_batch(
-        videos, output_names(videos), out_dir, config,
-        masks=list(masks) if masks else None, segmenter_factory=segmenter_factory,
-        fps=fps, pixel_size_um=pixel_size, save_masks=save_masks,
-        show_progress=not no_progress, debug=debug,
-    )
-    n_ok = int((summary["status"] == "ok").sum())
-    click.echo(f"{n_ok}/{len(summary)} video(s) analysed; summary in {out_dir / 'summary.csv'}")
+    if masks:
+        if len(masks) != len(sources):
+            raise click.ClickException(f"--masks given {len(masks)} time(s) for "
+                                       f"{len(sources)} video(s); give one per video")
+        sources = [VideoSource(s.path, s.screening, s.metadata, m.resolve())
+                   for s, m in zip(sources, masks, strict=True)]
+    try:
+        summary = run_batch(
+            sources, source_names(sources), out_dir, config,
+            fps=fps, pixel_size_um=pixel_size, save_masks=save_masks, workers=workers,
+            scheduler=scheduler, force=force, group_by=group_by,
+            show_progress=not no_progress, debug=debug,
+        )
+    except (OutputError, OSError, ValueError) as exc:  # OSError: e.g. no Dask scheduler there
+        raise click.ClickException(str(exc)) from None
+    n_ok = int(summary["status"].isin(("ok", "skipped")).sum())
+    n_reused = int((summary["status"] == "skipped").sum())
+    reused = f" ({n_reused} reused from an earlier run)" if n_reused else ""
+    click.echo(f"{n_ok}/{len(summary)} video(s) analysed{reused}; summary in "
+               f"{out_dir / 'summary.csv'}")
     if n_ok == 0:
         ctx.exit(1)

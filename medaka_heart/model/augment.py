@@ -1,0 +1,117 @@
+"""Training augmentation: one random affine warp for image and mask, then photometric jitter.
+
+Geometric ranges follow Schutera et al. 2019 (flips, zoom 0.1, shift 0.05, rotation 0.2 rad,
+shear 0.1); borders are filled by replication ("nearest"). Image and mask are warped with
+the same 2x3 matrix, so they stay aligned. Photometric changes (gamma, contrast, brightness,
+blur, noise) touch the image only. Randomness comes from a numpy Generator passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation ranges; a range of 0 (or False) disables that transform.
+
+    zoom, shift, shear : fractions (shift of the image side); rotation_rad : radians.
+    gamma : log-range, gamma = exp(U(-gamma, gamma)); contrast, brightness : fractions.
+    illumination : maximal relative change of a linear illumination ramp across the image.
+    blur_sigma_px : maximal Gaussian blur sigma (pixels at network size); noise_std : maximal
+    Gaussian noise std on the [0, 1] image. p_* : probability a photometric step is applied.
+    """
+
+    hflip: bool = True
+    vflip: bool = True
+    zoom: float = 0.1
+    shift: float = 0.05
+    rotation_rad: float = 0.2
+    shear: float = 0.1
+    gamma: float = 0.4
+    contrast: float = 0.3
+    brightness: float = 0.1
+    illumination: float = 0.2
+    blur_sigma_px: float = 1.5
+    noise_std: float = 0.05
+    p_blur: float = 0.3
+    p_noise: float = 0.5
+
+
+def random_affine(rng: np.random.Generator, height: int, width: int,
+                  config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """A random (2, 3) float64 affine matrix (output -> input pixel map is its inverse).
+
+    Composition about the image centre: flips, rotation, shear, anisotropic zoom, then shift.
+    """
+    c = config
+    sx = -1.0 if c.hflip and rng.random() < 0.5 else 1.0
+    sy = -1.0 if c.vflip and rng.random() < 0.5 else 1.0
+    zx, zy = 1.0 + rng.uniform(-c.zoom, c.zoom, size=2)
+    theta = rng.uniform(-c.rotation_rad, c.rotation_rad)
+    shear = rng.uniform(-c.shear, c.shear)
+    tx, ty = rng.uniform(-c.shift, c.shift, size=2) * (width, height)
+    cos, sin = np.cos(theta), np.sin(theta)
+    rot = np.array([[cos, -sin], [sin, cos]])
+    linear = rot @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([zx * sx, zy * sy])
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    offset = centre - linear @ centre + (tx, ty)
+    return np.hstack([linear, offset[:, None]])
+
+
+def warp_pair(image: np.ndarray, mask: np.ndarray, matrix: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one (2, 3) affine matrix to image (H, W) float32 and mask (H, W) bool/0-1.
+
+    The mask is warped bilinearly and re-thresholded at 0.5 (smoother edges than nearest).
+    Returns (image float32, mask bool), both (H, W).
+    """
+    h, w = image.shape
+    flags = cv2.INTER_LINEAR
+    img = cv2.warpAffine(np.ascontiguousarray(image, dtype=np.float32), matrix, (w, h),
+                         flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    msk = cv2.warpAffine(np.ascontiguousarray(mask, dtype=np.float32), matrix, (w, h),
+                         flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return img, msk > 0.5
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator,
+                config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """Jitter a (H, W) float32 image in [0, 1]: gamma, contrast, brightness, illumination ramp,
+    blur, noise; clipped to [0, 1]."""
+    c = config
+    out = np.clip(image, 0.0, 1.0).astype(np.float32, copy=True)
+    if c.gamma > 0:
+        out **= np.float32(np.exp(rng.uniform(-c.gamma, c.gamma)))
+    if c.contrast > 0 or c.brightness > 0:
+        gain = 1.0 + rng.uniform(-c.contrast, c.contrast)
+        bias = rng.uniform(-c.brightness, c.brightness)
+        mean = float(out.mean())
+        out = (out - mean) * np.float32(gain) + np.float32(mean + bias)
+    if c.illumination > 0:
+        h, w = out.shape
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        ramp = (np.cos(angle) * np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+                + np.sin(angle) * np.linspace(-1, 1, h, dtype=np.float32)[:, None])
+        out *= 1.0 + np.float32(rng.uniform(0.0, c.illumination)) * ramp
+    if c.blur_sigma_px > 0 and rng.random() < c.p_blur:
+        sigma = rng.uniform(0.3, c.blur_sigma_px)
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)
+    if c.noise_std > 0 and rng.random() < c.p_noise:
+        std = rng.uniform(0.0, c.noise_std)
+        out += rng.normal(0.0, std, size=out.shape).astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                 config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Random affine warp of (image, mask) then photometric jitter of the image.
+
+    image : (H, W) float32 in [0, 1]; mask : (H, W) bool. Returns the same shapes/dtypes.
+    """
+    matrix = random_affine(rng, *image.shape, config)
+    img, msk = warp_pair(image, mask, matrix)
+    return photometric(img, rng, config), msk

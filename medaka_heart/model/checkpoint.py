@@ -1,0 +1,245 @@
+"""Checkpoints and model folders: tensors and plain metadata only, loaded with weights_only.
+
+A checkpoint file (``*.pt``) is a dict::
+
+    {"format": "medaka_heart.unet", "format_version": 1,
+     "state_dict": {name: Tensor}, "metadata": {...plain JSON-like values...},
+     "train_state": {...} (optional: optimizer state, epoch, step, for resuming)}
+
+A model folder (stardist style) holds ``model.pt`` (a checkpoint, or a bare state dict)
+next to ``config.json`` (the metadata, which takes precedence) and optionally
+``thresholds.json`` (``{"prob": 0.5}``). Anything else, and any file holding a pickled
+Python object, is refused with a one-line ValueError naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from .unet import UNet, UNetConfig
+
+FORMAT = "medaka_heart.unet"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+THRESHOLDS_FILE = "thresholds.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a checkpoint says about its model: architecture, expected input, provenance.
+
+    input_size : fine-pass input side in pixels.
+    coarse_size : whole-frame coarse pass side (finds the heart); 0 = one pass on whole frames
+        resized to input_size^2.
+    crop_scale : fine crop side / bounding-box side of the heart found by the coarse pass.
+    low_percentile, high_percentile : per-frame intensity normalisation (see preprocess).
+    threshold : probability threshold tuned for this model.
+    training, metrics : free plain-value descriptions of the training data and scores.
+    """
+
+    architecture: UNetConfig
+    input_size: int = 256
+    coarse_size: int = 0
+    crop_scale: float = 2.2
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+    threshold: float = 0.5
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    package_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable metadata."""
+        return {
+            "architecture": self.architecture.to_dict(),
+            "input_size": int(self.input_size),
+            "coarse_size": int(self.coarse_size),
+            "crop_scale": float(self.crop_scale),
+            "low_percentile": float(self.low_percentile),
+            "high_percentile": float(self.high_percentile),
+            "threshold": float(self.threshold),
+            "training": _plain(self.training, "training"),
+            "metrics": _plain(self.metrics, "metrics"),
+            "package_version": str(self.package_version),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        data = dict(data)
+        if "architecture" not in data:
+            raise ValueError("metadata has no 'architecture'")
+        arch = UNetConfig.from_dict(data.pop("architecture"))
+        known = {"input_size", "coarse_size", "crop_scale", "low_percentile", "high_percentile",
+                 "threshold", "training", "metrics", "package_version"}
+        return cls(architecture=arch, **{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: weights, metadata, and (if saved) the training state."""
+
+    state_dict: dict[str, torch.Tensor]
+    info: ModelInfo
+    train_state: dict[str, Any] | None = None
+
+    def build_model(self) -> UNet:
+        """A UNet with these weights, in eval mode, on the CPU."""
+        model = UNet(self.info.architecture)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Check that `value` is made of JSON-like plain values only; return it."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{where}: metadata keys must be strings")
+        return {k: _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalar
+        return _plain(value.item(), where)
+    raise TypeError(f"{where}: metadata must hold plain values, not {type(value).__name__}")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: UNet,
+    info: ModelInfo,
+    *,
+    train_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model`'s weights and `info` to `path` atomically; returns the path.
+
+    `train_state` (optional) may hold an optimizer state dict and plain counters.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "metadata": info.to_dict(),
+    }
+    if train_state is not None:
+        payload["train_state"] = train_state
+    buffer = io.BytesIO()  # a fixed archive name inside the zip: same content, same bytes
+    torch.save(payload, buffer)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def _torch_load(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            reason = ("it contains a pickled Python object (only tensors and plain metadata "
+                      "are loaded)")
+        else:
+            reason = f"cannot be read by torch.load ({type(exc).__name__})"
+        raise ValueError(f"{path}: not a medaka_heart checkpoint: {reason}") from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, dict) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint file or a model folder (see module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_folder(path)
+    payload = _torch_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a medaka_heart checkpoint (no '{FORMAT}' format tag)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {payload['format_version']} is newer "
+                         f"than this medaka_heart understands ({FORMAT_VERSION})")
+    state = payload.get("state_dict")
+    if not _is_state_dict(state):
+        raise ValueError(f"{path}: checkpoint has no tensor state_dict")
+    try:
+        info = ModelInfo.from_dict(payload.get("metadata") or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: bad checkpoint metadata ({exc})") from None
+    return Checkpoint(state_dict=state, info=info, train_state=payload.get("train_state"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def _load_folder(folder: Path) -> Checkpoint:
+    weights, config = folder / MODEL_FILE, folder / CONFIG_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{folder}: model folder has no {MODEL_FILE}")
+    payload = _torch_load(weights)
+    train_state = None
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        state, meta = payload.get("state_dict"), dict(payload.get("metadata") or {})
+        train_state = payload.get("train_state")
+    else:
+        state, meta = payload, {}
+    if not _is_state_dict(state):
+        raise ValueError(f"{weights}: not a medaka_heart checkpoint or state dict")
+    if config.is_file():
+        meta.update(_read_json(config))
+    thresholds = folder / THRESHOLDS_FILE
+    if thresholds.is_file():
+        meta["threshold"] = float(_read_json(thresholds).get("prob", meta.get("threshold", 0.5)))
+    try:
+        info = ModelInfo.from_dict(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: bad model metadata ({exc})") from None
+    return Checkpoint(state_dict=state, info=info, train_state=train_state)
+
+
+def save_model_folder(folder: str | Path, model: UNet, info: ModelInfo) -> Path:
+    """Write a model folder: model.pt (weights + metadata) and config.json (metadata)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / MODEL_FILE, model, info)
+    (folder / CONFIG_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    return folder
+
+
+def model_hash(path: str | Path) -> str:
+    """sha256 hex digest of a checkpoint file, or of a model folder's files in a fixed order."""
+    path = Path(path)
+    files = ([path / n for n in (MODEL_FILE, CONFIG_FILE, THRESHOLDS_FILE) if (path / n).is_file()]
+             if path.is_dir() else [path])
+    if not files or not files[0].is_file():
+        raise FileNotFoundError(f"{path}: no model file to hash")
+    digest = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,298 @@
+"""Training data: (image, mask) pairs at network size, grouped by video/sequence.
+
+Sources
+-------
+heartseg : the public HeartSeg layout (Schutera et al. 2019)::
+
+    root/train_images/<name>_sample_gray/ (or <name>_samples/)  frames, any number in the name
+    root/train_images/<name>_mask/NNNN_mask.tif                  RGB 0/255; nonzero = ventricle
+    root/test_images/...                                         same layout
+
+  Images and masks are paired by the frame number (last digits of the file name).
+synth : a folder written by the phantom generator: ``<name>.avi`` + ``<name>.truth/masks.tif``.
+pairs : any folder tree of image/mask pairs, either ``images/`` + ``masks/`` sibling folders
+  with matching file stems (a ``_mask`` suffix on mask stems is allowed), or ``X.ext`` next to
+  ``X_mask.ext``. The sequence of a file is its stem without trailing frame digits.
+generated : a pool of pairs drawn from an endless (image, mask) generator (the phantom
+  generator's `iter_training_pairs`, or `toy_pairs` for tests), from a seed.
+
+Every frame is held in memory as two small views (see `samples.make_views`); finite sources
+are split into training and validation by sequence, never by frame.
+"""
+
+from __future__ import annotations
+
+import re
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from .samples import ViewSpec, make_views
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """Image and mask files of one sequence, in frame order."""
+
+    name: str
+    images: tuple[Path, ...]
+    masks: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """The stored views (see `samples.make_views`) of the N frames of one sequence.
+
+    coarse : (N, Sc, Sc) uint8 whole frames; coarse_masks : (N, Sc, Sc) bool.
+    context : (N, Sx, Sx) uint8 regions around the heart; context_masks : (N, Sx, Sx) bool.
+    """
+
+    name: str
+    coarse: np.ndarray
+    coarse_masks: np.ndarray
+    context: np.ndarray
+    context_masks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.context)
+
+
+def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: ViewSpec
+             ) -> SequenceData:
+    """SequenceData from (frame (H, W[, C]), mask (H, W[, C]); nonzero = heart) pairs.
+
+    Pairs are converted one at a time, so an iterator keeps memory at the size of the views.
+    """
+    parts = [make_views(f, m.any(axis=-1) if m.ndim == 3 else m, spec) for f, m in pairs]
+    if not parts:
+        raise ValueError(f"{name}: no frames")
+    return SequenceData(name, *(np.stack(a) for a in zip(*parts, strict=True)))
+
+
+# ---------------------------------------------------------------------------- file discovery
+
+def _frame_number(path: Path) -> int | None:
+    found = re.findall(r"\d+", path.stem)
+    return int(found[-1]) if found else None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _pair_by_number(name: str, image_dir: Path, mask_dir: Path) -> PairFiles:
+    images = {_frame_number(p): p for p in _image_files(image_dir)}
+    masks = {_frame_number(p): p for p in _image_files(mask_dir)}
+    common = sorted(k for k in images.keys() & masks.keys() if k is not None)
+    if not common:
+        raise ValueError(f"{mask_dir}: no mask shares a frame number with the images in "
+                         f"{image_dir}")
+    return PairFiles(name, tuple(images[k] for k in common), tuple(masks[k] for k in common))
+
+
+_IMAGE_DIR = re.compile(r"^(?P<name>.+?)_(sample_gray|samples)$")
+_MASK_DIR = re.compile(r"^(?P<name>.+?)_mask$")
+
+
+def find_heartseg(root: str | Path, subsets: Sequence[str] = ("train_images", "test_images")
+                  ) -> list[PairFiles]:
+    """Sequences of a HeartSeg tree; `subsets` picks among train_images/ and test_images/.
+
+    Raises FileNotFoundError when none of the subsets exists, ValueError when no pair is found.
+    """
+    root = Path(root)
+    dirs = [root / s for s in subsets if (root / s).is_dir()]
+    if not dirs:
+        raise FileNotFoundError(f"{root}: no {' or '.join(subsets)} folder (HeartSeg layout)")
+    found = []
+    for subset in dirs:
+        children = sorted(p for p in subset.iterdir() if p.is_dir())
+        masks = {m["name"]: p for p in children if (m := _MASK_DIR.match(p.name))}
+        for image_dir in children:
+            m = _IMAGE_DIR.match(image_dir.name)
+            if m and m["name"] in masks:
+                name = f"{subset.name}/{m['name']}"
+                found.append(_pair_by_number(name, image_dir, masks[m["name"]]))
+    if not found:
+        raise ValueError(f"{root}: no <name>_sample_gray|_samples / <name>_mask folder pairs")
+    return found
+
+
+def _sequence_name(stem: str) -> str:
+    base = re.sub(r"[_\-. ]*\d+$", "", stem)
+    return base or stem
+
+
+def find_pairs(root: str | Path) -> list[PairFiles]:
+    """Image/mask pairs anywhere under `root` (``images/``+``masks/`` or ``X`` + ``X_mask``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    groups: dict[str, tuple[list[Path], list[Path]]] = {}
+
+    def add(seq: str, image: Path, mask: Path) -> None:
+        imgs, msks = groups.setdefault(seq, ([], []))
+        imgs.append(image)
+        msks.append(mask)
+
+    for mask_dir in sorted(p for p in root.rglob("masks") if p.is_dir()):
+        image_dir = mask_dir.parent / "images"
+        if not image_dir.is_dir():
+            continue
+        masks = {re.sub(r"_mask$", "", p.stem): p for p in _image_files(mask_dir)}
+        for image in _image_files(image_dir):
+            if image.stem in masks:
+                prefix = image_dir.parent.relative_to(root).as_posix()
+                add(f"{prefix}/{_sequence_name(image.stem)}", image, masks[image.stem])
+    for mask in sorted(root.rglob("*_mask.*")):
+        if mask.parent.name == "masks" or mask.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        stem = mask.stem[: -len("_mask")]
+        for suffix in IMAGE_SUFFIXES:
+            image = mask.with_name(stem + suffix)
+            if image.is_file():
+                prefix = mask.parent.relative_to(root).as_posix()
+                add(f"{prefix}/{_sequence_name(stem)}", image, mask)
+                break
+    if not groups:
+        raise ValueError(f"{root}: no image/mask pairs found")
+    return [PairFiles(k, tuple(v[0]), tuple(v[1])) for k, v in sorted(groups.items())]
+
+
+def find_synth(folder: str | Path) -> list[tuple[str, Path, Path]]:
+    """(name, video, masks.tif) of every ``<name>.avi`` with a ``<name>.truth/masks.tif``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    found = []
+    for video in sorted(folder.glob("*.avi")):
+        masks = video.with_suffix(".truth") / "masks.tif"
+        if masks.is_file():
+            found.append((video.stem, video, masks))
+    if not found:
+        raise ValueError(f"{folder}: no <name>.avi with <name>.truth/masks.tif")
+    return found
+
+
+# ---------------------------------------------------------------------------- loading
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> (H, W) or (H, W, C) array in its own dtype (tifffile or OpenCV)."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return tifffile.imread(path)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    return image
+
+
+def load_pair_files(pairs: PairFiles, spec: ViewSpec) -> SequenceData:
+    """Read one sequence of image/mask files into its stored views."""
+    def images():
+        for image_path, mask_path in zip(pairs.images, pairs.masks, strict=True):
+            image, mask = read_image(image_path), read_image(mask_path)
+            if mask.shape[:2] != image.shape[:2]:
+                raise ValueError(f"{mask_path}: mask is {mask.shape[:2]} but image is "
+                                 f"{image.shape[:2]}")
+            yield image, mask
+
+    return views_of(pairs.name, images(), spec)
+
+
+def load_synth_video(name: str, video: Path, masks: Path, spec: ViewSpec, *, every: int = 1
+                     ) -> SequenceData:
+    """Read a phantom video and its truth masks (every `every`-th frame) into stored views."""
+    from ..io.masks import mask_chunks
+    from ..io.video import open_video
+
+    frames, truth = [], []
+    for chunk, mchunk in zip(open_video(video).chunks(64), mask_chunks(masks, 64), strict=True):
+        frames.extend(chunk)
+        truth.extend(mchunk)
+    return views_of(name, zip(frames[::every], truth[::every], strict=True), spec)
+
+
+def split_by_sequence(sequences: Sequence[SequenceData], val_fraction: float, seed: int
+                      ) -> tuple[list[SequenceData], list[SequenceData]]:
+    """Random (train, val) split of whole sequences; val gets round(fraction * n), >= 1 if n > 1."""
+    n = len(sequences)
+    n_val = round(val_fraction * n)
+    if val_fraction > 0 and n > 1:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx = set(order[:n_val].tolist())
+    train = [s for i, s in enumerate(sequences) if i not in val_idx]
+    val = [s for i, s in enumerate(sequences) if i in val_idx]
+    return train, val
+
+
+# ---------------------------------------------------------------------------- sampling
+
+class FramePool:
+    """Frames of in-memory sequences, sampled uniformly over frames."""
+
+    def __init__(self, sequences: Sequence[SequenceData]):
+        if not sequences or sum(len(s) for s in sequences) == 0:
+            raise ValueError("empty frame pool")
+        self.names = [s.name for s in sequences]
+        self.data = SequenceData("pool", *(np.concatenate([getattr(s, f) for s in sequences])
+                                           for f in ("coarse", "coarse_masks", "context",
+                                                     "context_masks")))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def pick(self, rng: np.random.Generator) -> int:
+        """A random frame index."""
+        return int(rng.integers(len(self.data)))
+
+
+def generate_sequence(pairs: Iterator[tuple[np.ndarray, np.ndarray]], n: int, spec: ViewSpec,
+                      name: str, progress: bool = False) -> SequenceData:
+    """The first `n` (image, mask) pairs of a generator, as stored views."""
+    from tqdm.auto import tqdm
+
+    stream = tqdm(itertools.islice(pairs, n), total=n, desc=f"generating {name}",
+                  disable=not progress, leave=False)
+    return views_of(name, stream, spec)
+
+
+def toy_pairs(seed: int, height: int = 96, width: int = 128
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless `toy_pair`s from one seed."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield toy_pair(rng, height, width)
+
+
+def toy_pair(rng: np.random.Generator, height: int = 96, width: int = 128
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """A random ellipse on a textured background: (image (H, W) uint8, mask (H, W) bool).
+
+    For tests and smoke runs only; the ellipse is brighter or darker than its surround.
+    """
+    from skimage.draw import ellipse
+
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    background = 90 + 30 * np.sin(xx / rng.uniform(5, 15) + rng.uniform(0, 6)) * np.cos(
+        yy / rng.uniform(5, 15))
+    image = background + rng.normal(0, 8, size=(height, width))
+    r = rng.uniform(0.12, 0.3) * min(height, width)
+    c = rng.uniform(0.7, 1.3) * r
+    cy = rng.uniform(r, height - r)
+    cx = rng.uniform(c, width - c)
+    rows, cols = ellipse(cy, cx, r, c, shape=(height, width), rotation=rng.uniform(-np.pi, np.pi))
+    mask = np.zeros((height, width), dtype=bool)
+    mask[rows, cols] = True
+    image[mask] += rng.choice([-1.0, 1.0]) * rng.uniform(40, 70)
+    return np.clip(image, 0, 255).astype(np.uint8), mask

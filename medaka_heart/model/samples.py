@@ -1,0 +1,154 @@
+"""Network-size training samples that mimic the two inference passes of the segmenter.
+
+Inference (see `medaka_heart.segment`) runs a *coarse* pass on whole frames resized to
+``coarse_size`` to find the heart, then a *fine* pass on a square crop around it
+(``crop_scale`` x the heart's bounding box) resized to ``size``. Training therefore keeps, per
+frame, two views (both uint8 in [0, 255] after per-view percentile normalisation):
+
+- coarse : the whole frame at coarse_size x coarse_size, normalised on the whole frame;
+- context : a square region of ``context_scale`` x the mask's bounding box around the heart,
+  at context_size x context_size, from which jittered fine crops are cut.
+
+A coarse sample is a `size` x `size` window of the (augmented) coarse view; a fine sample is
+a jittered crop of the context view resized to `size`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..preprocess import normalise_intensity, resize_stack, to_gray
+from .augment import AugmentConfig, augment_pair, photometric, random_affine, warp_pair
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Geometry of the stored views and of the samples cut from them (pixels, fractions)."""
+
+    size: int = 128  # network input side of a sample
+    coarse_size: int = 256  # side of the whole-frame view (0: no coarse view)
+    context_size: int = 256
+    context_scale: float = 4.0  # context side / mask bounding-box side
+    crop_scale: tuple[float, float] = (1.7, 2.8)  # fine crop side / bounding-box side
+    crop_jitter: float = 0.15  # centre jitter, fraction of the crop side
+    min_box_px: float = 16.0  # smallest bounding-box side assumed, native px
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float] | None:
+    """(centre x, centre y, side) of a bool mask's bounding box in px; None if empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if len(ys) == 0:
+        return None
+    side = float(max(ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1))
+    return (xs[0] + xs[-1]) / 2.0, (ys[0] + ys[-1]) / 2.0, side
+
+
+def crop_square(image: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
+    """Square crop (side x side px, centred at cx, cy) of (H, W) or (T, H, W); edges replicated."""
+    h, w = image.shape[-2:]
+    n = max(int(round(side)), 1)
+    x0, y0 = int(round(cx - n / 2.0)), int(round(cy - n / 2.0))
+    x1, y1 = x0 + n, y0 + n
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if ix0 >= ix1 or iy0 >= iy1:  # entirely outside: use the nearest edge pixels
+        ix0, ix1 = min(max(x0, 0), w - 1), min(max(x0, 0), w - 1) + 1
+        iy0, iy1 = min(max(y0, 0), h - 1), min(max(y0, 0), h - 1) + 1
+    inner = image[..., iy0:iy1, ix0:ix1]
+    pads = ((iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1))
+    if any(p for pair in pads for p in pair):
+        pad_width = ((0, 0),) * (image.ndim - 2) + tuple((max(a, 0), max(b, 0)) for a, b in pads)
+        inner = np.pad(inner, pad_width, mode="edge")
+    return inner[..., :n, :n]
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One native frame (H, W[, C]) and mask (H, W) -> the stored views.
+
+    Returns coarse (Sc, Sc) uint8, coarse mask (Sc, Sc) bool, context (Sx, Sx) uint8, context
+    mask (Sx, Sx) bool. An empty mask gives a context centred on the frame.
+    """
+    gray = to_gray(np.asarray(frame)[None])[0]
+    mask = np.asarray(mask) != 0
+    pct = (spec.low_percentile, spec.high_percentile)
+    sc = max(spec.coarse_size, 1)
+    coarse = normalise_intensity(resize_stack(gray[None], sc, sc), *pct)[0]
+    coarse_mask = resize_stack(mask[None].astype(np.float32), sc, sc)[0] > 0.5
+    box = mask_box(mask)
+    h, w = mask.shape
+    cx, cy, side = box if box is not None else (w / 2.0, h / 2.0, min(h, w) / spec.context_scale)
+    side = max(side, spec.min_box_px) * spec.context_scale
+    ctx = crop_square(gray, cx, cy, side)
+    ctx_mask = crop_square(mask.astype(np.float32), cx, cy, side)
+    ctx = normalise_intensity(_resize(ctx, spec.context_size)[None], *pct)[0]
+    ctx_mask = _resize(ctx_mask, spec.context_size) > 0.5
+    return _to_uint8(coarse), coarse_mask, _to_uint8(ctx), ctx_mask
+
+
+def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Generator,
+                spec: ViewSpec, augment: AugmentConfig | None) -> tuple[np.ndarray, np.ndarray]:
+    """A jittered crop around the heart as the fine pass sees it: (size, size) float32, bool.
+
+    `augment=None` gives the deterministic crop (scale = mean of crop_scale, no jitter).
+    """
+    sx = context.shape[0]
+    box_side = sx / spec.context_scale  # the context was built around this box
+    cx = cy = sx / 2.0
+    box = mask_box(context_mask)
+    if box is not None:
+        cx, cy, box_side = box[0], box[1], max(box[2], box_side * 0.25)
+    if augment is None:
+        scale, dx, dy = float(np.mean(spec.crop_scale)), 0.0, 0.0
+    else:
+        scale = rng.uniform(*spec.crop_scale)
+        dx, dy = rng.uniform(-spec.crop_jitter, spec.crop_jitter, size=2)
+    side = box_side * scale
+    img = crop_square(context.astype(np.float32) / 255.0, cx + dx * side, cy + dy * side, side)
+    msk = crop_square(context_mask.astype(np.float32), cx + dx * side, cy + dy * side, side)
+    img, msk = _resize(img, spec.size), _resize(msk, spec.size) > 0.5
+    if augment is not None:
+        img, msk = augment_pair(img, msk, rng, augment)
+    pct = (spec.low_percentile, spec.high_percentile)
+    return normalise_intensity(img[None], *pct)[0].astype(np.float32), msk
+
+
+def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Generator,
+                  spec: ViewSpec, augment: AugmentConfig | None, p_heart: float = 0.8
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A size x size window of the whole-frame view (normalised on the whole frame).
+
+    With probability `p_heart` the window contains the heart's centre.
+    """
+    img = coarse.astype(np.float32) / 255.0
+    msk = coarse_mask
+    if augment is not None:
+        img, msk = warp_pair(img, msk, random_affine(rng, *img.shape, augment))
+        img = photometric(img, rng, augment)
+    pct = (spec.low_percentile, spec.high_percentile)
+    img = normalise_intensity(img[None], *pct)[0].astype(np.float32)
+    n, s = img.shape[0], spec.size
+    if n <= s:
+        return img, msk
+    box = mask_box(msk)
+    if box is not None and rng.random() < p_heart:
+        lo_x, lo_y = box[0] - s + 1, box[1] - s + 1
+        x0 = int(np.clip(rng.uniform(lo_x, box[0]), 0, n - s))
+        y0 = int(np.clip(rng.uniform(lo_y, box[1]), 0, n - s))
+    else:
+        x0, y0 = (int(v) for v in rng.integers(0, n - s + 1, size=2))
+    return img[y0:y0 + s, x0:x0 + s], msk[y0:y0 + s, x0:x0 + s]

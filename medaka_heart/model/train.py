@@ -1,0 +1,317 @@
+"""Training loop: Adam, seeded, resumable, one JSON line of metrics per epoch.
+
+Output folder layout::
+
+    out_dir/last.pt          checkpoint + optimizer state after the latest epoch (resume from it)
+    out_dir/model/           best model folder by validation Dice (model.pt + config.json)
+    out_dir/metrics.jsonl    {"epoch", "step", "train_loss", "val_loss", "val_dice", "lr", ...}
+    out_dir/train_config.json
+
+Randomness: epoch e draws its batches from numpy ``default_rng([seed, e])`` and seeds torch
+with ``seed * 100003 + e``, so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from .checkpoint import ModelInfo, load_checkpoint, save_checkpoint, save_model_folder
+from .data import (
+    FramePool,
+    SequenceData,
+    find_heartseg,
+    find_pairs,
+    find_synth,
+    generate_sequence,
+    load_pair_files,
+    load_synth_video,
+    split_by_sequence,
+    toy_pairs,
+)
+from .device import cpu_threads, resolve_device
+from .losses import get_loss
+from .samples import ViewSpec, coarse_sample, fine_sample
+from .train_config import SourceConfig, TrainConfig, load_train_config
+from .unet import UNet, count_parameters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run wrote its outputs and how well its best model did."""
+
+    out_dir: Path
+    model_dir: Path
+    best_val_dice: float
+    best_epoch: int
+    epochs_run: int
+    train_loss: float  # mean training loss of the last epoch
+
+
+# ---------------------------------------------------------------------------- data
+
+def view_spec(config: TrainConfig) -> ViewSpec:
+    """The stored-view and sample geometry implied by the [input] section."""
+    i = config.input
+    return ViewSpec(size=i.size, coarse_size=i.coarse_size or i.size,
+                    crop_scale=tuple(i.crop_scale_range), crop_jitter=i.crop_jitter,
+                    low_percentile=i.low_percentile, high_percentile=i.high_percentile)
+
+
+def _pairs(src: SourceConfig, seed: int, frames_per_scene: int):
+    if src.kind == "toy":
+        return toy_pairs(seed)
+    try:
+        from ..phantom import iter_training_pairs
+    except ImportError as exc:
+        raise ValueError(f"phantom data source needs medaka_heart.phantom ({exc})") from None
+    presets = tuple(src.presets) or ("typical",)
+    return iter_training_pairs(seed=seed, preset=presets, frames_per_scene=frames_per_scene)
+
+
+def _finite_sequences(src: SourceConfig, spec: ViewSpec) -> list[SequenceData]:
+    if src.kind == "heartseg":
+        files = find_heartseg(src.path, src.subsets)
+    elif src.kind == "pairs":
+        files = find_pairs(src.path)
+    else:  # synth
+        return [load_synth_video(name, v, m, spec, every=src.every)
+                for name, v, m in find_synth(src.path)]
+    return [load_pair_files(f, spec) for f in files]
+
+
+def build_data(config: TrainConfig, progress: bool = False
+               ) -> tuple[list[FramePool], np.ndarray, list[SequenceData], dict]:
+    """Training pools, their sampling probabilities, validation sequences, and a description.
+
+    Finite sources are split by sequence. Generated sources give a pool of `pool_size` pairs
+    from the training seed and a validation set from `data.val_seed` (+ source index), a seed
+    never used for training.
+    """
+    spec, d = view_spec(config), config.data
+    pools, weights, val, described = [], [], [], []
+    for i, src in enumerate(d.sources):
+        entry: dict[str, Any] = {"kind": src.kind, "weight": src.weight}
+        if src.kind in ("phantom", "toy"):
+            train_seed = config.optim.seed * 1000 + i
+            pools.append(FramePool([generate_sequence(
+                _pairs(src, train_seed, d.frames_per_scene), d.pool_size, spec,
+                f"{src.kind}/seed{train_seed}", progress)]))
+            if d.val_generated > 0:
+                val.append(generate_sequence(_pairs(src, d.val_seed + i, d.frames_per_scene),
+                                             d.val_generated, spec,
+                                             f"{src.kind}/seed{d.val_seed + i}", progress))
+            entry.update(presets=list(src.presets), train_seed=train_seed, pairs=d.pool_size,
+                         val_seed=d.val_seed + i)
+        else:
+            seqs = _finite_sequences(src, spec)
+            train_seqs, val_seqs = split_by_sequence(seqs, d.val_fraction, config.optim.seed + i)
+            pools.append(FramePool(train_seqs))
+            val.extend(val_seqs)
+            entry.update(path=Path(src.path).name, train_sequences=[s.name for s in train_seqs],
+                         val_sequences=[s.name for s in val_seqs],
+                         train_frames=sum(len(s) for s in train_seqs))
+        weights.append(src.weight)
+        described.append(entry)
+    probs = np.asarray(weights, dtype=float) / sum(weights)
+    return pools, probs, val, {"sources": described}
+
+
+def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generator, n: int,
+               config: TrainConfig, *, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 1, S, S) float32 images (normalised as at inference) and 0/1 float32 masks.
+
+    A share `input.p_coarse` are windows of whole-frame views, the rest crops around the heart.
+    """
+    spec = view_spec(config)
+    aug = config.augment if augment else None
+    p_coarse = config.input.p_coarse if config.input.coarse_size else 0.0
+    images, masks = [], []
+    for k in rng.choice(len(pools), size=n, p=probs):
+        data = pools[int(k)].data
+        j = pools[int(k)].pick(rng)
+        if rng.random() < p_coarse:
+            image, mask = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec, aug)
+        else:
+            image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug)
+        images.append(image)
+        masks.append(mask)
+    return (torch.from_numpy(np.stack(images)[:, None]),
+            torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)))
+
+
+def validation_arrays(val: list[SequenceData], config: TrainConfig
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic fine crops of every validation frame: (N, S, S) float32 and bool."""
+    spec = view_spec(config)
+    rng = np.random.default_rng(0)  # unused by deterministic crops
+    pairs = [fine_sample(seq.context[j], seq.context_masks[j], rng, spec, None)
+             for seq in val for j in range(len(seq))]
+    if not pairs:
+        empty = np.zeros((0, spec.size, spec.size), np.float32)
+        return empty, empty.astype(bool)
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+@torch.inference_mode()
+def evaluate(model: UNet, images: np.ndarray, masks: np.ndarray, loss_fn, device: torch.device,
+             batch_size: int = 32, threshold: float = 0.5) -> tuple[float, float]:
+    """(mean loss, mean per-image Dice at `threshold`) of (N, S, S) images against masks.
+
+    Dice of an empty prediction on an empty mask counts as 1.
+    """
+    model.eval()
+    losses, dices, weights = [], [], []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start:start + batch_size, None])
+        y = torch.from_numpy(masks[start:start + batch_size, None].astype(np.float32))
+        logits = model(x.to(device)).float().cpu()
+        losses.append(float(loss_fn(logits, y)))
+        weights.append(len(x))
+        pred = (torch.sigmoid(logits) > threshold).flatten(1).float()
+        truth = y.flatten(1)
+        inter = (pred * truth).sum(1)
+        total = pred.sum(1) + truth.sum(1)
+        dice = torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total))
+        dices.extend(dice.tolist())
+    if not dices:
+        return math.nan, math.nan
+    return float(np.average(losses, weights=weights)), float(np.mean(dices))
+
+
+# ---------------------------------------------------------------------------- loop
+
+def _lr_at(step: int, total: int, config: TrainConfig) -> float:
+    o = config.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.lr_schedule == "constant":
+        return o.lr
+    if o.lr_schedule != "cosine":
+        raise ValueError(f"unknown lr_schedule {o.lr_schedule!r} (constant | cosine)")
+    t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+    floor = o.lr * o.min_lr_fraction
+    return floor + 0.5 * (o.lr - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _info(config: TrainConfig, data_desc: dict, metrics: dict) -> ModelInfo:
+    return ModelInfo(architecture=config.model, input_size=config.input.size,
+                     coarse_size=config.input.coarse_size, crop_scale=config.input.crop_scale,
+                     low_percentile=config.input.low_percentile,
+                     high_percentile=config.input.high_percentile,
+                     training={**data_desc, "seed": config.optim.seed,
+                               "loss": config.optim.loss},
+                     metrics=metrics, package_version=__version__)
+
+
+def train(
+    config: TrainConfig | str | Path | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> TrainResult:
+    """Train a U-Net as `config` says (a TrainConfig or a TOML path) and write `out_dir`.
+
+    resume : continue from ``out_dir/last.pt`` (the config must match the one it was run with).
+    max_epochs : stop after this many epochs in total (for smoke runs); None = config's epochs.
+    Returns a TrainResult; the best model folder is ``out_dir/model``.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_train_config(config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    o = config.optim
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(cpu_threads(o.threads))
+    torch.manual_seed(o.seed)
+    config_file = out_dir / "train_config.json"
+    resolved = json.dumps(config.to_dict(), indent=2) + "\n"
+    last = out_dir / "last.pt"
+    if resume and last.is_file() and config_file.is_file() and config_file.read_text() != resolved:
+        raise ValueError(f"{config_file}: differs from the config given; cannot resume")
+    config_file.write_text(resolved)
+
+    pools, probs, val, data_desc = build_data(config, progress)
+    val_images, val_masks = validation_arrays(val, config)
+    model = UNet(config.model).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    loss_fn = get_loss(o.loss)
+    use_amp = o.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, best_dice, best_epoch = 0, -math.inf, -1
+    metrics_path = out_dir / "metrics.jsonl"
+    if resume and last.is_file():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt.state_dict)
+        state = ckpt.train_state or {}
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"]) + 1
+        best_dice, best_epoch = float(state["best_val_dice"]), int(state["best_epoch"])
+        log.info("resuming %s at epoch %d", last, start_epoch)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    log.info("U-Net %s, %d parameters, device %s", config.model, count_parameters(model), dev)
+
+    epochs = o.epochs if max_epochs is None else min(o.epochs, max_epochs)
+    total_steps = o.epochs * o.steps_per_epoch
+    train_loss = math.nan
+    for epoch in range(start_epoch, epochs):
+        rng = np.random.default_rng([o.seed, epoch])
+        torch.manual_seed(o.seed * 100_003 + epoch)
+        model.train()
+        t0, losses = time.perf_counter(), []
+        bar = tqdm(range(o.steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not progress, leave=False)
+        for i in bar:
+            step = epoch * o.steps_per_epoch + i
+            lr = _lr_at(step, total_steps, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = draw_batch(pools, probs, rng, o.batch_size, config)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            amp = torch.autocast("cuda") if use_amp else contextlib.nullcontext()
+            with amp:
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        train_loss = float(np.mean(losses))
+        val_loss, val_dice = evaluate(model, val_images, val_masks, loss_fn, dev)
+        improved = not math.isnan(val_dice) and val_dice > best_dice
+        if improved or math.isnan(val_dice):
+            best_dice, best_epoch = (val_dice if improved else best_dice), epoch
+            metrics = {"val_dice": val_dice, "val_loss": val_loss, "epoch": epoch + 1}
+            save_model_folder(out_dir / "model", model, _info(config, data_desc, metrics))
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * o.steps_per_epoch,
+                  "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
+                  "lr": lr, "time_s": round(time.perf_counter() - t0, 2), "best": improved}
+        with metrics_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val Dice %.4f%s", epoch + 1,
+                 train_loss, val_loss, val_dice, " (best)" if improved else "")
+        save_checkpoint(last, model, _info(config, data_desc, {"val_dice": val_dice}),
+                        train_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
+                                     "best_val_dice": best_dice, "best_epoch": best_epoch})
+    return TrainResult(out_dir, out_dir / "model", best_dice, best_epoch + 1, epochs, train_loss)

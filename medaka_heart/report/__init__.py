@@ -1,0 +1,1 @@
+"""Figures of a run's results (matplotlib, Agg backend: no display needed)."""

@@ -1,0 +1,239 @@
+"""Ventricle segmentation of frame stacks with a trained U-Net, streamed in batches.
+
+`Segmenter` loads a model folder or checkpoint (default: the weights shipped in
+``medaka_heart/weights/``), picks the device (CUDA, then Apple MPS, then CPU), and turns
+frames (T, H, W[, C]) of any dtype into ventricle probabilities at the frames' native
+geometry plus a per-frame confidence for quality control.
+
+Two passes per chunk of frames when the model has a ``coarse_size``: a coarse pass on every
+`coarse_every`-th whole frame (resized to coarse_size^2) finds the heart; the union of its
+masks gives one square box per chunk, ``crop_scale`` x the heart's extent; the fine pass
+segments that crop of every frame at input_size^2, and the probabilities are pasted back at
+native geometry (0 outside the crop). If the coarse pass finds nothing, the whole frames are
+segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import PreprocessConfig, SegmentConfig
+from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
+from .model.device import cpu_threads, resolve_device
+from .model.unet import fuse_batchnorm
+from .preprocess import normalise_intensity, prepare_input, resize_stack, restore_geometry, to_gray
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).parent / "weights"
+CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
+MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
+
+
+def default_model_path() -> Path:
+    """The model folder shipped with the package."""
+    return DEFAULT_MODEL
+
+
+def frame_confidence(prob: np.ndarray, threshold: float = 0.5, border_px: int = 2) -> np.ndarray:
+    """Per-frame confidence in [0, 1]: mean |2p - 1| over the predicted foreground and its border.
+
+    prob : (T, S, S) probabilities. The region is the thresholded mask dilated by `border_px`
+    pixels, where an uncertain model leaves p near 0.5. A frame with no foreground scores the
+    mean |2p - 1| over the whole frame.
+    """
+    import cv2
+
+    prob = np.asarray(prob, dtype=np.float32)
+    certainty = np.abs(2.0 * prob - 1.0)
+    kernel = np.ones((2 * border_px + 1, 2 * border_px + 1), np.uint8)
+    out = np.empty(len(prob), dtype=np.float64)
+    for i, (p, c) in enumerate(zip(prob, certainty, strict=True)):
+        region = cv2.dilate((p > threshold).astype(np.uint8), kernel) > 0
+        out[i] = c[region].mean() if region.any() else c.mean()
+    return out
+
+
+def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
+                ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Square grayscale crops (T, n, n) float32 of frames (T, H, W[, C]); edges replicated.
+
+    Returns the crops and (x0, y0, n): the crop's top-left corner in the frame (may be
+    negative) and its side, px. The centre (cx, cy) must lie inside the frame.
+    """
+    h, w = frames.shape[1:3]
+    n = max(int(round(side)), 1)
+    x0, y0 = int(round(cx - n / 2.0)), int(round(cy - n / 2.0))
+    ix0, iy0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+    ix1, iy1 = max(min(x0 + n, w), ix0 + 1), max(min(y0 + n, h), iy0 + 1)
+    gray = to_gray(frames[:, iy0:iy1, ix0:ix1])
+    pads = ((0, 0), (iy0 - y0, y0 + n - iy1), (ix0 - x0, x0 + n - ix1))
+    if any(a or b for a, b in pads):
+        gray = np.pad(gray, tuple((max(a, 0), max(b, 0)) for a, b in pads), mode="edge")
+    return gray[:, :n, :n], (x0, y0, n)
+
+
+class Segmenter:
+    """A loaded U-Net ready to segment frames.
+
+    Parameters
+    ----------
+    model : model folder or checkpoint file; None = the shipped default weights.
+    device : auto | cpu | cuda | mps.
+    batch_size : frames per forward pass (x4 on CUDA).
+    threads : torch CPU threads; None = usable cores // workers.
+    workers : processes sharing this machine (to avoid oversubscribing cores).
+    size, low_percentile, high_percentile : input overrides; None = what the model was trained on.
+    threshold : probability threshold; None = the model's tuned threshold.
+    coarse_every : the coarse pass looks at every n-th frame of a chunk (at least 2 frames).
+    """
+
+    def __init__(self, model: str | Path | None = None, *, device: str = "auto",
+                 batch_size: int = 16, threads: int | None = None, workers: int = 1,
+                 size: int | None = None, low_percentile: float | None = None,
+                 high_percentile: float | None = None, threshold: float | None = None,
+                 coarse_every: int = 8):
+        self.path = Path(model) if model is not None else default_model_path()
+        checkpoint = load_checkpoint(self.path)
+        self.info: ModelInfo = checkpoint.info
+        self.sha256 = model_hash(self.path)
+        self.device = resolve_device(device)
+        self.size = int(size or self.info.input_size)
+        self.low_percentile = self.info.low_percentile if low_percentile is None else low_percentile
+        self.high_percentile = (self.info.high_percentile if high_percentile is None
+                                else high_percentile)
+        self.threshold = self.info.threshold if threshold is None else float(threshold)
+        self.coarse_size = int(self.info.coarse_size)
+        self.coarse_every = max(1, int(coarse_every))
+        multiple = 2 ** self.info.architecture.depth
+        for side in (self.size, self.coarse_size):
+            if side % multiple:
+                raise ValueError(f"{self.path}: input size {side} is not a multiple of {multiple}")
+        self.batch_size = batch_size * (CUDA_BATCH_FACTOR if self.device.type == "cuda" else 1)
+        if self.device.type == "cpu":
+            self.threads = cpu_threads(threads, workers)
+            torch.set_num_threads(self.threads)
+        else:
+            self.threads = None
+        net = fuse_batchnorm(checkpoint.build_model())
+        self.memory_format = (torch.channels_last if self.device.type == "cpu"
+                              else torch.contiguous_format)
+        self.net = net.to(self.device, memory_format=self.memory_format).eval()
+        log.info("segmenter %s (sha256 %s...) on %s, input %dx%d", self.path, self.sha256[:12],
+                 self.device, self.size, self.size)
+
+    @classmethod
+    def from_config(cls, segment: SegmentConfig, preprocess: PreprocessConfig | None = None,
+                    *, workers: int = 1) -> Segmenter:
+        """Segmenter as the analysis config says; preprocess overrides the model's percentiles.
+
+        The input size always comes from the model (it was trained at that size).
+        """
+        pct = {}
+        if preprocess is not None:
+            pct = {"low_percentile": preprocess.low_percentile,
+                   "high_percentile": preprocess.high_percentile}
+        return cls(segment.model, device=segment.device, batch_size=segment.batch_size,
+                   threads=segment.threads, workers=workers, threshold=segment.threshold, **pct)
+
+    def provenance(self) -> dict:
+        """Plain description of the model in use, for result files."""
+        return {"model": str(self.path), "model_sha256": self.sha256,
+                "device": str(self.device), "input_size": self.size,
+                "coarse_size": self.coarse_size, "crop_scale": self.info.crop_scale,
+                "architecture": self.info.architecture.to_dict(),
+                "threshold": self.threshold, "threads": self.threads}
+
+    @torch.inference_mode()
+    def predict_small(self, images: np.ndarray) -> np.ndarray:
+        """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32."""
+        out = np.empty(images.shape, dtype=np.float32)
+        cuda = self.device.type == "cuda"
+        for start in range(0, len(images), self.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + self.batch_size]))
+            x = batch[:, None]
+            if cuda:
+                x = x.pin_memory()
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            amp = (torch.autocast("cuda", dtype=torch.float16) if cuda
+                   else contextlib.nullcontext())
+            with amp:
+                prob = torch.sigmoid(self.net(x).float())
+            out[start:start + len(batch)] = prob[:, 0].cpu().numpy()
+        return out
+
+    def _normalise(self, gray: np.ndarray, size: int) -> np.ndarray:
+        small = resize_stack(gray, size, size)
+        out = normalise_intensity(small, self.low_percentile, self.high_percentile)
+        return out.astype(np.float32, copy=False)
+
+    def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
+        """Coarse pass: (centre x, centre y, side) in native px of the crop for this chunk.
+
+        Uses every `coarse_every`-th frame (at least 2); the union of their masks, its
+        connected component of largest probability mass, times `crop_scale` (at most the
+        frame's larger side). None if no pixel passes the threshold.
+        """
+        import cv2
+
+        t, h, w = frames.shape[:3]
+        n = min(t, max(2, -(-t // self.coarse_every)))
+        idx = np.unique(np.linspace(0, t - 1, n).round().astype(int))
+        sc = self.coarse_size
+        prob = self.predict_small(self._normalise(to_gray(frames[idx]), sc))
+        union = (prob > self.threshold).any(axis=0).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(union, connectivity=8)
+        if count < 2:
+            return None
+        mass = np.bincount(labels.ravel(), weights=prob.mean(axis=0).ravel(), minlength=count)
+        k = 1 + int(np.argmax(mass[1:]))
+        x, y, bw, bh = (int(v) for v in stats[k, :4])
+        sx, sy = w / sc, h / sc
+        cx, cy = (x + bw / 2.0) * sx, (y + bh / 2.0) * sy
+        side = max(bw * sx, bh * sy, MIN_BOX_PX) * self.info.crop_scale
+        return cx, cy, min(side, float(max(h, w)))
+
+    def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (T, H, W[, C]) of any dtype -> (prob (T, H, W) float32, confidence (T,) float).
+
+        Probabilities are at the frames' native geometry (threshold them with `self.threshold`);
+        confidence is `frame_confidence` of the (fine) pass at network resolution.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        height, width = frames.shape[1:3]
+        if not self.coarse_size:
+            small = prepare_input(frames, self.size, self.low_percentile, self.high_percentile)
+            prob = self.predict_small(small.astype(np.float32, copy=False))
+            return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
+        box = self.locate(frames)
+        if box is None:  # nothing found: whole frames at the coarse size
+            prob = self.predict_small(self._normalise(to_gray(frames), self.coarse_size))
+            return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
+        crops, (x0, y0, n) = crop_frames(frames, *box)
+        prob = self.predict_small(self._normalise(crops, self.size))
+        confidence = frame_confidence(prob, self.threshold)
+        out = np.zeros((len(frames), height, width), dtype=np.float32)
+        ix0, iy0 = max(x0, 0), max(y0, 0)
+        ix1, iy1 = min(x0 + n, width), min(y0 + n, height)
+        out[:, iy0:iy1, ix0:ix1] = restore_geometry(prob, n, n)[:, iy0 - y0:iy1 - y0,
+                                                                ix0 - x0:ix1 - x0]
+        return out, confidence
+
+    def predict_chunks(self, chunks: Iterable[np.ndarray]
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`predict` on each chunk of a stream (e.g. a video reader's chunks)."""
+        for chunk in chunks:
+            yield self.predict(chunk)
+
+    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames -> (masks (T, H, W) bool at native geometry, confidence (T,))."""
+        prob, confidence = self.predict(frames)
+        return prob > self.threshold, confidence

@@ -1,0 +1,172 @@
+"""Segmenter: device choice, native geometry, batch invariance, dtype invariance, QC confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medaka_heart.config import PreprocessConfig, SegmentConfig
+from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
+from medaka_heart.model.data import toy_pair
+from medaka_heart.model.device import cpu_threads, resolve_device
+from medaka_heart.model.unet import UNet, UNetConfig
+from medaka_heart.segment import Segmenter, frame_confidence
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    arch = UNetConfig(depth=2, base_filters=4, dropout=0.2)
+    model = UNet(arch)
+    model.train()
+    model(torch.rand(4, 1, 32, 32))
+    folder = tmp_path_factory.mktemp("model")
+    return save_model_folder(folder, model.eval(), ModelInfo(arch, input_size=32, threshold=0.5))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(0)
+    return np.stack([toy_pair(rng, 40, 56)[0] for _ in range(7)])
+
+
+def test_device_auto_is_cpu_here():
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("an accelerator is present")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="not available"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_threads_do_not_oversubscribe():
+    assert cpu_threads(3) == 3
+    assert cpu_threads(None, workers=10_000) == 1
+    with pytest.raises(ValueError):
+        cpu_threads(0)
+
+
+def test_predict_returns_native_geometry(model_dir, frames):
+    seg = Segmenter(model_dir, threads=1)
+    prob, conf = seg.predict(frames)
+    assert prob.shape == frames.shape
+    assert prob.dtype == np.float32
+    assert conf.shape == (7,)
+    assert ((prob >= 0) & (prob <= 1)).all()
+    assert ((conf >= 0) & (conf <= 1)).all()
+    rgb, _ = seg.predict(np.repeat(frames[..., None], 3, axis=-1))
+    np.testing.assert_allclose(rgb, prob, atol=1e-5)
+    masks, _ = seg.masks(frames)
+    np.testing.assert_array_equal(masks, prob > 0.5)
+    assert len(seg.provenance()["model_sha256"]) == 64
+
+
+def test_batch_size_does_not_change_the_result(model_dir, frames):
+    one, c1 = Segmenter(model_dir, batch_size=1, threads=1).predict(frames)
+    many, c2 = Segmenter(model_dir, batch_size=5, threads=1).predict(frames)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+    np.testing.assert_allclose(c1, c2, atol=1e-5)
+
+
+def test_dtype_does_not_matter(model_dir, frames):
+    seg = Segmenter(model_dir, threads=1)
+    a, _ = seg.predict(frames)
+    b, _ = seg.predict(frames.astype(np.uint16) * 257 + 1000)
+    c, _ = seg.predict(frames.astype(np.float64) / 255.0)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(a, c, atol=1e-4)
+
+
+def test_chunks_equal_whole(model_dir, frames):
+    seg = Segmenter(model_dir, threads=1)
+    whole, _ = seg.predict(frames)
+    parts = [p for p, _ in seg.predict_chunks([frames[:3], frames[3:]])]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+
+
+def test_from_config(model_dir):
+    seg = Segmenter.from_config(SegmentConfig(model=str(model_dir), threads=1, threshold=0.4),
+                                PreprocessConfig(low_percentile=2.0))
+    assert (seg.size, seg.threshold, seg.low_percentile, seg.threads) == (32, 0.4, 2.0, 1)
+
+
+def test_pickled_model_is_refused(tmp_path):
+    path = tmp_path / "bad.pt"
+    torch.save({"model": UNet(depth=1, base_filters=2)}, path)
+    with pytest.raises(ValueError, match=r"bad\.pt.*pickled"):
+        Segmenter(path)
+
+
+def test_confidence_is_high_for_certain_and_low_for_uncertain_frames():
+    prob = np.zeros((3, 20, 20), np.float32)
+    prob[0, 5:15, 5:15] = 1.0  # certain
+    prob[1, 5:15, 5:15] = 0.6  # hesitant foreground
+    prob[1, 3:17, 3:17][prob[1, 3:17, 3:17] == 0] = 0.4
+    prob[2] = 0.02  # confidently empty
+    conf = frame_confidence(prob)
+    assert conf[0] == pytest.approx(1.0)
+    assert conf[1] < 0.5
+    assert conf[2] == pytest.approx(0.96)
+
+
+@pytest.fixture(scope="module")
+def two_pass_dir(tmp_path_factory):
+    arch = UNetConfig(depth=2, base_filters=2, dropout=0.0)
+    folder = tmp_path_factory.mktemp("two_pass")
+    info = ModelInfo(arch, input_size=32, coarse_size=64, crop_scale=2.0)
+    return save_model_folder(folder, UNet(arch).eval(), info)
+
+
+def _ellipse_video(n=6, h=120, w=200):
+    from skimage.draw import ellipse
+
+    frames = np.full((n, h, w, 3), 30, np.uint8)
+    truth = np.zeros((n, h, w), bool)
+    for i in range(n):
+        rr, cc = ellipse(40 + i, 150 - 2 * i, 10 + i, 18, shape=(h, w))
+        truth[i, rr, cc] = True
+        frames[i, rr, cc] = (220, 140, 100)
+    return frames, truth
+
+
+def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
+    from medaka_heart.evaluate import dice_per_frame
+
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    # an oracle network: the normalised input itself is the probability of a bright region
+    monkeypatch.setattr(seg, "predict_small", lambda x: (x > 0.5).astype(np.float32))
+    frames, truth = _ellipse_video()
+    cx, cy, side = seg.locate(frames)
+    assert abs(cx - 145) < 6
+    assert abs(cy - 42) < 4
+    assert 2.0 * 36 <= side <= 2.0 * 48
+    prob, conf = seg.predict(frames)
+    assert prob.shape == truth.shape
+    assert (dice_per_frame(prob > 0.5, truth) > 0.95).all()
+    assert conf.shape == (6,)
+    # the fine pass saw crops: probability is 0 outside the crop
+    assert prob[:, :, :60].max() == 0.0
+
+
+def test_two_pass_falls_back_to_whole_frames(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1)
+    monkeypatch.setattr(seg, "predict_small", lambda x: np.zeros_like(x))
+    frames, _ = _ellipse_video(3)
+    assert seg.locate(frames) is None
+    prob, conf = seg.predict(frames)
+    assert prob.shape == frames.shape[:3]
+    assert (prob == 0).all()
+    np.testing.assert_allclose(conf, 1.0)
+
+
+def test_two_pass_runs_with_real_network_at_frame_edge(two_pass_dir):
+    seg = Segmenter(two_pass_dir, threads=1, batch_size=4)
+    frames, _ = _ellipse_video(5)
+    prob, conf = seg.predict(frames[:, :, 120:])  # heart near the left edge
+    assert prob.shape == (5, 120, 80)
+    assert np.isfinite(prob).all()
+    assert np.isfinite(conf).all()
