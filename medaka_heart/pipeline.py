@@ -46,8 +46,9 @@ class VideoReader(Protocol):
 class Segmenter(Protocol):
     """Anything that turns frames into ventricle probabilities at native geometry."""
 
-    def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(t, H, W[, C]) frames -> (prob (t, H, W) float32 in [0, 1], confidence (t,) float)."""
+    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t, H, W[, C]) frames -> (ventricle mask (t, H, W) bool at native geometry,
+        confidence (t,) float in [0, 1])."""
 
     def provenance(self) -> dict[str, Any]:
         """Model file, hash and settings, for provenance.json."""
@@ -152,8 +153,7 @@ def analyze_video(
                     if mask is None or len(mask) != len(frames):
                         raise VideoError(f"{masks}: fewer masks than frames in {path}")
                 else:
-                    prob, confidence = segmenter.predict(frames)
-                    mask = prob >= config.segment.threshold
+                    mask, confidence = segmenter.masks(frames)
                     confidences.append(confidence)
                 if first < INTENSITY_MAX_FRAMES:
                     thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))

@@ -27,9 +27,9 @@ SegmenterFactory = Callable[[SegmentConfig, PreprocessConfig], Any]
 
 def load_default_segmenter(segment: SegmentConfig, preprocess: PreprocessConfig):
     """The U-Net segmenter of `medaka_heart.segment` (imported here: torch only when needed)."""
-    from ..segment import load_segmenter
+    from ..segment import Segmenter
 
-    return load_segmenter(segment, preprocess)
+    return Segmenter.from_config(segment, preprocess)
 
 
 @dataclass(frozen=True)
