@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean chromium
 
 setup: $(VENV)/.installed
 
@@ -17,8 +17,21 @@ demo: setup
 	$(BIN)/medaka-heart analyze sample_data/ -o demo_out --masks-from-truth
 	@echo "Results in demo_out/ (summary.csv, one folder per video)"
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest
+
+# The report tests render report.html in headless Chromium (Debian packages chromium and
+# chromium-driver): installed here when missing and run as root (as CI does), else a hint.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium and chromium-driver for the report tests"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "chromium not found: install the Debian packages chromium and chromium-driver" \
+		     "(the report tests skip without it, and fail when CI is set)" >&2; \
+	fi
 
 clean:
 	rm -rf $(VENV) demo_out

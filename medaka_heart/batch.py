@@ -6,8 +6,10 @@ Output layout of a run (`OUT/`)::
     beats_all.csv    every beat of every analysed video, with its video name and metadata
     conditions.csv   n videos, mean and SD of hr_bpm, ef_pct, fs_minor_pct per --group-by value
     plate.png        heart rate and EF per well, where wells are known
+    report.html      self-contained report: conditions, plate, QC-flagged videos, table
     run.log          the log of every run into OUT (appended)
-    <video>/         frames.csv, beats.csv, provenance.json, result.json (see pipeline, run.jobs)
+    <video>/         frames.csv, beats.csv, provenance.json, result.json, trace.png,
+                     montage.png (see pipeline, run.jobs)
 
 Status: 'ok' analysed now, 'failed' (the error column says why), 'skipped' complete results
 of an earlier run with the same fingerprint reused (see `run.resume`); `force` redoes all.
@@ -148,7 +150,9 @@ def plan_jobs(sources: Sequence[VideoSource], names: Sequence[str], options: Run
         job = VideoJob(source, name, fingerprint(inputs), inputs)
         jobs.append(job)
         row = None if force else reusable_row(options.out_dir / name, job.fingerprint,
-                                              save_masks=options.save_masks)
+                                              save_masks=options.save_masks,
+                                              plots=options.plots,
+                                              overlay_video=options.overlay_video)
         if row is not None:
             row.update(video=name, status="skipped", error="")
             reused[i] = JobOutcome(name, "skipped", row, f"{name}: complete results reused")
@@ -193,6 +197,17 @@ def write_run_tables(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str],
             log.info("wells not on a 96- or 384-well layout; no plate.png")
 
 
+def write_run_report(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str],
+                     group_by: Sequence[str], config: Config) -> None:
+    """report.html; a problem drawing it is logged, the run's tables are already written."""
+    from .report.html import write_report
+
+    try:
+        write_report(summary, out_dir, group_by=group_by, meta=meta, qc=config.qc)
+    except Exception as exc:  # the tables are the results; the report only shows them
+        log.warning("report.html not written (%s: %s)", type(exc).__name__, exc)
+
+
 def run_batch(
     sources: Sequence[VideoSource | Path],
     names: Sequence[str],
@@ -209,6 +224,8 @@ def run_batch(
     group_by: Sequence[str] = (),
     show_progress: bool = True,
     debug: bool = False,
+    plots: bool = True,
+    overlay_video: bool = False,
 ) -> pd.DataFrame:
     """Analyse every video; write and return summary.csv (one row per video, failures included).
 
@@ -216,6 +233,7 @@ def run_batch(
     scheduler : address of a Dask scheduler (or a distributed.Client); overrides `workers`.
     force : analyse every video again, even where complete results of the same fingerprint exist.
     group_by : summary columns (metadata) whose values make the rows of conditions.csv.
+    plots : trace.png and montage.png per video; overlay_video : overlay.avi per video.
     Raises OutputError when `out_dir` cannot be written, ValueError for an unknown group_by.
     """
     sources = [s if isinstance(s, VideoSource) else VideoSource(Path(s)) for s in sources]
@@ -228,7 +246,7 @@ def run_batch(
     check_writable(out_dir)
     with output_lock(out_dir), run_log(out_dir / "run.log"):
         options = RunOptions(out_dir, config, fps, pixel_size_um, save_masks, segmenter_factory,
-                             debug)
+                             debug, plots=plots, overlay_video=overlay_video)
         jobs, outcomes = plan_jobs(sources, names, options, force=force)
         todo = [i for i in range(len(jobs)) if i not in outcomes]
         executor, where = _make_executor(scheduler, workers, len(todo))
@@ -260,6 +278,7 @@ def run_batch(
             progress.close()
         summary = _table(outcomes, jobs, meta)
         write_run_tables(summary, out_dir, meta, group_by)
+        write_run_report(summary, out_dir, meta, group_by, config)
         counts = summary["status"].value_counts()
         log.info("done: %d ok, %d reused, %d failed; summary in %s", counts.get("ok", 0),
                  counts.get("skipped", 0), counts.get("failed", 0), out_dir / "summary.csv")

@@ -55,8 +55,30 @@ class SegmentConfig:
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
     batch_size: int = 16
-    threshold: float = 0.5
+    threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # torch CPU threads; None = all cores / workers
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    """Quality-control thresholds (see qc.py): outside one, a video is flagged.
+
+    A flag means "look at this video before trusting its numbers" (qc_pass is False); a
+    finding (irregular rhythm) is biology worth a look and leaves qc_pass as it is.
+    """
+
+    max_empty_fraction: float = 0.2  # empty_masks: ventricle mask empty in more frames than this
+    min_beats: int = 3  # too_few_beats: fewer detected beats than this
+    min_confidence: float = 0.6  # low_confidence: median per-frame segmentation confidence (0-1)
+    min_periodicity: float = 0.5  # weak_periodicity: median correlation of consecutive beats
+    max_hr_difference_pct: float = 15.0  # hr_mismatch: |hr_bpm_median - hr_bpm_intensity|, %
+    hr_min_bpm: float = 50.0  # implausible_hr: median heart rate outside this range (medaka)
+    hr_max_bpm: float = 250.0
+    ef_min_pct: float = 10.0  # implausible_ef: mean ejection fraction outside this range
+    ef_max_pct: float = 90.0
+    max_motion_diameters: float = 0.5  # large_motion: 95th-percentile centroid travel / diameter
+    max_rr_cv_pct: float = 15.0  # irregular_rhythm (finding): coefficient of variation of RR
+    skipped_beat_ratio: float = 1.6  # irregular_rhythm (finding): an RR > this x median RR
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     cycles: CycleConfig = field(default_factory=CycleConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    qc: QCConfig = field(default_factory=QCConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, for provenance files."""

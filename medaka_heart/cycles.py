@@ -158,10 +158,13 @@ def refine_by_template(signal: np.ndarray, positions: np.ndarray, period: float,
         offsets, values, owner = [], [], []
         for k, centre in enumerate(refined):
             j = np.arange(int(np.ceil(centre - width)), int(np.floor(centre + width)) + 1)
-            if j[0] < 0 or j[-1] >= y.size or np.ptp(y[j]) == 0:  # cut by the video's edge
+            if j[0] < 0 or j[-1] >= y.size:  # cut by the video's edge
+                continue
+            spread = y[j].std()
+            if not (np.isfinite(spread) and spread > 0):  # flat, or too tiny/huge to z-score
                 continue
             offsets.append(j - centre)
-            values.append((y[j] - y[j].mean()) / y[j].std())
+            values.append((y[j] - y[j].mean()) / spread)
             owner.append(k)
         if len(owner) < 4:
             return pos
@@ -248,6 +251,8 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
 
     ed_index, ed_offset = _template_refined(raw, ed_index, ed_offset, period, maximum=True)
     es_index, es_offset = _template_refined(raw, es_index, es_offset, period, maximum=False)
+    ed_index, ed_offset, es_index, es_offset = _in_order(ed_index, ed_offset, es_index, es_offset,
+                                                         raw.size)
     ed_times = (ed_index + ed_offset) / fps
     rr = np.append(np.diff(ed_times), np.nan)
     return CycleDetection(
@@ -272,6 +277,28 @@ def _template_refined(raw, index, offset, period, *, maximum):
     index[seen] = np.round(pos).astype(int)
     offset[seen] = pos - index[seen]
     return index, offset
+
+
+def _in_order(ed_index, ed_offset, es_index, es_offset, n):
+    """Beats whose refined extrema stay in order: ED frames strictly increasing, each seen ES
+    strictly after its ED and before the next ED (in refined time).
+
+    Refinement moves an extremum by up to a frame, which can swap extrema one frame apart
+    (a signal faster than the heart-rate range, a very low frame rate): an ED not after
+    the previous one loses its beat, an ES out of place is marked not seen (-1).
+    """
+    ed_pos = ed_index + ed_offset
+    keep = np.zeros(ed_index.size, dtype=bool)
+    last = None
+    for k in range(ed_index.size):
+        if last is None or (ed_index[k] > ed_index[last] and ed_pos[k] > ed_pos[last]):
+            keep[k], last = True, k
+    ed_index, ed_offset, es_index, es_offset, ed_pos = (
+        a[keep] for a in (ed_index, ed_offset, es_index, es_offset, ed_pos))
+    next_ed = np.append(ed_pos[1:], n)
+    es_pos = es_index + es_offset
+    bad = (es_index >= 0) & ((es_pos <= ed_pos) | (es_pos >= next_ed))
+    return ed_index, ed_offset, np.where(bad, -1, es_index), np.where(bad, 0.0, es_offset)
 
 
 def _no_beats(fps: float, signal: np.ndarray, period: float = float("nan")) -> CycleDetection:

@@ -1,7 +1,8 @@
 """One video end to end: read -> segment (or take given masks) -> measure -> cycles -> metrics -> write.
 
 Outputs of a video land in `OUT/<name>/` all at once (see `io.results.staged_folder`):
-frames.csv, beats.csv, provenance.json and, on request, masks.tif.
+frames.csv, beats.csv, provenance.json, the QC plots trace.png and montage.png (unless
+`plots=False`) and, on request, masks.tif and overlay.avi.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from .intensity_rate import IntensityRate, intensity_heart_rate
 from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
 from .preprocess import thumbnails
+from .qc import QCResult, assess_quality
+from .report.montage import FrameReservoir
+from .report.overlay import OverlayWriter
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class VideoResult:
     beats: pd.DataFrame
     summary: BeatSummary
     intensity: IntensityRate
+    qc: QCResult
 
     def summary_row(self) -> dict[str, Any]:
         """One row of summary.csv."""
@@ -83,6 +88,7 @@ class VideoResult:
             **self.summary.to_dict(),
             "hr_bpm_intensity": self.intensity.hr_bpm,
             "intensity_periodicity": self.intensity.periodicity,
+            **self.qc.to_dict(),
         }
 
 
@@ -121,12 +127,16 @@ def analyze_video(
     save_masks: bool = False,
     show_progress: bool = True,
     reader: VideoReader | None = None,
+    plots: bool = True,
+    overlay_video: bool = False,
 ) -> VideoResult:
     """Analyse one video and write its results to `out_dir/<name>/`; raises VideoError.
 
     Exactly one of `masks` (a mask stack or folder for this video) and `segmenter` is used;
     `masks` wins when both are given. `reader` (e.g. an `io.screening.ScreeningReader`)
-    replaces `open_video(path)`; `path` then only names the video.
+    replaces `open_video(path)`; `path` then only names the video. `plots` draws trace.png
+    and montage.png (see `report.trace`, `report.montage`); `overlay_video` writes
+    overlay.avi, every frame with its mask outline.
     """
     reader = reader if reader is not None else open_video(path)
     info = reader.info
@@ -143,6 +153,9 @@ def analyze_video(
     tables, confidences, thumbs, state = [], [], [], None
     with staged_folder(Path(out_dir) / name) as stage:
         writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
+        reservoir = FrameReservoir(info.height, info.width) if plots else None
+        overlay = (OverlayWriter(stage / "overlay.avi", fps_value, info.height, info.width)
+                   if overlay_video else None)
         bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
                    disable=not show_progress)
         try:
@@ -161,12 +174,18 @@ def analyze_video(
                 tables.append(table)
                 if writer is not None:
                     writer.write(mask)
+                if reservoir is not None:
+                    reservoir.add(frames, mask)
+                if overlay is not None:
+                    overlay.write(frames, mask)
                 first += len(frames)
                 bar.update(len(frames))
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
+            if overlay is not None:
+                overlay.close()
         if first < MIN_FRAMES:
             raise VideoError(f"{path}: only {first} frame(s) decoded; at least {MIN_FRAMES} are needed")
         frames_table = pd.concat(tables, ignore_index=True)
@@ -179,6 +198,10 @@ def analyze_video(
         summary = summarise_beats(beats)
         intensity = intensity_heart_rate(np.concatenate(thumbs), fps_value,
                                          config.cycles.hr_min_bpm, config.cycles.hr_max_bpm)
+        qc = assess_quality(frames_table, beats, fps=fps_value,
+                            period_frames=detection.period_frames,
+                            hr_bpm_intensity=intensity.hr_bpm, signal=config.cycles.signal,
+                            config=config.qc)
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")
         write_json_atomic(
@@ -186,9 +209,33 @@ def analyze_video(
                         detection.period_frames),
             stage / "provenance.json",
         )
+        if reservoir is not None:
+            _write_plots(stage, name, frames_table, beats, summary, intensity, qc, reservoir,
+                         pixel, config)
     log.debug("%s: %d frames, %d beats", path, len(frames_table), len(beats))
     return VideoResult(name, info, fps_value, fps_source, pixel, pixel_source, frames_table, beats,
-                       summary, intensity)
+                       summary, intensity, qc)
+
+
+def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFrame,
+                 summary: BeatSummary, intensity: IntensityRate, qc: QCResult,
+                 reservoir: FrameReservoir, pixel_size_um: float, config: Config) -> None:
+    """trace.png and montage.png into `folder`; a drawing problem is logged, never fatal."""
+    from .report.montage import plot_montage
+    from .report.trace import plot_trace
+
+    verdict = "QC pass" if qc.passed else "QC flags: " + ", ".join(f.name for f in qc.problems)
+    if qc.findings:
+        verdict += "; findings: " + ", ".join(f.name for f in qc.findings)
+    subtitle = (f"{summary.n_beats} beats, {summary.hr_bpm:.1f} bpm (model-free "
+                f"{intensity.hr_bpm:.1f}), EF {summary.ef_pct:.1f}%. {verdict}")
+    try:
+        plot_trace(frames, beats, folder / "trace.png", title=name, subtitle=subtitle,
+                   skipped_ratio=config.qc.skipped_beat_ratio)
+        plot_montage(reservoir, frames, beats, folder / "montage.png",
+                     pixel_size_um=pixel_size_um, title=name, signal=config.cycles.signal)
+    except Exception as exc:  # the numbers are written already; a figure must not lose them
+        log.warning("%s: QC plots not drawn (%s: %s)", name, type(exc).__name__, exc)
 
 
 def _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,

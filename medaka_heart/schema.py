@@ -68,4 +68,14 @@ SUMMARY_COLUMNS = (
     "sv_pl",
     "hr_bpm_intensity",  # model-free heart rate from pixel intensities (cross-check)
     "intensity_periodicity",  # 0-1, how periodic that intensity signal is
+    "qc_pass",  # True unless a QC flag was raised (see qc.py; findings do not count)
+    "qc_flags",  # ;-separated QC flags: reasons to look at the video before trusting it
+    "qc_findings",  # ;-separated findings (irregular_rhythm): biology worth a look
+    "qc_empty_fraction",  # frames with an empty ventricle mask, 0-1
+    "qc_confidence",  # median per-frame segmentation confidence, 0-1 (empty with --masks)
+    "qc_periodicity",  # median correlation of consecutive beats of the volume signal, <= 1
+    "qc_hr_difference_pct",  # 100 |hr_bpm_median - hr_bpm_intensity| / hr_bpm_intensity
+    "qc_rr_cv_pct",  # coefficient of variation of the RR intervals, %
+    "qc_skipped_beats",  # RR intervals longer than [qc] skipped_beat_ratio x median
+    "qc_motion_diameters",  # centroid travel (95th percentile) in ventricle diameters
 )

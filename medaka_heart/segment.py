@@ -26,6 +26,7 @@ import torch
 from .config import PreprocessConfig, SegmentConfig
 from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
+from .model.samples import COARSE, FINE, network_input
 from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, prepare_input, resize_stack, restore_geometry, to_gray
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
+MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
+RELATIVE_LEVEL = 0.5  # the heart region: coarse probability above this share of the peak
 
 
 def default_model_path() -> Path:
@@ -151,13 +154,17 @@ class Segmenter:
                 "threshold": self.threshold, "threads": self.threads}
 
     @torch.inference_mode()
-    def predict_small(self, images: np.ndarray) -> np.ndarray:
-        """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32."""
+    def predict_small(self, images: np.ndarray, pass_value: float = FINE) -> np.ndarray:
+        """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
+
+        `pass_value` fills the pass plane of two-channel models (COARSE or FINE).
+        """
         out = np.empty(images.shape, dtype=np.float32)
         cuda = self.device.type == "cuda"
+        channels = self.info.architecture.in_channels
         for start in range(0, len(images), self.batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + self.batch_size]))
-            x = batch[:, None]
+            batch = images[start:start + self.batch_size]
+            x = torch.from_numpy(network_input(batch, channels, pass_value))
             if cuda:
                 x = x.pin_memory()
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -176,9 +183,11 @@ class Segmenter:
     def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
         """Coarse pass: (centre x, centre y, side) in native px of the crop for this chunk.
 
-        Uses every `coarse_every`-th frame (at least 2); the union of their masks, its
-        connected component of largest probability mass, times `crop_scale` (at most the
-        frame's larger side). None if no pixel passes the threshold.
+        Uses every `coarse_every`-th frame (at least 2): the pixelwise maximum of their
+        probabilities above min(threshold, half its peak), the connected component of largest
+        mean probability mass, its extent times `crop_scale` (at most the frame's larger side).
+        The relative level keeps the heart found when coarse probabilities are low (tiny
+        hearts). None if the peak is below MIN_COARSE_PEAK.
         """
         import cv2
 
@@ -186,11 +195,14 @@ class Segmenter:
         n = min(t, max(2, -(-t // self.coarse_every)))
         idx = np.unique(np.linspace(0, t - 1, n).round().astype(int))
         sc = self.coarse_size
-        prob = self.predict_small(self._normalise(to_gray(frames[idx]), sc))
-        union = (prob > self.threshold).any(axis=0).astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(union, connectivity=8)
-        if count < 2:
+        prob = self.predict_small(self._normalise(to_gray(frames[idx]), sc), COARSE)
+        peak = prob.max(axis=0)
+        top = float(peak.max())
+        if top < MIN_COARSE_PEAK:
             return None
+        level = min(self.threshold, RELATIVE_LEVEL * top)
+        region = (peak > level).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
         mass = np.bincount(labels.ravel(), weights=prob.mean(axis=0).ravel(), minlength=count)
         k = 1 + int(np.argmax(mass[1:]))
         x, y, bw, bh = (int(v) for v in stats[k, :4])
@@ -215,7 +227,7 @@ class Segmenter:
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
         box = self.locate(frames)
         if box is None:  # nothing found: whole frames at the coarse size
-            prob = self.predict_small(self._normalise(to_gray(frames), self.coarse_size))
+            prob = self.predict_small(self._normalise(to_gray(frames), self.coarse_size), COARSE)
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
         crops, (x0, y0, n) = crop_frames(frames, *box)
         prob = self.predict_small(self._normalise(crops, self.size))

@@ -68,7 +68,10 @@ def bench(seg: Segmenter, frames: np.ndarray, repeats: int) -> dict:
 
 
 def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
-    """Per-video mean/min Dice of `seg` against the truth masks of a phantom folder."""
+    """Per-video mean and 5th-percentile Dice of `seg` against a phantom folder's truth.
+
+    A raw ``<name>.tif`` next to ``<name>.avi`` (16-bit hts phantoms) is read instead.
+    """
     from medaka_heart.evaluate import dice_per_frame
     from medaka_heart.io.masks import mask_chunks
     from medaka_heart.io.video import open_video
@@ -76,6 +79,8 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
     rows = []
     for video in sorted(folder.glob("*.avi")):
         truth = video.with_suffix(".truth") / "masks.tif"
+        if video.with_suffix(".tif").is_file():
+            video = video.with_suffix(".tif")
         dice = []
         for frames, masks in zip(open_video(video).chunks(chunk), mask_chunks(truth, chunk),
                                  strict=True):

@@ -71,11 +71,12 @@ def test_imagej_tiff_metadata(tmp_path):
     assert info.pixel_size_um == pytest.approx(0.5)
 
 
-def test_tiff_with_zero_fps_is_an_error(tmp_path):
+def test_tiff_with_zero_fps_is_treated_as_unknown(tmp_path):
+    """A rate of 0 in the metadata is no rate: --fps can still give it (see test_bad_inputs)."""
     path = tmp_path / "zero.tif"
     tifffile.imwrite(path, moving_square(), metadata={"fps": 0})
-    with pytest.raises(VideoError, match=r"zero\.tif.*frame rate"):
-        open_video(path)
+    info = open_video(path).info
+    assert info.fps is None and info.fps_source == "none"
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])

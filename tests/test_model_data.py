@@ -154,3 +154,21 @@ def test_pool_and_generated_sources_are_seeded():
     assert 0 <= pool.pick(np.random.default_rng(0)) < 6
     with pytest.raises(ValueError, match="empty"):
         FramePool([])
+
+
+def test_generated_views_are_cached_by_key(tmp_path):
+    from medaka_heart.model.data import cached
+
+    calls = []
+
+    def make():
+        calls.append(1)
+        return generate_sequence(toy_pairs(1), 2, SPEC, "toy")
+
+    a = cached(tmp_path, {"seed": 1}, make)
+    b = cached(tmp_path, {"seed": 1}, make)
+    cached(tmp_path, {"seed": 2}, make)
+    assert len(calls) == 2
+    assert b.name == a.name
+    np.testing.assert_array_equal(a.context_masks, b.context_masks)
+    assert len(list(tmp_path.glob("views_*.npz"))) == 2

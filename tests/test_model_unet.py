@@ -70,10 +70,22 @@ def test_dice_loss_perfect_and_wrong():
     target = _masks()
     perfect = (target * 2 - 1) * 50  # logits
     assert float(dice_loss(perfect, target)) == pytest.approx(0.0, abs=1e-6)
-    # everything wrong: intersection 0, dice = 1 / (|P| + |T| + 1)
+    # everything wrong: intersection 0, dice = 1 / (|P| + |T| + 1), over the batch of 2 ...
     wrong = -perfect
+    assert float(dice_loss(wrong, target)) == pytest.approx(1 - 1 / (96 + 32 + 1), abs=1e-4)
+    # ... or per image
     expected = 1 - 1 / (48 + 16 + 1)
-    assert float(dice_loss(wrong, target)) == pytest.approx(expected, abs=1e-4)
+    assert float(dice_loss(wrong, target, per_image=True)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_batch_dice_rewards_a_tiny_object_next_to_an_empty_image():
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, 0, 3, 3] = 1  # one foreground pixel in image 0, none in image 1
+    found = torch.full_like(target, -20.0)
+    found[0, 0, 3, 3] = 20.0
+    missed = torch.full_like(target, -20.0)
+    assert float(dice_loss(found, target)) < 0.01
+    assert float(dice_loss(missed, target)) > 0.4
 
 
 def test_dice_smoothing_makes_empty_on_empty_perfect():

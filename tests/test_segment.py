@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -115,7 +117,7 @@ def test_confidence_is_high_for_certain_and_low_for_uncertain_frames():
 
 @pytest.fixture(scope="module")
 def two_pass_dir(tmp_path_factory):
-    arch = UNetConfig(depth=2, base_filters=2, dropout=0.0)
+    arch = UNetConfig(depth=2, base_filters=2, dropout=0.0, in_channels=2)
     folder = tmp_path_factory.mktemp("two_pass")
     info = ModelInfo(arch, input_size=32, coarse_size=64, crop_scale=2.0)
     return save_model_folder(folder, UNet(arch).eval(), info)
@@ -138,7 +140,7 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # an oracle network: the normalised input itself is the probability of a bright region
-    monkeypatch.setattr(seg, "predict_small", lambda x: (x > 0.5).astype(np.float32))
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_: (x > 0.5).astype(np.float32))
     frames, truth = _ellipse_video()
     cx, cy, side = seg.locate(frames)
     assert abs(cx - 145) < 6
@@ -154,7 +156,7 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
 def test_two_pass_falls_back_to_whole_frames(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
-    monkeypatch.setattr(seg, "predict_small", lambda x: np.zeros_like(x))
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_: np.zeros_like(x))
     frames, _ = _ellipse_video(3)
     assert seg.locate(frames) is None
     prob, conf = seg.predict(frames)
@@ -170,3 +172,22 @@ def test_two_pass_runs_with_real_network_at_frame_edge(two_pass_dir):
     assert prob.shape == (5, 120, 80)
     assert np.isfinite(prob).all()
     assert np.isfinite(conf).all()
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "medaka_heart" / "weights" / "model.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped weights")
+@pytest.mark.parametrize(("preset", "min_dice"), [("typical", 0.85), ("hts", 0.75)])
+def test_shipped_model_segments_a_phantom(preset, min_dice):
+    from medaka_heart.evaluate import dice_per_frame
+    from medaka_heart.phantom import generate_video
+
+    video = generate_video(preset, seed=987_654, duration_s=1.0)
+    seg = Segmenter(threads=2)
+    assert seg.path == SHIPPED.parent
+    prob, conf = seg.predict(video.frames)
+    dice = dice_per_frame(prob > seg.threshold, video.masks)
+    assert np.median(dice) > min_dice
+    assert ((conf >= 0) & (conf <= 1)).all()

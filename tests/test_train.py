@@ -30,7 +30,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 def _tiny_config(**optim):
     opts = dict(epochs=2, steps_per_epoch=4, batch_size=4, lr=3e-3, warmup_steps=0, threads=1)
     opts.update(optim)
-    return TrainConfig(model=UNetConfig(depth=2, base_filters=4, dropout=0.1),
+    return TrainConfig(model=UNetConfig(depth=2, base_filters=4, dropout=0.1, in_channels=2),
                        input=InputConfig(size=32, coarse_size=64), optim=OptimConfig(**opts),
                        data=DataConfig(sources=(SourceConfig("toy"),), pool_size=16,
                                        val_generated=4))
@@ -41,7 +41,8 @@ def test_tiny_model_loss_goes_down():
     torch.manual_seed(0)
     pool = FramePool([generate_sequence(toy_pairs(0), 8, view_spec(config), "toy")])
     x, y = draw_batch([pool], np.ones(1), np.random.default_rng(0), 8, config)
-    assert x.shape == (8, 1, 32, 32)
+    assert x.shape == (8, 2, 32, 32)  # image + pass plane
+    assert set(torch.unique(x[:, 1]).tolist()) <= {0.0, 1.0}
     assert x.dtype == torch.float32
     model = UNet(config.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)

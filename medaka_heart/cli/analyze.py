@@ -39,10 +39,15 @@ import click
                    "same inputs, configuration, model and version).")
 @click.option("--group-by", "group_by", multiple=True,
               help="Metadata column(s) whose values make the rows of conditions.csv.")
+@click.option("--no-plots", is_flag=True,
+              help="No trace.png and montage.png per video (report.html is still written).")
+@click.option("--overlay-video", is_flag=True,
+              help="Also write overlay.avi per video: every frame with its mask outline.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_context
 def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path, model, device,
-            batch_size, save_masks, workers, scheduler, force, group_by, no_progress):
+            batch_size, save_masks, workers, scheduler, force, group_by, no_plots, overlay_video,
+            no_progress):
     """Measure heart rate, volumes, EF and FS beat by beat in each INPUT.
 
     INPUT is a video (AVI/MP4/MOV, multi-page TIFF/OME-TIFF), a folder of numbered frames,
@@ -77,7 +82,8 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
             sources, source_names(sources), out_dir, config,
             fps=fps, pixel_size_um=pixel_size, save_masks=save_masks, workers=workers,
             scheduler=scheduler, force=force, group_by=group_by,
-            show_progress=not no_progress, debug=debug,
+            show_progress=not no_progress, debug=debug, plots=not no_plots,
+            overlay_video=overlay_video,
         )
     except (OutputError, OSError, ValueError) as exc:  # OSError: e.g. no Dask scheduler there
         raise click.ClickException(str(exc)) from None

@@ -24,8 +24,11 @@ import click
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep generated phantom pairs here and reuse them in later runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume, no_progress):
+def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume, cache_dir,
+          no_progress):
     """Train the segmenter as CONFIG_PATH (a configs/train/*.toml file) says.
 
     Without CONFIG_PATH the built-in defaults are used. The best model folder (by validation
@@ -40,7 +43,7 @@ def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume
         if data_path is not None:
             config = replace_in(config, "data", sources=(_source_for(data_path, SourceConfig),))
         result = run_training(config, out_dir, resume=resume, device=device,
-                              progress=not no_progress)
+                              progress=not no_progress, cache_dir=cache_dir)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"best validation Dice {result.best_val_dice:.4f} at epoch {result.best_epoch}; "

@@ -1,12 +1,14 @@
 """Streaming video readers: containers via OpenCV, (OME-)TIFF stacks via tifffile, frame folders.
 
 Every reader yields chunks of frames shaped (t, H, W) for grayscale or (t, H, W, 3) for RGB,
-in the file's own dtype (uint8, uint16 or float), never the whole video at once.
+in the file's own dtype (uint8, uint16 or float; NaN/inf read as 0), never the whole video at
+once: a chunk holds at most `chunk_frames` frames and `CHUNK_PIXELS` pixels.
 Problems are raised as `VideoError` whose message starts with the file name.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -21,6 +23,9 @@ CONTAINER_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv")
 TIFF_SUFFIXES = (".tif", ".tiff")
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = CONTAINER_SUFFIXES + TIFF_SUFFIXES
+CHUNK_PIXELS = 64 * 640 * 480  # most pixels per chunk: 64 frames of 640x480, 1 of 4000x3000
+
+log = logging.getLogger(__name__)
 
 
 class VideoError(ValueError):
@@ -41,13 +46,29 @@ class VideoInfo:
     pixel_size_source: str = "none"
 
 
+def frames_per_chunk(height: int, width: int, chunk_frames: int) -> int:
+    """Frames per chunk: `chunk_frames`, fewer for large frames so a chunk holds at most
+    `CHUNK_PIXELS` pixels (at least 1 frame).
+
+    It depends on the frame size only, so a video and its mask stack (any dtype or
+    channels) are cut into chunks of the same lengths.
+    """
+    return max(1, min(int(chunk_frames), CHUNK_PIXELS // max(1, height * width)))
+
+
 def natural_key(path: Path) -> list:
     """Sort key that orders frame_2 before frame_10."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
 
 
 def _as_frames(array: np.ndarray, path: Path) -> np.ndarray:
-    """(t, H, W) or (t, H, W, C) with C in {3, 4} -> (t, H, W) or (t, H, W, 3)."""
+    """(t, H, W) or (t, H, W, C) with C in {3, 4} -> (t, H, W) or (t, H, W, 3).
+
+    Non-finite samples of float data (NaN, inf) become 0, as `preprocess.normalise_intensity`
+    treats them, so that no consumer of the frames (thumbnails, plots) sees NaN.
+    """
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
     if array.ndim == 4 and array.shape[-1] == 4:
         array = array[..., :3]
     if array.ndim == 4 and array.shape[-1] == 1:
@@ -79,27 +100,34 @@ class ContainerReader:
                               "container" if valid_fps else "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        n = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
         cap = cv2.VideoCapture(str(self.path))
         decoded = 0
         try:
             while True:
-                batch = []
-                while len(batch) < chunk_frames:
+                batch = np.empty((n, self.info.height, self.info.width, 3), dtype=np.uint8)
+                k = 0
+                while k < n:
                     ok, frame = cap.read()
                     if not ok:
                         break
-                    batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                if not batch:
+                    if frame.shape != (*batch.shape[1:3], 3):
+                        raise VideoError(f"{self.path}: frame {decoded + k} is "
+                                         f"{frame.shape[1]}x{frame.shape[0]} px, the first "
+                                         f"{self.info.width}x{self.info.height}")
+                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=batch[k])
+                    k += 1
+                if decoded + k < self.info.n_frames and k < n:  # before yielding a short chunk
+                    raise VideoError(
+                        f"{self.path}: truncated or corrupt: the container declares "
+                        f"{self.info.n_frames} frames but only {decoded + k} could be decoded"
+                    )
+                if k == 0:
                     break
-                decoded += len(batch)
-                yield np.stack(batch)
+                decoded += k
+                yield batch[:k]
         finally:
             cap.release()
-        if decoded < self.info.n_frames:
-            raise VideoError(
-                f"{self.path}: truncated or corrupt: the container declares "
-                f"{self.info.n_frames} frames but only {decoded} could be decoded"
-            )
 
 
 def _tiff_fps_and_pixel_size(tif: tifffile.TiffFile) -> tuple[float | None, float | None, str]:
@@ -184,15 +212,21 @@ class TiffStackReader:
         self._paged = n_pages == self._n
         self._series = None if one_page_each else 0
         if fps is not None and not (np.isfinite(fps) and fps > 0):
-            raise VideoError(f"{path}: metadata gives an invalid frame rate ({fps}); pass --fps")
+            # not fatal here: --fps may give the rate; without it the pipeline says "unknown"
+            log.warning("%s: metadata gives an invalid frame rate (%s); ignored", path, fps)
+            fps, source = None, "none"
         h, w = self._frame_shape[:2]
         self.info = VideoInfo(path, self._n, h, w, fps, source,
                               pixel, "metadata" if pixel is not None else "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
         with tifffile.TiffFile(self.path) as tif:
             if not self._paged:  # one page holds several frames: read the series whole
-                data = tif.series[0].asarray().reshape((self._n, *self._frame_shape))
+                try:
+                    data = tif.series[0].asarray().reshape((self._n, *self._frame_shape))
+                except Exception as exc:  # e.g. a truncated file
+                    raise VideoError(f"{self.path}: cannot decode the frames ({exc})") from None
                 for start in range(0, self._n, chunk_frames):
                     yield _as_frames(data[start : start + chunk_frames], self.path)
                 return
@@ -239,6 +273,7 @@ class FrameFolderReader:
         self.info = VideoInfo(path, len(self.files), first.shape[0], first.shape[1], None, "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
         for start in range(0, len(self.files), chunk_frames):
             batch = []
             for file in self.files[start : start + chunk_frames]:

@@ -23,8 +23,10 @@ are split into training and validation by sequence, never by frame.
 from __future__ import annotations
 
 import re
+import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,6 +267,29 @@ def generate_sequence(pairs: Iterator[tuple[np.ndarray, np.ndarray]], n: int, sp
     stream = tqdm(itertools.islice(pairs, n), total=n, desc=f"generating {name}",
                   disable=not progress, leave=False)
     return views_of(name, stream, spec)
+
+
+def cached(cache_dir: str | Path | None, key: dict, make: Callable[[], SequenceData]
+           ) -> SequenceData:
+    """`make()`, stored in / reused from ``cache_dir/<sha256 of key>.npz`` (no cache if None).
+
+    `key` must describe everything the result depends on (plain JSON values). The cache does
+    not notice changes of the generator's code: delete it after such a change.
+    """
+    if cache_dir is None:
+        return make()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"views_{digest}.npz"
+    fields = ("coarse", "coarse_masks", "context", "context_masks")
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            return SequenceData(str(data["name"]), *(data[f] for f in fields))
+    seq = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, name=np.array(seq.name), **{f: getattr(seq, f) for f in fields})
+    tmp.replace(path)
+    return seq
 
 
 def toy_pairs(seed: int, height: int = 96, width: int = 128

@@ -12,15 +12,20 @@ import torch
 import torch.nn.functional as F
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice per image, (2|PT| + smooth) / (|P| + |T| + smooth), averaged over the batch.
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0,
+              per_image: bool = False) -> torch.Tensor:
+    """1 - soft Dice (2|PT| + smooth) / (|P| + |T| + smooth).
 
-    `smooth=1` (the paper's choice) makes an empty prediction of an empty mask a perfect score.
+    By default over the whole batch at once, as the paper's Keras code flattens it; this keeps
+    a useful gradient when some images have no or tiny foreground. `per_image=True` averages
+    the Dice of each image instead. `smooth=1` (the paper's choice) makes an empty prediction
+    of an empty mask a perfect score.
     """
-    prob = torch.sigmoid(logits.float()).flatten(1)
-    target = target.float().flatten(1)
-    inter = (prob * target).sum(1)
-    dice = (2 * inter + smooth) / (prob.sum(1) + target.sum(1) + smooth)
+    dims = 1 if per_image else 0
+    prob = torch.sigmoid(logits.float()).flatten(dims)
+    target = target.float().flatten(dims)
+    inter = (prob * target).sum(-1)
+    dice = (2 * inter + smooth) / (prob.sum(-1) + target.sum(-1) + smooth)
     return 1.0 - dice.mean()
 
 
@@ -52,12 +57,12 @@ def tversky_loss(
     beta: float = 0.5,
     smooth: float = 1.0,
 ) -> torch.Tensor:
-    """1 - Tversky index TP / (TP + alpha FP + beta FN) per image; alpha = beta = 0.5 is Dice."""
-    prob = torch.sigmoid(logits.float()).flatten(1)
-    target = target.float().flatten(1)
-    tp = (prob * target).sum(1)
-    fp = (prob * (1 - target)).sum(1)
-    fn = ((1 - prob) * target).sum(1)
+    """1 - Tversky index TP / (TP + alpha FP + beta FN) over the batch; alpha = beta = 0.5 is Dice."""
+    prob = torch.sigmoid(logits.float()).flatten()
+    target = target.float().flatten()
+    tp = (prob * target).sum()
+    fp = (prob * (1 - target)).sum()
+    fn = ((1 - prob) * target).sum()
     index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
     return 1.0 - index.mean()
 

@@ -39,6 +39,19 @@ class ViewSpec:
     high_percentile: float = 99.0
 
 
+COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
+
+
+def network_input(images: np.ndarray, in_channels: int, pass_value: float) -> np.ndarray:
+    """(N, S, S) float32 images -> (N, in_channels, S, S); channel 1 is the pass plane."""
+    images = np.asarray(images, dtype=np.float32)
+    if in_channels == 1:
+        return images[:, None]
+    if in_channels != 2:
+        raise ValueError(f"in_channels must be 1 or 2, got {in_channels}")
+    return np.stack([images, np.full_like(images, pass_value)], axis=1)
+
+
 def mask_box(mask: np.ndarray) -> tuple[float, float, float] | None:
     """(centre x, centre y, side) of a bool mask's bounding box in px; None if empty."""
     ys = np.flatnonzero(mask.any(axis=1))

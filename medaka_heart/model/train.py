@@ -14,6 +14,7 @@ with ``seed * 100003 + e``, so a resumed run continues exactly as an uninterrupt
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from .checkpoint import ModelInfo, load_checkpoint, save_checkpoint, save_model_
 from .data import (
     FramePool,
     SequenceData,
+    cached,
     find_heartseg,
     find_pairs,
     find_synth,
@@ -42,7 +44,8 @@ from .data import (
 )
 from .device import cpu_threads, resolve_device
 from .losses import get_loss
-from .samples import ViewSpec, coarse_sample, fine_sample
+from ..preprocess import normalise_intensity
+from .samples import COARSE, FINE, ViewSpec, coarse_sample, fine_sample, network_input
 from .train_config import SourceConfig, TrainConfig, load_train_config
 from .unet import UNet, count_parameters
 
@@ -93,13 +96,23 @@ def _finite_sequences(src: SourceConfig, spec: ViewSpec) -> list[SequenceData]:
     return [load_pair_files(f, spec) for f in files]
 
 
-def build_data(config: TrainConfig, progress: bool = False
+def _generated(src: SourceConfig, seed: int, n: int, config: TrainConfig, progress: bool,
+               cache_dir: str | Path | None) -> SequenceData:
+    spec, fps = view_spec(config), config.data.frames_per_scene
+    key = {"source": dataclasses.asdict(src), "seed": seed, "n": n, "frames_per_scene": fps,
+           "spec": dataclasses.asdict(spec), "version": __version__}
+    return cached(cache_dir, key, lambda: generate_sequence(
+        _pairs(src, seed, fps), n, spec, f"{src.kind}/seed{seed}", progress))
+
+
+def build_data(config: TrainConfig, progress: bool = False,
+               cache_dir: str | Path | None = None
                ) -> tuple[list[FramePool], np.ndarray, list[SequenceData], dict]:
     """Training pools, their sampling probabilities, validation sequences, and a description.
 
     Finite sources are split by sequence. Generated sources give a pool of `pool_size` pairs
     from the training seed and a validation set from `data.val_seed` (+ source index), a seed
-    never used for training.
+    never used for training; with `cache_dir` they are generated once and reused.
     """
     spec, d = view_spec(config), config.data
     pools, weights, val, described = [], [], [], []
@@ -107,13 +120,11 @@ def build_data(config: TrainConfig, progress: bool = False
         entry: dict[str, Any] = {"kind": src.kind, "weight": src.weight}
         if src.kind in ("phantom", "toy"):
             train_seed = config.optim.seed * 1000 + i
-            pools.append(FramePool([generate_sequence(
-                _pairs(src, train_seed, d.frames_per_scene), d.pool_size, spec,
-                f"{src.kind}/seed{train_seed}", progress)]))
+            pools.append(FramePool([_generated(src, train_seed, d.pool_size, config, progress,
+                                               cache_dir)]))
             if d.val_generated > 0:
-                val.append(generate_sequence(_pairs(src, d.val_seed + i, d.frames_per_scene),
-                                             d.val_generated, spec,
-                                             f"{src.kind}/seed{d.val_seed + i}", progress))
+                val.append(_generated(src, d.val_seed + i, d.val_generated, config, progress,
+                                      cache_dir))
             entry.update(presets=list(src.presets), train_seed=train_seed, pairs=d.pool_size,
                          val_seed=d.val_seed + i)
         else:
@@ -139,31 +150,44 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
     spec = view_spec(config)
     aug = config.augment if augment else None
     p_coarse = config.input.p_coarse if config.input.coarse_size else 0.0
-    images, masks = [], []
+    inputs, masks = [], []
     for k in rng.choice(len(pools), size=n, p=probs):
         data = pools[int(k)].data
         j = pools[int(k)].pick(rng)
         if rng.random() < p_coarse:
             image, mask = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec, aug)
+            pass_value = COARSE
         else:
             image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug)
-        images.append(image)
+            pass_value = FINE
+        inputs.append(network_input(image[None], config.model.in_channels, pass_value)[0])
         masks.append(mask)
-    return (torch.from_numpy(np.stack(images)[:, None]),
+    return (torch.from_numpy(np.stack(inputs)),
             torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)))
 
 
 def validation_arrays(val: list[SequenceData], config: TrainConfig
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic fine crops of every validation frame: (N, S, S) float32 and bool."""
-    spec = view_spec(config)
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Validation inputs (N, C, S, S) float32 and masks (N, S, S) bool, per pass.
+
+    "fine": deterministic crops around the heart; "coarse" (two-pass models only): the whole
+    coarse views, as the coarse pass sees them.
+    """
+    spec, channels = view_spec(config), config.model.in_channels
     rng = np.random.default_rng(0)  # unused by deterministic crops
     pairs = [fine_sample(seq.context[j], seq.context_masks[j], rng, spec, None)
              for seq in val for j in range(len(seq))]
     if not pairs:
-        empty = np.zeros((0, spec.size, spec.size), np.float32)
-        return empty, empty.astype(bool)
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        return {}
+    out = {"fine": (network_input(np.stack([p[0] for p in pairs]), channels, FINE),
+                    np.stack([p[1] for p in pairs]))}
+    if config.input.coarse_size:
+        pct = (spec.low_percentile, spec.high_percentile)
+        images = np.concatenate([s.coarse for s in val]).astype(np.float32) / 255.0
+        images = normalise_intensity(images, *pct).astype(np.float32)
+        out["coarse"] = (network_input(images, channels, COARSE),
+                         np.concatenate([s.coarse_masks for s in val]))
+    return out
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -171,14 +195,14 @@ def validation_arrays(val: list[SequenceData], config: TrainConfig
 @torch.inference_mode()
 def evaluate(model: UNet, images: np.ndarray, masks: np.ndarray, loss_fn, device: torch.device,
              batch_size: int = 32, threshold: float = 0.5) -> tuple[float, float]:
-    """(mean loss, mean per-image Dice at `threshold`) of (N, S, S) images against masks.
+    """(mean loss, mean per-image Dice at `threshold`) of (N, C, S, S) inputs against masks.
 
     Dice of an empty prediction on an empty mask counts as 1.
     """
     model.eval()
     losses, dices, weights = [], [], []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start:start + batch_size, None])
+        x = torch.from_numpy(images[start:start + batch_size])
         y = torch.from_numpy(masks[start:start + batch_size, None].astype(np.float32))
         logits = model(x.to(device)).float().cpu()
         losses.append(float(loss_fn(logits, y)))
@@ -227,11 +251,13 @@ def train(
     device: str = "auto",
     progress: bool = True,
     max_epochs: int | None = None,
+    cache_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train a U-Net as `config` says (a TrainConfig or a TOML path) and write `out_dir`.
 
     resume : continue from ``out_dir/last.pt`` (the config must match the one it was run with).
     max_epochs : stop after this many epochs in total (for smoke runs); None = config's epochs.
+    cache_dir : keep generated training/validation pairs here and reuse them in later runs.
     Returns a TrainResult; the best model folder is ``out_dir/model``.
     """
     if not isinstance(config, TrainConfig):
@@ -250,8 +276,8 @@ def train(
         raise ValueError(f"{config_file}: differs from the config given; cannot resume")
     config_file.write_text(resolved)
 
-    pools, probs, val, data_desc = build_data(config, progress)
-    val_images, val_masks = validation_arrays(val, config)
+    pools, probs, val, data_desc = build_data(config, progress, cache_dir)
+    val_sets = validation_arrays(val, config)
     model = UNet(config.model).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     loss_fn = get_loss(o.loss)
@@ -298,19 +324,28 @@ def train(
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         train_loss = float(np.mean(losses))
-        val_loss, val_dice = evaluate(model, val_images, val_masks, loss_fn, dev)
+        scores = {f"val_{k}_{m}": v for k, (x_val, y_val) in val_sets.items()
+                  for m, v in zip(("loss", "dice"), evaluate(model, x_val, y_val, loss_fn, dev),
+                                  strict=True)}
+        dices = [v for k, v in scores.items() if k.endswith("_dice")]
+        val_dice = float(np.mean(dices)) if dices else math.nan  # mean over the passes
+        losses_val = [v for k, v in scores.items() if k.endswith("_loss")]
+        val_loss = float(np.mean(losses_val)) if losses_val else math.nan
         improved = not math.isnan(val_dice) and val_dice > best_dice
         if improved or math.isnan(val_dice):
             best_dice, best_epoch = (val_dice if improved else best_dice), epoch
-            metrics = {"val_dice": val_dice, "val_loss": val_loss, "epoch": epoch + 1}
+            metrics = {"val_dice": val_dice, **scores, "epoch": epoch + 1}
             save_model_folder(out_dir / "model", model, _info(config, data_desc, metrics))
         record = {"epoch": epoch + 1, "step": (epoch + 1) * o.steps_per_epoch,
                   "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
-                  "lr": lr, "time_s": round(time.perf_counter() - t0, 2), "best": improved}
+                  **scores, "lr": lr, "time_s": round(time.perf_counter() - t0, 2),
+                  "best": improved}
         with metrics_path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val Dice %.4f%s", epoch + 1,
-                 train_loss, val_loss, val_dice, " (best)" if improved else "")
+        log.info("epoch %d: train loss %.4f, val loss %.4f, val Dice %.4f (%s)%s", epoch + 1,
+                 train_loss, val_loss, val_dice,
+                 ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k.endswith("_dice")),
+                 " (best)" if improved else "")
         save_checkpoint(last, model, _info(config, data_desc, {"val_dice": val_dice}),
                         train_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                      "best_val_dice": best_dice, "best_epoch": best_epoch})

@@ -24,7 +24,9 @@ class UNetConfig:
     base_filters : channels of the first block; doubled at each level.
     separable : depthwise-separable 3x3 convolutions (cheaper) instead of dense ones.
     dropout : dropout probability in the bottleneck.
-    in_channels : 1 for grayscale input.
+    in_channels : 1 for grayscale input; 2 for grayscale plus a constant "pass" plane
+        (0 = coarse whole-frame view, 1 = fine crop around the heart), which tells the
+        network at which scale it looks (see medaka_heart.segment).
     """
 
     depth: int = 4

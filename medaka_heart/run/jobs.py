@@ -44,6 +44,8 @@ class RunOptions:
     segmenter_factory: SegmenterFactory | None = load_default_segmenter
     debug: bool = False
     show_frame_progress: bool = False
+    plots: bool = True  # trace.png and montage.png per video
+    overlay_video: bool = False  # overlay.avi per video
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
             source.display, options.out_dir, config, name=job.name, masks=masks,
             segmenter=segmenter, fps=options.fps, pixel_size_um=options.pixel_size_um,
             save_masks=options.save_masks, show_progress=options.show_frame_progress,
-            reader=reader,
+            reader=reader, plots=options.plots, overlay_video=options.overlay_video,
         )
         row = result.summary_row()
         write_json_atomic({"fingerprint": job.fingerprint,
@@ -127,5 +129,7 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
         detail = traceback.format_exc() if options.debug else ""
         return JobOutcome.failed(job.name, error_message(source, exc), detail)
     s = result.summary
+    flags = ", ".join(f.name for f in result.qc.flags)
     return JobOutcome(job.name, "ok", row,
-                      f"{job.name}: {s.n_beats} beats, {s.hr_bpm:.1f} bpm, EF {s.ef_pct:.1f}%")
+                      f"{job.name}: {s.n_beats} beats, {s.hr_bpm:.1f} bpm, EF {s.ef_pct:.1f}%"
+                      + (f" (QC: {flags})" if flags else ""))

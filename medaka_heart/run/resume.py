@@ -2,7 +2,9 @@
 
 A video's results are reused when `OUT/<name>/result.json` exists (it is written last, after
 the video's folder is in place), its fingerprint equals the one this run computes, and
-frames.csv, beats.csv and provenance.json (and masks.tif when asked for) are there.
+frames.csv, beats.csv and provenance.json (and masks.tif, trace.png and montage.png, or
+overlay.avi when asked for) are there. Figures do not change the numbers, so they are not
+in the fingerprint: a run that asks for figures an earlier one did not make redoes the video.
 
 The fingerprint is a SHA-256 of: the package version, the analysis configuration (without
 `segment.threads`, which only changes speed), the model (SHA-256 of its file(s)) or, in
@@ -107,8 +109,11 @@ def fingerprint(inputs: Mapping[str, Any]) -> str:
     return _digest(inputs)
 
 
-def reusable_row(folder: Path, expected: str, *, save_masks: bool = False
-                 ) -> dict[str, Any] | None:
+PLOT_FILES = ("trace.png", "montage.png")
+
+
+def reusable_row(folder: Path, expected: str, *, save_masks: bool = False, plots: bool = False,
+                 overlay_video: bool = False) -> dict[str, Any] | None:
     """Summary row of the complete results in `folder` made with fingerprint `expected`, or None."""
     try:
         record = json.loads((folder / RESULT_FILE).read_text())
@@ -116,8 +121,11 @@ def reusable_row(folder: Path, expected: str, *, save_masks: bool = False
         return None
     if not isinstance(record, dict) or record.get("fingerprint") != expected:
         return None
-    needed = REQUIRED_FILES + (("masks.tif",) if save_masks else ())
+    needed = (REQUIRED_FILES + (("masks.tif",) if save_masks else ())
+              + (PLOT_FILES if plots else ()) + (("overlay.avi",) if overlay_video else ()))
     if not all((folder / f).is_file() for f in needed):
         return None
     row = record.get("summary")
-    return dict(row) if isinstance(row, dict) else None
+    if not isinstance(row, dict):
+        return None
+    return {k: float("nan") if v is None else v for k, v in row.items()}  # JSON null was NaN
