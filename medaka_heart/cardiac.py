@@ -33,8 +33,8 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
     """One row per beat (an ED and the ES after it) with the columns of `schema.BEAT_COLUMNS`.
 
     Times are the refined ones of `detection`. Values are read at the local extremum of the
-    volume signal (the vertex of the parabola through the three samples around the ED or
-    ES frame), the other features by the same local quadratic at that position.
+    volume signal (the vertex of the parabola through the three samples around the sampled
+    largest/smallest frame), the other features by the same local quadratic there.
     """
     signal = detection.signal
     rows = []
@@ -46,7 +46,8 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
         rr = detection.rr_s[k]
         row["rr_s"] = rr
         row["hr_bpm"] = 60.0 / rr if np.isfinite(rr) and rr > 0 else np.nan
-        for phase, idx in (("ed", ed), ("es", es)):
+        samples = (detection.ed_sample[k], detection.es_sample[k])
+        for phase, idx in zip(("ed", "es"), samples, strict=True):
             off = parabolic_offset(signal, idx) if idx >= 0 else 0.0
             for name in ("area_um2", "major_um", "minor_um"):
                 col = np.asarray(frames[name], dtype=float)

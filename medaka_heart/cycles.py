@@ -28,6 +28,9 @@ class CycleDetection:
     rr_s : ED-to-next-ED interval in s (NaN for the last beat)
     signal : the gap-filled signal the extrema were read from
     period_frames : dominant period found in the signal (NaN if none)
+    ed_sample, es_sample : the frame holding the sampled extremum (largest / smallest value,
+        -1 where not seen): values are read around it, whereas ed_index/es_index are the
+        frames nearest to the refined times
     """
 
     fps: float
@@ -38,6 +41,8 @@ class CycleDetection:
     rr_s: np.ndarray
     signal: np.ndarray
     period_frames: float
+    ed_sample: np.ndarray
+    es_sample: np.ndarray
 
     @property
     def n_beats(self) -> int:
@@ -249,10 +254,14 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         es_index.append(es)
         es_offset.append(es_off)
 
+    ed_sample, es_sample = np.asarray(ed_index, dtype=int), np.asarray(es_index, dtype=int)
     ed_index, ed_offset = _template_refined(raw, ed_index, ed_offset, period, maximum=True)
     es_index, es_offset = _template_refined(raw, es_index, es_offset, period, maximum=False)
-    ed_index, ed_offset, es_index, es_offset = _in_order(ed_index, ed_offset, es_index, es_offset,
-                                                         raw.size)
+    keep, es_seen = _in_order(ed_index, ed_offset, es_index, es_offset, raw.size)
+    ed_index, ed_offset, ed_sample = ed_index[keep], ed_offset[keep], ed_sample[keep]
+    es_index = np.where(es_seen, es_index[keep], -1)
+    es_offset = np.where(es_seen, es_offset[keep], 0.0)
+    es_sample = np.where(es_seen, es_sample[keep], -1)
     ed_times = (ed_index + ed_offset) / fps
     rr = np.append(np.diff(ed_times), np.nan)
     return CycleDetection(
@@ -264,6 +273,8 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         rr_s=rr,
         signal=raw,
         period_frames=float(period),
+        ed_sample=ed_sample,
+        es_sample=es_sample,
     )
 
 
@@ -280,12 +291,13 @@ def _template_refined(raw, index, offset, period, *, maximum):
 
 
 def _in_order(ed_index, ed_offset, es_index, es_offset, n):
-    """Beats whose refined extrema stay in order: ED frames strictly increasing, each seen ES
-    strictly after its ED and before the next ED (in refined time).
+    """(beats to keep, whether each kept beat's ES is seen) so that refined extrema stay in
+    order: ED frames strictly increasing, each seen ES strictly after its ED and before the
+    next ED (in refined time).
 
     Refinement moves an extremum by up to a frame, which can swap extrema one frame apart
     (a signal faster than the heart-rate range, a very low frame rate): an ED not after
-    the previous one loses its beat, an ES out of place is marked not seen (-1).
+    the previous one loses its beat, an ES out of place is marked not seen.
     """
     ed_pos = ed_index + ed_offset
     keep = np.zeros(ed_index.size, dtype=bool)
@@ -293,15 +305,13 @@ def _in_order(ed_index, ed_offset, es_index, es_offset, n):
     for k in range(ed_index.size):
         if last is None or (ed_index[k] > ed_index[last] and ed_pos[k] > ed_pos[last]):
             keep[k], last = True, k
-    ed_index, ed_offset, es_index, es_offset, ed_pos = (
-        a[keep] for a in (ed_index, ed_offset, es_index, es_offset, ed_pos))
+    ed_pos, es_index, es_pos = ed_pos[keep], es_index[keep], (es_index + es_offset)[keep]
     next_ed = np.append(ed_pos[1:], n)
-    es_pos = es_index + es_offset
-    bad = (es_index >= 0) & ((es_pos <= ed_pos) | (es_pos >= next_ed))
-    return ed_index, ed_offset, np.where(bad, -1, es_index), np.where(bad, 0.0, es_offset)
+    es_seen = (es_index >= 0) & (es_pos > ed_pos) & (es_pos < next_ed)
+    return keep, es_seen
 
 
 def _no_beats(fps: float, signal: np.ndarray, period: float = float("nan")) -> CycleDetection:
     empty_i, empty_f = np.empty(0, dtype=int), np.empty(0, dtype=float)
     return CycleDetection(float(fps), empty_i, empty_f, empty_i, empty_f, empty_f,
-                          np.asarray(signal, dtype=float), period)
+                          np.asarray(signal, dtype=float), period, empty_i, empty_i)

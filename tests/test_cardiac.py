@@ -68,8 +68,25 @@ def test_empty_beat_table_summarises_to_nan():
 
     frames = pd.DataFrame({"area_um2": [1.0, 2.0], "major_um": [1.0, 1.0], "minor_um": [1.0, 1.0]})
     e = np.empty(0)
-    det = CycleDetection(10.0, e.astype(int), e, e.astype(int), e, e, np.ones(2), np.nan)
+    det = CycleDetection(10.0, e.astype(int), e, e.astype(int), e, e, np.ones(2), np.nan,
+                         e.astype(int), e.astype(int))
     beats = beat_table(frames, det)
     assert len(beats) == 0
     s = summarise_beats(beats)
     assert s.n_beats == 0 and np.isnan(s.hr_bpm)
+
+
+def test_values_are_read_at_the_sampled_extremum_not_the_refined_frame():
+    """If timing refinement moves ES to a neighbouring frame, ESV is still the sampled minimum."""
+    from medaka_heart.cycles import CycleDetection
+
+    volume = np.array([5.0, 9.0, 10.0, 6.0, 2.0, 3.0, 8.0, 10.0, 6.0, 2.0, 4.0])
+    frames = pd.DataFrame({"area_um2": volume, "major_um": volume, "minor_um": volume})
+    i = lambda *v: np.array(v, dtype=int)  # noqa: E731
+    f = lambda *v: np.array(v, dtype=float)  # noqa: E731
+    det = CycleDetection(10.0, i(2, 7), f(0.0, 0.0), i(5, 10), f(-0.4, 0.0), f(0.5, np.nan),
+                         volume, 5.0, i(2, 7), i(4, 9))
+    beats = beat_table(frames, det)
+    assert beats["es_frame"].tolist() == [5, 10]
+    # vertex of the parabola through frames 3-5 (6, 2, 3): offset 0.3, value 1.775
+    assert beats["esv_pl"].iloc[0] == pytest.approx(1.775)
