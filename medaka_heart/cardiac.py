@@ -51,8 +51,8 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
             off = parabolic_offset(signal, idx) if idx >= 0 else 0.0
             for name in ("area_um2", "major_um", "minor_um"):
                 col = np.asarray(frames[name], dtype=float)
-                row[f"{phase}_{name}"] = value_at(col, idx, off) if idx >= 0 else np.nan
-            row[f"{phase}v_pl"] = value_at(signal, idx, off) if idx >= 0 else np.nan
+                row[f"{phase}_{name}"] = _size_at(col, idx, off)
+            row[f"{phase}v_pl"] = _size_at(signal, idx, off)
         rows.append(row)
     beats = pd.DataFrame(rows, columns=list(BEAT_COLUMNS))
     if len(beats):
@@ -62,6 +62,11 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
         beats["fs_major_pct"] = fractional_shortening_pct(beats["ed_major_um"], beats["es_major_um"])
         beats["fac_pct"] = fractional_shortening_pct(beats["ed_area_um2"], beats["es_area_um2"])
     return beats[list(BEAT_COLUMNS)].astype({"beat": int, "ed_frame": int, "es_frame": int})
+
+
+def _size_at(values: np.ndarray, idx: int, offset: float) -> float:
+    """A size (never negative) read by `value_at`; NaN where the frame is not seen (-1)."""
+    return max(0.0, value_at(values, idx, offset)) if idx >= 0 else float("nan")
 
 
 def rr_variability_ms(rr_s) -> tuple[float, float]:

@@ -90,3 +90,17 @@ def test_values_are_read_at_the_sampled_extremum_not_the_refined_frame():
     assert beats["es_frame"].tolist() == [5, 10]
     # vertex of the parabola through frames 3-5 (6, 2, 3): offset 0.3, value 1.775
     assert beats["esv_pl"].iloc[0] == pytest.approx(1.775)
+
+
+def test_sizes_read_by_interpolation_are_never_negative():
+    """A noisy, nearly empty systole must not extrapolate to a negative ESV (EF > 100%)."""
+    from medaka_heart.cycles import CycleDetection
+
+    volume = np.array([9.0, 10.0, 4.0, 0.1, 0.0, 3.5, 9.0, 10.0, 5.0])
+    frames = pd.DataFrame({"area_um2": volume, "major_um": volume, "minor_um": volume})
+    i = lambda *v: np.array(v, dtype=int)  # noqa: E731
+    det = CycleDetection(10.0, i(1), np.zeros(1), i(4), np.zeros(1), np.array([0.6]), volume,
+                         6.0, i(1), i(4))
+    beats = beat_table(frames, det)
+    assert beats["esv_pl"].iloc[0] == 0.0
+    assert beats["ef_pct"].iloc[0] == pytest.approx(100.0)
