@@ -156,7 +156,10 @@ def _img(png: bytes, alt: str, css: str = "figure") -> str:
 
 
 def thumbnail_png(path: Path, width: int = THUMB_WIDTH) -> bytes | None:
-    """A PNG image file shrunk to `width` px (kept as is if narrower); None if unreadable."""
+    """A PNG image file shrunk to `width` px (kept as is if narrower); None if missing or
+    unreadable."""
+    if not path.is_file():  # e.g. a run with --no-plots
+        return None
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         return None
