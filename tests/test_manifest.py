@@ -82,3 +82,34 @@ def test_unknown_group_by_column_is_a_clear_error(plate, tmp_path):
     assert result.exit_code != 0
     assert "--group-by treatment: no such column" in result.output
     assert "genotype" in result.output
+
+
+def test_manifest_gives_each_video_its_own_fps_and_pixel_size(tmp_path):
+    """Per-row acquisition settings win over the file's and the run's; they scale the results."""
+    write_video(tmp_path / "videos", "e0", hr_bpm=120)
+    write_video(tmp_path / "videos", "e1", hr_bpm=120)
+    manifest = tmp_path / "plate.csv"
+    pd.DataFrame({"path": ["videos/e0.tif", "videos/e1.tif"],
+                  "masks": ["videos/e0_masks.tif", "videos/e1_masks.tif"],
+                  "pixel_size_um": ["1.0", "2.0"], "fps": ["", ""]}).to_csv(manifest, index=False)
+    sources = read_manifest(manifest)
+    assert [s.pixel_size_um for s in sources] == [1.0, 2.0]
+    assert [s.fps for s in sources] == [None, None]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["analyze", "--manifest", str(manifest), "-o", str(out),
+                                       "--pixel-size", "5", "--workers", "1", "--no-progress",
+                                       "--no-plots"])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv").set_index("video")
+    assert list(summary["pixel_size_um"]) == [1.0, 2.0]
+    assert list(summary["pixel_size_source"]) == ["user", "user"]
+    assert summary.loc["e1", "edv_pl"] == pytest.approx(8 * summary.loc["e0", "edv_pl"], rel=1e-6)
+    assert "pixel_size_um" not in summary.columns.drop("pixel_size_um")  # not copied as metadata
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast"])
+def test_manifest_with_a_bad_number_is_a_clear_error(tmp_path, value):
+    manifest = tmp_path / "plate.csv"
+    pd.DataFrame({"path": ["a.avi"], "fps": [value]}).to_csv(manifest, index=False)
+    with pytest.raises(ManifestError, match=r"plate\.csv: 'fps' must be a positive number.*line 2"):
+        read_manifest(manifest)

@@ -7,6 +7,8 @@ well/position/loop/channel and carry their metadata.
 
 from __future__ import annotations
 
+import dataclasses
+
 import glob
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,12 +30,16 @@ class VideoSource:
 
     metadata : column -> value carried into every output row (manifest columns, well, ...).
     masks : mask stack or folder for this video (measure instead of segmenting), or None.
+    fps, pixel_size_um : this video's frame rate and pixel size (um), overriding the file's
+        and the run's; None = not given.
     """
 
     path: Path
     screening: ScreeningVideo | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     masks: Path | None = None
+    fps: float | None = None
+    pixel_size_um: float | None = None
 
     @property
     def label(self) -> str:
@@ -116,7 +122,7 @@ def sources_for(item: str | Path) -> list[VideoSource]:
 def _resolved(source: VideoSource) -> VideoSource:
     if source.screening is not None:
         return source
-    return VideoSource(_resolve(source.path), None, source.metadata, source.masks)
+    return dataclasses.replace(source, path=_resolve(source.path), screening=None)
 
 
 def discover_sources(inputs: list[str]) -> list[VideoSource]:

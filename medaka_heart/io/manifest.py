@@ -4,7 +4,9 @@ A manifest is a CSV (or tab-separated .tsv/.txt) file with a ``path`` column and
 metadata columns, carried into every output row. Relative paths are resolved against the
 manifest's folder. An optional ``masks`` column gives a mask stack or folder per video.
 A row may name a folder (searched like a command-line input); every video found there gets
-the row's metadata. A row naming a missing file stays in the list, so that it fails alone.
+the row's metadata. A row naming a missing file stays in the list, so that it fails alone. Optional ``fps`` and
+``pixel_size_um`` columns give a video's frame rate and pixel size (um) where its file does not
+(an AVI carries no pixel size) or is wrong; they win over the file and over --fps/--pixel-size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .discover import VideoSource, sources_for
 
 PATH_COLUMN = "path"
 MASKS_COLUMN = "masks"
+NUMBER_COLUMNS = ("fps", "pixel_size_um")  # per-video acquisition settings, positive numbers
 RESERVED = ("video", "status", "error")  # summary.csv columns a metadata column may not shadow
 
 
@@ -56,13 +59,30 @@ def read_manifest(path: str | Path) -> list[VideoSource]:
     path = Path(path)
     table = read_manifest_table(path)
     base = path.resolve().parent
-    meta_columns = [c for c in table.columns if c not in (PATH_COLUMN, MASKS_COLUMN)]
+    meta_columns = [c for c in table.columns
+                    if c not in (PATH_COLUMN, MASKS_COLUMN, *NUMBER_COLUMNS)]
     sources: list[VideoSource] = []
     for _, row in table.iterrows():
         metadata = {c: row[c] for c in meta_columns}  # as written: IDs keep leading zeros
         masks = row.get(MASKS_COLUMN, "")
         masks_path = (base / masks) if masks else None
+        numbers = {c: _positive_number(row, c, path) for c in NUMBER_COLUMNS if c in row}
         for found in sources_for(base / row[PATH_COLUMN]):
             sources.append(VideoSource(found.path, found.screening,
-                                       {**found.metadata, **metadata}, masks_path))
+                                       {**found.metadata, **metadata}, masks_path, **numbers))
     return sources
+
+
+def _positive_number(row: pd.Series, column: str, path: Path) -> float | None:
+    """The row's value of a numeric column; None if empty; ManifestError if not a positive number."""
+    text = row[column]
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ManifestError(f"{path}: '{column}' must be a positive number, got {text!r} "
+                            f"(line {int(row.name) + 2})")
+    return value

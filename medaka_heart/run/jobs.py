@@ -117,7 +117,8 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
         reader = ScreeningReader(source.screening) if source.screening is not None else None
         result = analyze_video(
             source.display, options.out_dir, config, name=job.name, masks=masks,
-            segmenter=segmenter, fps=options.fps, pixel_size_um=options.pixel_size_um,
+            segmenter=segmenter, fps=source.fps or options.fps,
+            pixel_size_um=source.pixel_size_um or options.pixel_size_um,
             save_masks=options.save_masks, show_progress=options.show_frame_progress,
             reader=reader, plots=options.plots, overlay_video=options.overlay_video,
         )

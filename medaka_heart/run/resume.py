@@ -98,8 +98,8 @@ def fingerprint_inputs(source: VideoSource, options: RunOptions, model: str | No
         "input_files": _digest(files_signature(files)) if files else path_signature(source.path),
         "masks": str(source.masks) if source.masks is not None else None,
         "masks_files": path_signature(source.masks),
-        "fps": options.fps,
-        "pixel_size_um": options.pixel_size_um,
+        "fps": source.fps or options.fps,
+        "pixel_size_um": source.pixel_size_um or options.pixel_size_um,
         "save_masks": options.save_masks,
     }
 
