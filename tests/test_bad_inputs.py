@@ -79,7 +79,10 @@ def fake_segmenter(monkeypatch, tmp_path):
     fake = types.ModuleType("medaka_heart.segment")
     fake.Segmenter = types.SimpleNamespace(from_config=lambda *args, **kw: FakeSegmenter())
     fake.load_segmenter = lambda *args, **kw: FakeSegmenter()
-    fake.default_model_path = lambda: tmp_path / "no-model"
+    model_dir = tmp_path / "fake-model"  # a default model is "installed" for the stand-in
+    model_dir.mkdir()
+    (model_dir / "model.pt").write_text("stand-in\n")
+    fake.default_model_path = lambda: model_dir
     monkeypatch.setitem(sys.modules, "medaka_heart.segment", fake)
     monkeypatch.setattr(jobs, "_SEGMENTERS", {})  # no segmenter cached by an earlier test
 

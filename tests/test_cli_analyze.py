@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -115,3 +116,13 @@ def test_module_entry_point_help_is_fast_and_lists_commands():
                             "print('torch' in sys.modules, 'cv2' in sys.modules)"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif((Path(__file__).parents[1] / "medaka_heart/weights/model.pt").exists(),
+                    reason="a default model is installed")
+def test_no_default_model_is_one_clear_error_before_any_video(tmp_path, law_video):
+    video, _, _ = law_video
+    result = CliRunner().invoke(main, ["analyze", str(video), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "no default segmentation model" in result.output and "--model" in result.output
+    assert not (tmp_path / "out" / "heart").exists()

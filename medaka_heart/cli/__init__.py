@@ -31,10 +31,12 @@ def _register() -> None:
     from .analyze import analyze
     from .evaluate import evaluate
     from .synth import synth
+    from .train import train
 
     main.add_command(analyze)
     main.add_command(synth)
     main.add_command(evaluate)
+    main.add_command(train)
 
 
 _register()

@@ -77,6 +77,8 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
                                        f"{len(sources)} video(s); give one per video")
         sources = [VideoSource(s.path, s.screening, s.metadata, m.resolve())
                    for s, m in zip(sources, masks, strict=True)]
+    if config.segment.model is None and any(s.masks is None for s in sources):
+        _require_default_model()
     try:
         summary = run_batch(
             sources, source_names(sources), out_dir, config,
@@ -94,3 +96,16 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
                f"{out_dir / 'summary.csv'}")
     if n_ok == 0:
         ctx.exit(1)
+
+
+def _require_default_model() -> None:
+    """A one-line error, before any video is read, when no default model is installed."""
+    import importlib
+
+    segment = importlib.import_module("medaka_heart.segment")  # as sys.modules has it
+    where = getattr(segment, "default_model_path", None)  # absent in a stand-in segmenter
+    if where is not None and not (where() / "model.pt").is_file():
+        raise click.ClickException(
+            "no default segmentation model is installed with this version of medaka_heart: "
+            "pass --model (a model folder from `medaka-heart train`) or --masks / a manifest "
+            "'masks' column")
