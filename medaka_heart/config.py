@@ -116,16 +116,21 @@ def load_config(path: str | Path | None = None) -> Config:
     """Defaults, overridden by the TOML file at `path` if given."""
     if path is None:
         return Config()
+    return parse_toml(path, config_from_dict, what="config file")
+
+
+def parse_toml(path: str | Path, build, *, what: str):
+    """`build(dict)` of the TOML file at `path`; every error names the file (one line)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: config file not found") from None
+        raise FileNotFoundError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
     try:
-        return config_from_dict(data)
+        return build(data)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
 

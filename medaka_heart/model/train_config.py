@@ -7,11 +7,11 @@ one or more [[data.sources]] tables. Unknown sections or keys are an error.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import parse_toml
 from .augment import AugmentConfig
 from .unet import UNetConfig
 
@@ -164,18 +164,7 @@ def load_train_config(path: str | Path | None = None) -> TrainConfig:
     """Defaults overridden by the TOML file at `path`; errors name the file."""
     if path is None:
         return TrainConfig()
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: training config not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        return train_config_from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    return parse_toml(path, train_config_from_dict, what="training config")
 
 
 def replace_in(config: TrainConfig, section: str, **values: Any) -> TrainConfig:
