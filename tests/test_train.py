@@ -80,10 +80,14 @@ def test_train_writes_model_folder_metrics_and_resumes_exactly(tmp_path):
     assert [r["epoch"] for r in resumed] == [1, 2]
 
 
-def test_resume_refuses_a_different_config(tmp_path):
-    train(_tiny_config(), tmp_path, progress=False, max_epochs=1)
-    with pytest.raises(ValueError, match="cannot resume"):
+def test_resume_refuses_a_different_config_but_may_train_longer(tmp_path):
+    train(_tiny_config(epochs=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"\[optim\] lr.*cannot resume"):
         train(_tiny_config(lr=1e-4), tmp_path, progress=False, resume=True)
+    longer = train(_tiny_config(epochs=2), tmp_path, progress=False, resume=True)
+    assert longer.epochs_run == 2
+    log = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(s)["epoch"] for s in log] == [1, 2]
 
 
 @pytest.mark.parametrize("name", ["paper.toml", "default.toml"])

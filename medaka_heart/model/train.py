@@ -243,6 +243,17 @@ def _info(config: TrainConfig, data_desc: dict, metrics: dict) -> ModelInfo:
                      metrics=metrics, package_version=__version__)
 
 
+def _check_resumable(old: dict, new: dict, where: Path) -> None:
+    """Resuming may extend [optim] epochs (the cosine schedule stretches); nothing else."""
+    old = {**old, "optim": {k: v for k, v in old["optim"].items() if k != "epochs"}}
+    new = {**new, "optim": {k: v for k, v in new["optim"].items() if k != "epochs"}}
+    if old != new:
+        changed = sorted(f"[{s}] {k}" for s in new for k in new[s]
+                         if old.get(s, {}).get(k) != new[s][k])
+        raise ValueError(f"{where}: differs from the config given ({', '.join(changed)}); "
+                         "cannot resume")
+
+
 def train(
     config: TrainConfig | str | Path | None,
     out_dir: str | Path,
@@ -255,7 +266,8 @@ def train(
 ) -> TrainResult:
     """Train a U-Net as `config` says (a TrainConfig or a TOML path) and write `out_dir`.
 
-    resume : continue from ``out_dir/last.pt`` (the config must match the one it was run with).
+    resume : continue from ``out_dir/last.pt``; the config must match the one it was run with,
+        except that [optim] epochs may grow (train longer).
     max_epochs : stop after this many epochs in total (for smoke runs); None = config's epochs.
     cache_dir : keep generated training/validation pairs here and reuse them in later runs.
     Returns a TrainResult; the best model folder is ``out_dir/model``.
@@ -272,8 +284,8 @@ def train(
     config_file = out_dir / "train_config.json"
     resolved = json.dumps(config.to_dict(), indent=2) + "\n"
     last = out_dir / "last.pt"
-    if resume and last.is_file() and config_file.is_file() and config_file.read_text() != resolved:
-        raise ValueError(f"{config_file}: differs from the config given; cannot resume")
+    if resume and last.is_file() and config_file.is_file():
+        _check_resumable(json.loads(config_file.read_text()), config.to_dict(), config_file)
     config_file.write_text(resolved)
 
     pools, probs, val, data_desc = build_data(config, progress, cache_dir)
