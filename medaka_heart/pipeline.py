@@ -164,7 +164,8 @@ def analyze_video(
                 if given is not None:
                     mask = next(given, None)
                     if mask is None or len(mask) != len(frames):
-                        raise VideoError(f"{masks}: fewer masks than frames in {path}")
+                        raise VideoError(f"{masks}: the mask count does not match the "
+                                         f"frames decoded from {path}")
                 else:
                     mask, confidence = segmenter.masks(frames)
                     confidences.append(confidence)

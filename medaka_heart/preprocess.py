@@ -89,7 +89,12 @@ def restore_geometry(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def thumbnails(frames: np.ndarray, width: int = 48) -> np.ndarray:
-    """(T, H, W[, C]) frames -> (T, h, width) float32 grayscale, aspect ratio kept (area averaging)."""
-    gray = to_gray(frames)
-    height = max(1, round(gray.shape[1] * width / gray.shape[2]))
-    return resize_stack(gray, height, width)
+    """(T, H, W[, C]) frames -> (T, h, width) float32 grayscale, aspect ratio kept (area averaging).
+
+    Frames are shrunk before the grayscale conversion, so no full-size float copy is made.
+    """
+    frames = np.asarray(frames)
+    height = max(1, round(frames.shape[1] * width / frames.shape[2]))
+    small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                      for f in frames])
+    return to_gray(small)

@@ -55,3 +55,14 @@ def test_anisotropic_resize_round_trip_keeps_axes(h, w):
     for key in ("area_um2", "major_um", "minor_um"):
         assert after[key] == pytest.approx(before[key], rel=0.02)
     assert after["orientation_rad"] == pytest.approx(before["orientation_rad"], abs=0.02)
+
+
+def test_thumbnails_equal_gray_then_shrink():
+    """Shrinking before the grayscale conversion gives the same thumbnails (to rounding)."""
+    from medaka_heart.preprocess import thumbnails
+
+    rgb = np.random.default_rng(2).integers(0, 255, (2, 480, 640, 3), dtype=np.uint8)
+    expected = resize_stack(to_gray(rgb), 36, 48)
+    got = thumbnails(rgb, width=48)
+    assert got.shape == (2, 36, 48) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=0.6)
