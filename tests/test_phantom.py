@@ -330,3 +330,23 @@ def test_written_sets_are_byte_identical_for_a_seed(tmp_path):
     for name in ("masks.tif", "frames.csv", "beats.csv", "meta.json"):
         first = (a.with_suffix(".truth") / name).read_bytes()
         assert first == (b.with_suffix(".truth") / name).read_bytes()
+
+
+def test_frame_sizes_are_even_so_the_video_matches_its_truth(tmp_path):
+    """MJPEG crops odd frame sizes; the generator only draws even ones (865 -> 864)."""
+    import cv2
+    import tifffile
+
+    from medaka_heart.phantom import write_synth_set
+    from medaka_heart.phantom.presets import load_preset, sample_params
+
+    preset = load_preset("hts")
+    params = sample_params(preset, np.random.default_rng(0), size_px=865, duration_s=1.0)
+    assert params.size_px == 864
+    odd = dataclasses.replace(preset, size_px=(401.0, 401.0), duration_s=(1.0, 1.0))
+    (video,) = write_synth_set(tmp_path, 1, 3, odd, progress=False)
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    cap.release()
+    masks = tifffile.imread(video.with_suffix(".truth") / "masks.tif")
+    assert ok and frame.shape[:2] == masks.shape[1:3]

@@ -232,10 +232,12 @@ def sample_params(preset: PhantomPreset, rng: np.random.Generator, **overrides) 
             values["view"] = str(spec[rng.integers(len(spec))])
         else:
             value = rng.uniform(*spec) if spec[1] > spec[0] else spec[0]
-            values[f.name] = round(value) if f.name in _INT_FIELDS else float(value)
+            values[f.name] = value if f.name in _INT_FIELDS else float(value)
     known = {f.name for f in dataclasses.fields(PhantomParams)}
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for name in _INT_FIELDS:  # even frame sizes: video codecs (MJPEG) would crop odd ones
+        values[name] = 2 * round(values[name] / 2)
     return PhantomParams(**values)
