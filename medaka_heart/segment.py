@@ -36,7 +36,9 @@ DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
-RELATIVE_LEVEL = 0.5  # the heart region: coarse probability above this share of the peak
+COARSE_LEVEL = 0.85  # coarse heart region: probability above this share of its peak
+MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
+GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
 
 
 def default_model_path() -> Path:
@@ -63,26 +65,27 @@ def frame_confidence(prob: np.ndarray, threshold: float = 0.5, border_px: int = 
     return out
 
 
-def heart_box(prob: np.ndarray, threshold: float = 0.5
-              ) -> tuple[float, float, float, float] | None:
-    """(centre x, centre y, width, height) in px of the heart in (T, S, S) probabilities.
+def heart_boxes(prob: np.ndarray, level: float, limit: int = 3
+                ) -> list[tuple[float, float, float, float]]:
+    """Candidate hearts in (T, S, S) probabilities: (centre x, centre y, width, height) in px.
 
-    The pixelwise maximum over frames above min(threshold, half its peak), its connected
-    component of largest mean probability mass. The relative level keeps the heart found when
-    probabilities are low (tiny hearts). None if the peak is below MIN_COARSE_PEAK.
+    Region: the pixelwise maximum over frames above `level`; its connected components, most
+    confident first (by their highest temporal-mean probability), at most `limit`. Empty if
+    the peak is below MIN_COARSE_PEAK.
     """
     import cv2
 
     peak = prob.max(axis=0)
     top = float(peak.max())
     if top < MIN_COARSE_PEAK:
-        return None
-    region = (peak > min(threshold, RELATIVE_LEVEL * top)).astype(np.uint8)
+        return []
+    region = (peak > min(level, top * 0.999)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
-    mass = np.bincount(labels.ravel(), weights=prob.mean(axis=0).ravel(), minlength=count)
-    k = 1 + int(np.argmax(mass[1:]))
-    x, y, bw, bh = (int(v) for v in stats[k, :4])
-    return x + bw / 2.0, y + bh / 2.0, float(bw), float(bh)
+    score = np.zeros(count)
+    np.maximum.at(score, labels.ravel(), prob.mean(axis=0).ravel())
+    order = 1 + np.argsort(-score[1:], kind="stable")[:limit]
+    return [(x + bw / 2.0, y + bh / 2.0, float(bw), float(bh))
+            for x, y, bw, bh in (stats[k, :4].astype(float) for k in order)]
 
 
 def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
@@ -118,13 +121,14 @@ class Segmenter:
     threshold : probability threshold; None = the model's tuned threshold.
     coarse_every : the coarse pass looks at every n-th frame of a chunk (at least 2 frames).
     refine : fine passes on those frames that re-centre and re-size the crop (0 = none).
+    candidates : coarse candidates checked by the fine pass (with refine >= 1).
     """
 
     def __init__(self, model: str | Path | None = None, *, device: str = "auto",
                  batch_size: int = 16, threads: int | None = None, workers: int = 1,
                  size: int | None = None, low_percentile: float | None = None,
                  high_percentile: float | None = None, threshold: float | None = None,
-                 coarse_every: int = 8, refine: int = 1):
+                 coarse_every: int = 8, refine: int = 1, candidates: int = 1):
         self.path = Path(model) if model is not None else default_model_path()
         checkpoint = load_checkpoint(self.path)
         self.info: ModelInfo = checkpoint.info
@@ -138,6 +142,7 @@ class Segmenter:
         self.coarse_size = int(self.info.coarse_size)
         self.coarse_every = max(1, int(coarse_every))
         self.refine = max(0, int(refine))
+        self.candidates = max(1, int(candidates)) if self.refine else 1
         multiple = 2 ** self.info.architecture.depth
         for side in (self.size, self.coarse_size):
             if side % multiple:
@@ -207,32 +212,49 @@ class Segmenter:
     def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
         """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
-        Looks at every `coarse_every`-th frame (at least 2). The coarse pass gives a first
-        box (see `heart_box`); `refine` fine passes on those frames re-centre and re-size it
-        from their own masks. The side is `crop_scale` x the heart's extent, at most the
-        frame's larger side. None if the coarse pass finds nothing.
+        Looks at every `coarse_every`-th frame (at least 2). The coarse pass proposes up to
+        `candidates` regions (`heart_boxes` at COARSE_LEVEL x its peak); each is checked by
+        `refine` fine passes on those frames, which re-centre the crop and size it from their
+        own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
+        whose fine masks are most confident wins. The side is `crop_scale` x the heart's
+        extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
+        None if the coarse pass finds nothing.
         """
         t, h, w = frames.shape[:3]
         n = min(t, max(2, -(-t // self.coarse_every)))
         sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
         sc = self.coarse_size
         prob = self.predict_small(self._normalise(to_gray(sample), sc), COARSE)
-        found = heart_box(prob, self.threshold)
-        if found is None:
-            return None
-        sx, sy = w / sc, h / sc
-        side = max(found[2] * sx, found[3] * sy, MIN_BOX_PX) * self.info.crop_scale
-        box = (found[0] * sx, found[1] * sy, min(side, float(max(h, w))))
+        found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
+        largest = float(max(h, w))
+        best, best_score = None, -1.0
+        for cx, cy, bw, bh in found:
+            side = max(bw * w / sc, bh * h / sc, MIN_BOX_PX) * self.info.crop_scale
+            side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
+            box, score = self._refine(sample, (cx * w / sc, cy * h / sc, min(side, largest)))
+            if score > best_score:
+                best, best_score = box, score
+        return best
+
+    def _refine(self, sample: np.ndarray, box: tuple[float, float, float]
+                ) -> tuple[tuple[float, float, float], float]:
+        """`refine` fine passes on a candidate crop: (box, mean confidence of the last pass)."""
+        largest = float(max(sample.shape[1:3]))
+        score = 0.0
         for _ in range(self.refine):
             crops, (x0, y0, m) = crop_frames(sample, *box)
-            fine = heart_box(self.predict_small(self._normalise(crops, self.size), FINE),
-                             self.threshold)
-            if fine is None:
-                break
+            prob = self.predict_small(self._normalise(crops, self.size), FINE)
+            found = heart_boxes(prob, self.threshold, 1)
+            if not found:
+                return box, 0.0
+            score = float(frame_confidence(prob, self.threshold).mean())
+            fx, fy, fw, fh = found[0]
             k = m / self.size
-            side = max(fine[2] * k, fine[3] * k, MIN_BOX_PX) * self.info.crop_scale
-            box = (x0 + fine[0] * k, y0 + fine[1] * k, min(side, float(max(h, w))))
-        return box
+            edge = (fx - fw / 2 <= 1 or fy - fh / 2 <= 1 or fx + fw / 2 >= self.size - 1
+                    or fy + fh / 2 >= self.size - 1)
+            side = box[2] * GROW if edge else max(fw * k, fh * k, MIN_BOX_PX) * self.info.crop_scale
+            box = (x0 + fx * k, y0 + fy * k, min(side, largest))
+        return box, score
 
     def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frames (T, H, W[, C]) of any dtype -> (prob (T, H, W) float32, confidence (T,) float).

@@ -14,7 +14,9 @@ Usage::
 For each candidate (random weights: speed does not depend on their values) it reports
 ``net_fps`` (network only, input already at network size) and ``segment_fps`` (what
 `Segmenter.predict` does on 640x480 RGB frames: grayscale, resize, normalise, network,
-confidence, probabilities back to 640x480). Median of `--repeats` timed runs after a warm-up.
+confidence, probabilities back to 640x480; for two-pass models also the coarse pass that
+finds the heart, so time them on a real video with --video). Median of `--repeats` timed
+runs after a warm-up.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", type=Path, default=None, help="bench this model only")
+    parser.add_argument("--video", type=Path, default=None,
+                        help="time on the first --frames frames of this video (default: noise)")
     parser.add_argument("--dice", type=Path, default=None, help="phantom folder: measure Dice")
     parser.add_argument("--pipeline", type=Path, default=None,
                         help="phantom folder: time the whole analysis per video")
@@ -124,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(args.frames, 480, 640, 3), dtype=np.uint8)
+    if args.video is not None:
+        from medaka_heart.io.video import open_video
+
+        frames = next(open_video(args.video).chunks(args.frames))
+    else:
+        frames = rng.integers(0, 256, size=(args.frames, 480, 640, 3), dtype=np.uint8)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is not None:

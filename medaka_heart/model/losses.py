@@ -57,7 +57,7 @@ def tversky_loss(
     beta: float = 0.5,
     smooth: float = 1.0,
 ) -> torch.Tensor:
-    """1 - Tversky index TP / (TP + alpha FP + beta FN) over the batch; alpha = beta = 0.5 is Dice."""
+    """1 - Tversky index TP / (TP + alpha FP + beta FN) over the batch; 0.5, 0.5 is Dice."""
     prob = torch.sigmoid(logits.float()).flatten()
     target = target.float().flatten()
     tp = (prob * target).sum()
