@@ -9,8 +9,10 @@ from skimage.draw import disk
 from medaka_heart.model.augment import (
     AugmentConfig,
     augment_pair,
+    draw_blobs,
     photometric,
     random_affine,
+    tissue_texture,
     warp_pair,
 )
 
@@ -94,3 +96,30 @@ def test_photometric_changes_image_only_within_range():
     assert out.dtype == np.float32
     assert 0.0 <= out.min() <= out.max() <= 1.0
     assert not np.allclose(out, image)
+
+
+def test_tissue_texture_is_a_gentle_multiplicative_field():
+    field = tissue_texture(np.random.default_rng(3), (128, 128), amplitude=0.25)
+    assert field.shape == (128, 128) and field.dtype == np.float32
+    assert abs(float(field.mean()) - 1.0) < 0.05
+    assert 0.0 < float(field.std()) <= 0.25 * 1.01
+    again = tissue_texture(np.random.default_rng(3), (128, 128), amplitude=0.25)
+    np.testing.assert_array_equal(field, again)
+
+
+def test_blobs_stay_within_their_contrast_and_texture_reaches_the_heart():
+    image, mask = _disk_pair()
+    rng = np.random.default_rng(5)
+    blobbed = draw_blobs(image, rng, 4)
+    change = blobbed - image
+    assert np.abs(change).max() <= 0.3 + 1e-6 and np.abs(change).max() > 0.01
+    textured = photometric(image, np.random.default_rng(7),
+                           AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, p_texture=1.0))
+    assert textured[mask].std() > 0.01  # the heart is textured too, not only the background
+
+
+def test_texture_and_blobs_off_by_default_leave_the_random_stream_alone():
+    image, _ = _disk_pair()
+    plain = photometric(image, np.random.default_rng(11), AugmentConfig())
+    off = photometric(image, np.random.default_rng(11), AugmentConfig(texture=0.0, blobs=0))
+    np.testing.assert_array_equal(plain, off)

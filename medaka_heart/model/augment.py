@@ -3,7 +3,9 @@
 Geometric ranges follow Schutera et al. 2019 (flips, zoom 0.1, shift 0.05, rotation 0.2 rad,
 shear 0.1); borders are filled by replication ("nearest"). Image and mask are warped with
 the same 2x3 matrix, so they stay aligned. Photometric changes (gamma, contrast, brightness,
-blur, noise) touch the image only. Randomness comes from a numpy Generator passed in.
+blur, noise, tissue texture, distractor blobs) touch the image only. The texture and blobs
+are domain randomisation: real tissue is far more textured than a phantom, so the network
+must not rely on smooth regions. Randomness comes from a numpy Generator passed in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from ..phantom.texture import smooth_noise
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,10 @@ class AugmentConfig:
     gamma : log-range, gamma = exp(U(-gamma, gamma)); contrast, brightness : fractions.
     illumination : maximal relative change of a linear illumination ramp across the image.
     blur_sigma_px : maximal Gaussian blur sigma (pixels at network size); noise_std : maximal
-    Gaussian noise std on the [0, 1] image. p_* : probability a photometric step is applied.
+    Gaussian noise std on the [0, 1] image. texture : maximal amplitude of a multiplicative
+    random field (features 2-24 px wide at network size) over the whole image, heart included.
+    blobs : maximal number of soft dark or bright ellipses (distractors, up to 30 % of the side)
+    drawn anywhere. p_* : probability a photometric step is applied.
     """
 
     hflip: bool = True
@@ -37,8 +44,12 @@ class AugmentConfig:
     illumination: float = 0.2
     blur_sigma_px: float = 1.5
     noise_std: float = 0.05
+    texture: float = 0.0
+    blobs: int = 0
     p_blur: float = 0.3
     p_noise: float = 0.5
+    p_texture: float = 0.5
+    p_blobs: float = 0.5
 
 
 def random_affine(rng: np.random.Generator, height: int, width: int,
@@ -78,12 +89,43 @@ def warp_pair(image: np.ndarray, mask: np.ndarray, matrix: np.ndarray
     return img, msk > 0.5
 
 
+def tissue_texture(rng: np.random.Generator, shape: tuple[int, int], amplitude: float
+                   ) -> np.ndarray:
+    """Multiplicative (H, W) float32 field 1 + a * noise, a ~ U(0, amplitude); two scales of
+    `smooth_noise` (2-24 px features) mixed at random."""
+    scales = np.exp(rng.uniform(np.log(2.0), np.log(24.0), size=2))
+    weight = rng.uniform(0.0, 1.0)
+    field = (weight * smooth_noise(rng, shape, scales[0])
+             + (1.0 - weight) * smooth_noise(rng, shape, scales[1]))
+    field /= max(float(field.std()), 1e-6)
+    return 1.0 + np.float32(rng.uniform(0.0, amplitude)) * field
+
+
+def draw_blobs(image: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """`image` (H, W) float32 with `count` soft ellipses, each darker or brighter by up to 0.3."""
+    h, w = image.shape
+    layer = np.zeros((h, w), np.float32)
+    for _ in range(count):
+        centre = (int(rng.uniform(0, w) * 16), int(rng.uniform(0, h) * 16))
+        axes = (max(16, int(rng.uniform(0.03, 0.3) * w * 16)),
+                max(16, int(rng.uniform(0.03, 0.2) * h * 16)))
+        cv2.ellipse(layer, centre, axes, rng.uniform(0, 180), 0, 360,
+                    float(rng.uniform(-0.3, 0.3)), -1, cv2.LINE_AA, 4)
+    sigma = rng.uniform(0.5, 0.02 * max(h, w) + 0.5)
+    return image + cv2.GaussianBlur(layer, (0, 0), sigma)
+
+
 def photometric(image: np.ndarray, rng: np.random.Generator,
                 config: AugmentConfig = AugmentConfig()) -> np.ndarray:
-    """Jitter a (H, W) float32 image in [0, 1]: gamma, contrast, brightness, illumination ramp,
-    blur, noise; clipped to [0, 1]."""
+    """Jitter a (H, W) float32 image in [0, 1]: tissue texture, distractor blobs, gamma,
+    contrast, brightness, illumination ramp, blur, noise; clipped to [0, 1]."""
     c = config
     out = np.clip(image, 0.0, 1.0).astype(np.float32, copy=True)
+    if c.texture > 0 and rng.random() < c.p_texture:
+        out *= tissue_texture(rng, out.shape, c.texture)
+    if c.blobs > 0 and rng.random() < c.p_blobs:
+        out = draw_blobs(out, rng, int(rng.integers(1, c.blobs + 1)))
+    np.clip(out, 0.0, 1.0, out=out)
     if c.gamma > 0:
         out **= np.float32(np.exp(rng.uniform(-c.gamma, c.gamma)))
     if c.contrast > 0 or c.brightness > 0:
