@@ -118,11 +118,31 @@ def test_module_entry_point_help_is_fast_and_lists_commands():
     assert probe.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.skipif((Path(__file__).parents[1] / "medaka_heart/weights/model.pt").exists(),
-                    reason="a default model is installed")
-def test_no_default_model_is_one_clear_error_before_any_video(tmp_path, law_video):
+def test_no_default_model_is_one_clear_error_before_any_video(tmp_path, law_video, monkeypatch):
+    import medaka_heart.segment as segment
+
+    monkeypatch.setattr(segment, "DEFAULT_MODEL", tmp_path / "no_weights_here")
     video, _, _ = law_video
     result = CliRunner().invoke(main, ["analyze", str(video), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "no default segmentation model" in result.output and "--model" in result.output
     assert not (tmp_path / "out" / "heart").exists()
+
+
+@pytest.mark.slow
+def test_plain_video_with_no_other_input_uses_the_shipped_model(tmp_path):
+    """`analyze VIDEO` alone: the shipped weights segment a sample phantom, the rate is right."""
+    import json
+
+    from medaka_heart.model.checkpoint import model_hash
+    from medaka_heart.segment import default_model_path
+
+    sample = Path(__file__).parents[1] / "sample_data" / "typical_s2024_000.avi"
+    truth = json.loads((sample.with_suffix(".truth") / "meta.json").read_text())
+    result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / sample.stem
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["model"]["model_sha256"] == model_hash(default_model_path())
+    summary = pd.read_csv(tmp_path / "summary.csv").iloc[0]
+    assert summary["hr_bpm"] == pytest.approx(truth["params"]["hr_bpm"], rel=0.05)
