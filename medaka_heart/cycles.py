@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
+from scipy.signal import find_peaks, peak_prominences
 
 from .config import CycleConfig
+
+LAST_ES_FALL = 0.85  # share of the median systolic fall that marks an ES on the last frames
 
 
 @dataclass(frozen=True)
@@ -209,9 +211,11 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
     fps : frames per second.
     config : peak-finding settings and the plausible heart-rate range.
 
-    Beats at the video's edges: an ES before the first ED is dropped (its diastole was
-    not seen), and the last ED keeps its ES only if the signal is seen to rise again
-    after it; the last beat has no interval (rr_s NaN).
+    Beats at the video's edges: an ED whose rise began before the first frame counts when
+    the signal falls after it (`edge_peaks`); an ES before the first ED is dropped (its
+    diastole was not seen); the last ED keeps its ES if the signal is seen to rise again
+    after it, or has fallen by at least LAST_ES_FALL of the median fall of the other beats
+    (an ES on the last frames); the last beat has no interval (rr_s NaN).
     """
     config = config or CycleConfig()
     if fps <= 0 or not np.isfinite(fps):
@@ -233,11 +237,11 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         return _no_beats(fps, raw, period)
     distance = max(1.0, config.min_peak_distance_periods * period)
     prominence = config.min_prominence_fraction * amplitude
-    peaks, _ = find_peaks(smooth, distance=distance, prominence=prominence)
+    peaks = edge_peaks(smooth, distance, prominence, period)
     if peaks.size == 0:
         return _no_beats(fps, raw, period)
 
-    ed_index, ed_offset, es_index, es_offset = [], [], [], []
+    ed_index, ed_offset, es_index, es_offset, falls = [], [], [], [], []
     for k, peak in enumerate(peaks):
         ed, ed_off = _refine(raw, int(peak), maximum=True)
         end = int(peaks[k + 1]) if k + 1 < len(peaks) else raw.size
@@ -245,10 +249,15 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         es, es_off = -1, 0.0
         if segment.size:
             trough = int(peak) + 1 + int(np.argmin(segment))
-            last_beat = k + 1 == len(peaks)
-            rises_after = smooth[trough:].max() - smooth[trough] >= prominence
-            if not last_beat or (trough < raw.size - 1 and rises_after):
+            fall = smooth[peak] - smooth[trough]
+            if k + 1 < len(peaks):
+                falls.append(fall)
                 es, es_off = _refine(raw, trough, maximum=False)
+            else:
+                rises_after = smooth[trough:].max() - smooth[trough] >= prominence
+                full_fall = bool(falls) and fall >= LAST_ES_FALL * float(np.median(falls))
+                if (trough < raw.size - 1 and rises_after) or full_fall:
+                    es, es_off = _refine(raw, trough, maximum=False)
         ed_index.append(ed)
         ed_offset.append(ed_off)
         es_index.append(es)
@@ -276,6 +285,33 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         ed_sample=ed_sample,
         es_sample=es_sample,
     )
+
+
+def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: float
+               ) -> np.ndarray:
+    """Indices of maxima at least `distance` frames apart that stand out by `prominence`.
+
+    As `scipy.signal.find_peaks`, except near the video's edges: a maximum less than a
+    `period` (frames) from the first or last frame, whose lowest point on that side is the
+    edge itself, has its fall there cut short by the edge: its other side must fall by
+    `prominence`, the cut side must have begun to fall (a quarter of `prominence` per half
+    period, in proportion to the frames seen).
+    """
+    peaks, _ = find_peaks(smooth, distance=distance)
+    if peaks.size == 0:
+        return peaks
+    _, left, right = peak_prominences(smooth, peaks)
+    left_fall, right_fall = smooth[peaks] - smooth[left], smooth[peaks] - smooth[right]
+    n = smooth.size
+    cut_left = (left == 0) & (peaks < period)
+    cut_right = (right == n - 1) & (peaks > n - 1 - period)
+    # the cut side must have begun to fall: a quarter of `prominence` over half a period,
+    # in proportion to the frames seen before the edge
+    begun = 0.25 * prominence * np.minimum(1.0, np.minimum(peaks, n - 1 - peaks) / (period / 2))
+    ok = np.where(cut_left, (right_fall >= prominence) & (left_fall >= begun),
+                  np.where(cut_right, (left_fall >= prominence) & (right_fall >= begun),
+                           np.minimum(left_fall, right_fall) >= prominence))
+    return peaks[ok]
 
 
 def _template_refined(raw, index, offset, period, *, maximum):

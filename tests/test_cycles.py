@@ -112,3 +112,48 @@ def test_template_refinement_beats_parabola_on_a_sharp_waveform():
     template = refine_by_template(signal, parabola, period, maximum=True)
     assert np.abs(template - truth).mean() <= np.abs(parabola - truth).mean()
     assert np.std(np.diff(template)) < 0.3 * np.std(np.diff(parabola))
+
+
+def _beats_at(n, fps, ed_times_s, period_s, ejection=0.5):
+    """Volume-like signal, maxima exactly at ED = ed_times_s[0] + k period_s: a cosine fall
+    over the `ejection` share of the period, then a cosine rise (slow filling if < 0.5)."""
+    phase = ((np.arange(n) / fps - ed_times_s[0]) / period_s) % 1.0
+    fall = 0.5 - 0.5 * np.cos(np.pi * np.minimum(phase / ejection, 1.0))
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.clip((phase - ejection) / (1 - ejection), 0, 1))
+    return 1.0 - 0.6 * (fall - rise)
+
+
+def test_an_ed_two_frames_into_the_video_is_found():
+    # ED at frame 2.2: frames 0 and 1 are still filling, so its fall before frame 0 is unseen
+    fps, period = 15.0, 7.5 / 15.0
+    x = _beats_at(90, fps, [2.2 / fps], period)
+    det = detect_cycles(x, fps)
+    assert det.ed_index[0] == 2
+    assert det.n_beats == 12
+
+
+def test_an_es_on_the_last_frame_is_kept_when_the_fall_is_complete():
+    fps, period_frames = 15.0, 8.0
+    n = 3 + 8 * 10 + 4 + 1  # the last ES (ED + 4 frames) falls on the last frame
+    x = _beats_at(n, fps, [3 / fps], period_frames / fps)
+    det = detect_cycles(x, fps)
+    assert det.es_index[-1] == n - 1
+    cut = x[: n - 2]  # two frames earlier the fall is only half done: no ES claimed
+    det_cut = detect_cycles(cut, fps)
+    assert det_cut.es_index[-1] == -1
+
+
+def test_a_tiny_fall_before_the_last_frame_is_no_extra_ed():
+    fps, period_frames = 15.0, 10.0
+    n = 72  # the next ED (72.2) is after the last frame, frames 69-71 still filling
+    x = _beats_at(n, fps, [2.2 / fps], period_frames / fps)
+    x[-2] = x[-1] + 0.004  # the second-last frame becomes a local maximum that barely falls
+    det = detect_cycles(x, fps)
+    assert det.ed_index.tolist() == [2, 12, 22, 32, 42, 52, 62]
+
+
+def test_an_ed_on_the_second_frame_at_a_high_rate_is_found():
+    fps, period_frames = 12.9, 4.6  # ~170 bpm at 12.9 fps, as on 96-well plates
+    x = _beats_at(40, fps, [1.1 / fps], period_frames / fps, ejection=0.3)
+    det = detect_cycles(x, fps)
+    assert det.ed_index[0] == 1
