@@ -123,3 +123,13 @@ def test_texture_and_blobs_off_by_default_leave_the_random_stream_alone():
     plain = photometric(image, np.random.default_rng(11), AugmentConfig())
     off = photometric(image, np.random.default_rng(11), AugmentConfig(texture=0.0, blobs=0))
     np.testing.assert_array_equal(plain, off)
+
+
+def test_coarse_views_get_no_clutter_unless_asked():
+    image, _ = _disk_pair()
+    cfg = AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, blobs=3, p_texture=1.0, p_blobs=1.0)
+    coarse = photometric(image, np.random.default_rng(2), cfg, coarse=True)
+    np.testing.assert_allclose(coarse, image, atol=1e-6)
+    both = AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, blobs=3, p_texture=1.0, p_blobs=1.0,
+                         texture_in_coarse=True)
+    assert np.abs(photometric(image, np.random.default_rng(2), both, coarse=True) - image).max() > 0.01

@@ -29,7 +29,9 @@ class AugmentConfig:
     Gaussian noise std on the [0, 1] image. texture : maximal amplitude of a multiplicative
     random field (features 2-24 px wide at network size) over the whole image, heart included.
     blobs : maximal number of soft dark or bright ellipses (distractors, up to 30 % of the side)
-    drawn anywhere. p_* : probability a photometric step is applied.
+    drawn anywhere. texture_in_coarse : texture and blobs also on whole-frame (coarse pass)
+    samples; off by default, as they hide the small hearts of plate wells at coarse scale (the
+    coarse pass then learned nothing). p_* : probability a photometric step is applied.
     """
 
     hflip: bool = True
@@ -46,6 +48,7 @@ class AugmentConfig:
     noise_std: float = 0.05
     texture: float = 0.0
     blobs: int = 0
+    texture_in_coarse: bool = False
     p_blur: float = 0.3
     p_noise: float = 0.5
     p_texture: float = 0.5
@@ -116,14 +119,16 @@ def draw_blobs(image: np.ndarray, rng: np.random.Generator, count: int) -> np.nd
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator,
-                config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+                config: AugmentConfig = AugmentConfig(), *, coarse: bool = False) -> np.ndarray:
     """Jitter a (H, W) float32 image in [0, 1]: tissue texture, distractor blobs, gamma,
-    contrast, brightness, illumination ramp, blur, noise; clipped to [0, 1]."""
+    contrast, brightness, illumination ramp, blur, noise; clipped to [0, 1]. `coarse`: the
+    image is a whole-frame view (texture and blobs only with `texture_in_coarse`)."""
     c = config
     out = np.clip(image, 0.0, 1.0).astype(np.float32, copy=True)
-    if c.texture > 0 and rng.random() < c.p_texture:
+    clutter = c.texture_in_coarse or not coarse
+    if clutter and c.texture > 0 and rng.random() < c.p_texture:
         out *= tissue_texture(rng, out.shape, c.texture)
-    if c.blobs > 0 and rng.random() < c.p_blobs:
+    if clutter and c.blobs > 0 and rng.random() < c.p_blobs:
         out = draw_blobs(out, rng, int(rng.integers(1, c.blobs + 1)))
     np.clip(out, 0.0, 1.0, out=out)
     if c.gamma > 0:

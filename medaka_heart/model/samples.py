@@ -151,7 +151,7 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
     msk = coarse_mask
     if augment is not None:
         img, msk = warp_pair(img, msk, random_affine(rng, *img.shape, augment))
-        img = photometric(img, rng, augment)
+        img = photometric(img, rng, augment, coarse=True)
     pct = (spec.low_percentile, spec.high_percentile)
     img = normalise_intensity(img[None], *pct)[0].astype(np.float32)
     n, s = img.shape[0], spec.size
