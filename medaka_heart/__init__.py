@@ -1,2 +1,2 @@
 """medaka_heart: cardiac phenotypes from microscope videos of fish embryo hearts."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,6 +8,12 @@ import numpy as np
 
 from .shape import lobed_outline, place
 
+# How the chambers look apart (ranges drawn per video): the atrium is thin-walled and
+# translucent, the ventricle compact with a thick wall.
+ATRIUM_OPACITY = (0.45, 0.85)  # atrial blood opacity / ventricular
+ATRIUM_WALL = (0.5, 0.8)  # atrial wall thickness / the renderer's wall thickness
+VENTRICLE_WALL = (1.1, 1.6)  # ventricular wall thickness / the renderer's wall thickness
+
 
 @dataclass(frozen=True)
 class HeartLayout:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .heart import HeartLayout, random_layout
+from .heart import ATRIUM_OPACITY, ATRIUM_WALL, VENTRICLE_WALL, HeartLayout, random_layout
 from .presets import PhantomParams
 from .render_stereo import FrameDraws, frame_draws
 from .shape import rasterize
@@ -34,6 +34,8 @@ class HtsScene:
     blood: np.ndarray  # (h + 2G, w + 2G) float32 granular texture in [0, 1]
     blood_level: float  # transmission of blood-filled chambers relative to the tissue
     wall_level: float  # transmission of the chamber walls
+    chamber_opacity: np.ndarray  # (2,) float32: blood opacity of (atrium, ventricle), relative
+    wall_scale: np.ndarray  # (2,) float32: wall thickness of (atrium, ventricle), relative
     vignette: np.ndarray  # (S, S) float32
     noise: NoiseBank
     full_scale: float  # camera counts at transmission 1
@@ -206,6 +208,9 @@ def build_hts_scene(params: PhantomParams, rng: np.random.Generator) -> HtsScene
         blood=granular(rng, (y1 - y0 + 2 * g, x1 - x0 + 2 * g), grain),
         blood_level=float(rng.uniform(0.6, 0.85)),
         wall_level=float(rng.uniform(0.75, 0.92)),
+        chamber_opacity=np.array([rng.uniform(*ATRIUM_OPACITY), 1.0], np.float32),
+        wall_scale=np.array([rng.uniform(*ATRIUM_WALL), rng.uniform(*VENTRICLE_WALL)],
+                            np.float32),
         vignette=vignette_map((size, size), params.vignette, rng),
         noise=NoiseBank(rng, (size, size)),
         full_scale=float(rng.uniform(18000, 40000)),
@@ -244,7 +249,8 @@ def render_hts(
     for k, (poly, flow) in enumerate(((atrium, 1.0 - contraction), (ventricle, contraction))):
         local = poly - off
         wall = np.zeros(patch.shape, np.float32)
-        thick = max(1, round(0.08 * scene.layout.ventricle_major_px * (1 + 0.5 * flow)))
+        thick = max(1, round(0.08 * scene.layout.ventricle_major_px * scene.wall_scale[k]
+                             * (1 + 0.5 * flow)))
         pts = [np.round(local * 16).astype(np.int32)]
         cv2.polylines(wall, pts, True, 1.0, thick, cv2.LINE_AA, 4)
         patch *= 1.0 - (1.0 - scene.wall_level) * wall
@@ -253,7 +259,7 @@ def render_hts(
         dx = int(g + 0.6 * (g - 1) * np.cos(0.6 * t + k) - 0.25 * g * flow)
         tex = scene.blood[dy : dy + patch.shape[0], dx : dx + patch.shape[1]]
         level = scene.blood_level * (0.85 + 0.3 * tex)
-        alpha = p.blood_opacity * inside
+        alpha = p.blood_opacity * scene.chamber_opacity[k] * inside
         patch *= 1.0 - alpha * (1.0 - level)
     if p.blur_sigma_px > 0:
         canvas[y0:y1, x0:x1] = cv2.GaussianBlur(patch, (0, 0), p.blur_sigma_px)

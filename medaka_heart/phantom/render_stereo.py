@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .heart import HeartLayout, random_layout
+from .heart import ATRIUM_OPACITY, ATRIUM_WALL, VENTRICLE_WALL, HeartLayout, random_layout
 from .presets import PhantomParams
 from .shape import rasterize
 from .texture import NoiseBank, granular, poisson_gaussian, smooth_noise, vignette_map
@@ -45,6 +45,7 @@ class StereoScene:
     absorption: np.ndarray  # (2, 3) float32: light absorbed by (atrium, ventricle) blood, RGB
     rim_gain: np.ndarray  # (2,) float32: brightness of the myocardial wall of each chamber
     rim_px: float  # wall thickness, px
+    wall_scale: np.ndarray  # (2,) float32: wall thickness of (atrium, ventricle) / rim_px
     depth_px: int  # box size for the blood-thickness shading, px
     vignette: np.ndarray  # (H, W, 3) float32, illumination falloff / 255 (uint8 -> [0, 1])
     noise: NoiseBank
@@ -96,7 +97,10 @@ def build_stereo_scene(params: PhantomParams, rng: np.random.Generator) -> Stere
     blood = granular(rng, (y1 - y0 + 2 * g, x1 - x0 + 2 * g), grain)
     # blood absorbs green and blue more than red: a reddish-brown, often faint, tint
     absorption = np.array([0.05, 0.25, 0.25]) * rng.uniform(0.6, 1.5) * rng.uniform(0.8, 1.2, 3)
-    absorption = np.stack([absorption * rng.uniform(0.8, 1.15, 3), absorption])
+    # the atrium is thin-walled and translucent, the ventricle compact and thick-walled:
+    # its blood absorbs less and its wall is thinner (the cue that tells the chambers apart)
+    atrium_absorption = absorption * rng.uniform(0.8, 1.15, 3) * rng.uniform(*ATRIUM_OPACITY)
+    absorption = np.stack([atrium_absorption, absorption])
     absorption = np.clip(absorption * params.contrast, 0.0, 0.95)
     return StereoScene(
         params=params,
@@ -108,6 +112,8 @@ def build_stereo_scene(params: PhantomParams, rng: np.random.Generator) -> Stere
         absorption=absorption.astype(np.float32),
         rim_gain=rng.uniform(0.92, 1.08, 2).astype(np.float32),
         rim_px=float(max(1.0, 0.03 * major_px * rng.uniform(0.6, 1.4))),
+        wall_scale=np.array([rng.uniform(*ATRIUM_WALL), rng.uniform(*VENTRICLE_WALL)],
+                            np.float32),
         depth_px=max(3, int(0.15 * major_px)),
         vignette=np.repeat(
             vignette_map((h, w), params.vignette, rng)[:, :, None] / 255.0, 3, axis=2
@@ -191,7 +197,7 @@ def render_stereo(
         local = poly - off
         # myocardial wall: a band around the chamber, lighter or darker than the tissue
         wall = np.zeros(shape, np.float32)
-        thickness = scene.rim_px * (1.0 + 0.6 * contraction if k == 1 else 1.0)
+        thickness = scene.rim_px * scene.wall_scale[k] * (1.0 + 0.6 * contraction if k else 1.0)
         pts = [np.round(local * 16).astype(np.int32)]
         cv2.polylines(wall, pts, True, 1.0, max(1, round(2 * thickness)), cv2.LINE_AA, 4)
         patch *= (1.0 + (scene.rim_gain[k] - 1.0) * wall)[:, :, None]
