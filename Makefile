@@ -16,9 +16,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # The sample videos are measured on their truth masks (listed in the manifest) until a
 # default segmentation model ships; then evaluated against their ground truth.
 demo: setup
-	$(BIN)/medaka-heart analyze --manifest sample_data/truth_masks.csv -o demo_out --group-by setting
-	$(BIN)/medaka-heart evaluate demo_out sample_data -o demo_out/evaluation
-	@echo "Results in demo_out/: summary.csv, report.html, one folder per video, evaluation/"
+	$(BIN)/medaka-heart analyze --manifest sample_data/manifest.csv -o demo_out/model --group-by setting --save-masks
+	$(BIN)/medaka-heart evaluate demo_out/model sample_data -o demo_out/model_evaluation
+	$(BIN)/medaka-heart analyze --manifest sample_data/truth_masks.csv -o demo_out/truth_masks --group-by setting
+	$(BIN)/medaka-heart evaluate demo_out/truth_masks sample_data -o demo_out/truth_masks_evaluation
+	@echo "Results in demo_out/model/ (summary.csv, report.html, one folder per video) and"
+	@echo "demo_out/model_evaluation/; the same on the truth masks in demo_out/truth_masks*/"
 
 test: setup chromium
 	$(BIN)/python -m pytest
