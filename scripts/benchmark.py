@@ -213,12 +213,14 @@ def environment(threads: int) -> dict[str, Any]:
 def ensure_set(folder: Path, preset: str, n_videos: int, duration_s: float) -> list[dict]:
     """The held-out set of `preset` in `folder` (generated unless already there); one dict per
     video: name, path (the file to analyse), truth folder, fps, pixel size, frames, beats."""
+    from medaka_heart import __version__
     from medaka_heart.phantom import make_phantom
     from medaka_heart.phantom.writer import video_seed, write_phantom
 
     seed = SET_SEEDS[preset]
     description = {"preset": preset, "seed": seed, "n_videos": n_videos,
-                   "duration_s": duration_s, "bench_version": BENCH_VERSION}
+                   "duration_s": duration_s, "bench_version": BENCH_VERSION,
+                   "phantom_version": __version__}  # the renderer changes with the package
     marker = folder / "set.json"
     try:
         complete = json.loads(marker.read_text()) == description
