@@ -53,12 +53,14 @@ class FrameReservoir:
         if room <= 0:
             return
         frames, masks = frames[:room], np.asarray(masks[:room], dtype=np.uint8)
+        if self.scale < 1.0:  # shrink first: levels and colour conversion on small frames
+            frames = np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA)
+                               for f in frames])
+            masks = np.stack([cv2.resize(m, self.size, interpolation=cv2.INTER_NEAREST)
+                              for m in masks])
         if self._levels is None:
             self._levels = display_levels(frames)
         for rgb, mask in zip(to_rgb8(frames, self._levels), masks, strict=True):
-            if self.scale < 1.0:
-                rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-                mask = cv2.resize(mask, self.size, interpolation=cv2.INTER_NEAREST)
             self.frames.append(rgb)
             self.masks.append(mask.astype(bool))
 
