@@ -184,7 +184,7 @@ def test_shipped_model_segments_phantoms(preset, min_found):
     """Regression yardstick of the shipped model on 8 unseen 1-s phantoms (seeds 100-107).
 
     Where the coarse pass finds the heart the Dice is about 0.95; it does not find it in every
-    video yet (see the report of the weights), so this counts videos with median Dice > 0.9.
+    video yet (see docs/model_card.md), so this counts videos with median Dice > 0.9.
     """
     from medaka_heart.evaluate import dice_per_frame
     from medaka_heart.phantom import generate_video
