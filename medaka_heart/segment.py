@@ -36,7 +36,7 @@ DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
-COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (high: splits ventricle from atrium)
+COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (splits off the atrium)
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
 
