@@ -118,11 +118,14 @@ def test_blobs_stay_within_their_contrast_and_texture_reaches_the_heart():
     assert textured[mask].std() > 0.01  # the heart is textured too, not only the background
 
 
-def test_texture_and_blobs_off_by_default_leave_the_random_stream_alone():
+def test_texture_and_blobs_change_fine_crops_only_when_asked():
     image, _ = _disk_pair()
-    plain = photometric(image, np.random.default_rng(11), AugmentConfig())
-    off = photometric(image, np.random.default_rng(11), AugmentConfig(texture=0.0, blobs=0))
-    np.testing.assert_array_equal(plain, off)
+    plain = photometric(image, np.random.default_rng(11), AugmentConfig(**NO_PHOTOMETRIC))
+    np.testing.assert_allclose(plain, image, atol=1e-6)  # off by default
+    cluttered = photometric(image, np.random.default_rng(11),
+                            AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, blobs=3,
+                                          p_texture=1.0, p_blobs=1.0))
+    assert np.abs(cluttered - image).max() > 0.01
 
 
 def test_coarse_views_get_no_clutter_unless_asked():
