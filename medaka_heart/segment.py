@@ -26,7 +26,7 @@ import torch
 from .config import PreprocessConfig, SegmentConfig
 from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
-from .model.samples import COARSE, FINE, network_input
+from .model.samples import COARSE, FINE, motion_image, network_input
 from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, prepare_input, resize_stack, restore_geometry, to_gray
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
+MIN_COARSE_FRAMES = 6  # frames per chunk the coarse pass sees (the motion plane's sample)
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
 COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (splits off the atrium)
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
@@ -183,17 +184,19 @@ class Segmenter:
                 "threshold": self.threshold, "threads": self.threads}
 
     @torch.inference_mode()
-    def predict_small(self, images: np.ndarray, pass_value: float = FINE) -> np.ndarray:
+    def predict_small(self, images: np.ndarray, pass_value: float = FINE,
+                      motion: np.ndarray | None = None) -> np.ndarray:
         """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
 
-        `pass_value` fills the pass plane of two-channel models (COARSE or FINE).
+        `pass_value` fills the pass plane of two-channel models (COARSE or FINE); `motion`
+        (S, S) the motion plane of three-channel models (None = zeros).
         """
         out = np.empty(images.shape, dtype=np.float32)
         cuda = self.device.type == "cuda"
         channels = self.info.architecture.in_channels
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size]
-            x = torch.from_numpy(network_input(batch, channels, pass_value))
+            x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
             if cuda:
                 x = x.pin_memory()
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -209,10 +212,19 @@ class Segmenter:
         out = normalise_intensity(small, self.low_percentile, self.high_percentile)
         return out.astype(np.float32, copy=False)
 
+    def coarse_pass(self, frames: np.ndarray) -> np.ndarray:
+        """Coarse probabilities (N, Sc, Sc) of whole frames (N, H, W[, C]) at coarse_size.
+
+        Three-channel models also get the frames' `motion_image` (one plane for all).
+        """
+        small = self._normalise(to_gray(frames), self.coarse_size)
+        motion = motion_image(small) if self.info.architecture.in_channels == 3 else None
+        return self.predict_small(small, COARSE, motion)
+
     def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
         """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
-        Looks at every `coarse_every`-th frame (at least 2). The coarse pass proposes up to
+        Looks at every `coarse_every`-th frame (at least MIN_COARSE_FRAMES). The coarse pass proposes up to
         `candidates` regions (`heart_boxes` at COARSE_LEVEL x its peak); each is checked by
         `refine` fine passes on those frames, which re-centre the crop and size it from their
         own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
@@ -221,10 +233,10 @@ class Segmenter:
         None if the coarse pass finds nothing.
         """
         t, h, w = frames.shape[:3]
-        n = min(t, max(2, -(-t // self.coarse_every)))
+        n = min(t, max(MIN_COARSE_FRAMES, -(-t // self.coarse_every)))
         sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
         sc = self.coarse_size
-        prob = self.predict_small(self._normalise(to_gray(sample), sc), COARSE)
+        prob = self.coarse_pass(sample)
         found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
         largest = float(max(h, w))
         best, best_score = None, -1.0
@@ -272,7 +284,7 @@ class Segmenter:
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
         box = self.locate(frames)
         if box is None:  # nothing found: whole frames at the coarse size
-            prob = self.predict_small(self._normalise(to_gray(frames), self.coarse_size), COARSE)
+            prob = self.coarse_pass(frames)
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
         crops, (x0, y0, n) = crop_frames(frames, *box)
         prob = self.predict_small(self._normalise(crops, self.size))

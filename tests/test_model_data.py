@@ -152,6 +152,9 @@ def test_pool_and_generated_sources_are_seeded():
     pool = FramePool([a, c])
     assert len(pool) == 6
     assert 0 <= pool.pick(np.random.default_rng(0)) < 6
+    assert pool.motion.shape == (2, 32, 32)  # one scene per sequence
+    np.testing.assert_array_equal(pool.scene, [0, 0, 0, 1, 1, 1])
+    assert FramePool([a, c], group_size=2).motion.shape == (4, 32, 32)  # runs of 2 frames
     with pytest.raises(ValueError, match="empty"):
         FramePool([])
 

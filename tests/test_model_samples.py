@@ -14,6 +14,9 @@ from medaka_heart.model.samples import (
     fine_sample,
     make_views,
     mask_box,
+    motion_image,
+    network_input,
+    scene_motion,
 )
 
 SPEC = ViewSpec(size=32, coarse_size=64, context_size=64)
@@ -62,7 +65,7 @@ def test_samples_keep_the_mask_on_the_bright_region(seed, augment):
     coarse, cmask, ctx, xmask = make_views(rgb, mask, SPEC)
     rng = np.random.default_rng(seed)
     for image, msk in (fine_sample(ctx, xmask, rng, SPEC, augment),
-                       coarse_sample(coarse, cmask, rng, SPEC, augment, p_heart=1.0)):
+                       coarse_sample(coarse, cmask, rng, SPEC, augment, p_heart=1.0)[:2]):
         assert image.shape == (32, 32)
         assert image.dtype == np.float32
         assert msk.any()
@@ -77,3 +80,70 @@ def test_fine_crop_without_augmentation_is_deterministic_and_scaled():
     np.testing.assert_array_equal(a[0], b[0])
     # heart box spans 32 / mean(crop_scale) px of the 32 px crop
     assert mask_box(a[1])[2] == pytest.approx(32 / np.mean(SPEC.crop_scale), abs=1.5)
+
+
+def _beating(n=6, h=120, w=200):
+    """Frames whose ellipse (the "ventricle") changes size; a static bright distractor."""
+    frames, masks = [], []
+    for i in range(n):
+        rgb, mask = _frame(r=8 + 2 * (i % 3))
+        rgb[20:40, 20:50] = (200, 120, 90)  # looks like it but does not move
+        frames.append(rgb)
+        masks.append(mask)
+    return np.stack(frames), np.stack(masks)
+
+
+def test_motion_image_marks_what_changes_whatever_the_contrast():
+    frames, masks = _beating()
+    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks)]
+    coarse = np.stack([v[0] for v in views]).astype(np.float32) / 255.0
+    motion = motion_image(coarse)
+    assert motion.shape == (64, 64) and motion.max() == 1.0
+    assert motion[16:24, 10:20].max() == 0.0  # static distractor
+    ring = views[-1][1] & ~views[0][1]  # grew between the first and last frame
+    assert motion[ring].mean() > 0.5
+    np.testing.assert_allclose(motion_image(0.5 * coarse), motion, atol=1e-5)
+    assert not motion_image(coarse[:1]).any()
+
+
+def test_scene_motion_groups_runs_of_frames():
+    frames, masks = _beating(6)
+    coarse = np.stack([make_views(f, m, SPEC)[0] for f, m in zip(frames, masks)])
+    still = np.concatenate([coarse, np.repeat(coarse[:1], 3, axis=0)])
+    planes, scene = scene_motion(still, 3)
+    assert planes.shape == (3, 64, 64) and planes.dtype == np.uint8
+    np.testing.assert_array_equal(scene, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert planes[0].any() and not planes[2].any()  # the last scene does not move
+    whole, scene = scene_motion(still, None)
+    assert whole.shape == (1, 64, 64) and not scene.any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coarse_sample_warps_the_motion_plane_with_the_mask(seed):
+    """The augmented motion plane stays on the heart: same warp and window as the mask."""
+    frames, masks = _beating()
+    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks)]
+    coarse = np.stack([v[0] for v in views])
+    motion = scene_motion(coarse, None)[0][0]
+    rng = np.random.default_rng(seed)
+    _, msk, mot = coarse_sample(views[-1][0], views[-1][1], rng, SPEC, AugmentConfig(),
+                                p_heart=1.0, motion=motion)
+    assert mot.shape == msk.shape == (32, 32)
+    if mot.any():  # a share of samples get a zero plane (still images)
+        near = np.zeros_like(msk)
+        ys, xs = np.nonzero(msk)
+        near[max(ys.min() - 3, 0):ys.max() + 4, max(xs.min() - 3, 0):xs.max() + 4] = True
+        assert mot[near].sum() > 0.9 * mot.sum()
+
+
+def test_network_input_planes():
+    images = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
+    motion = np.full((8, 8), 0.25, np.float32)
+    x = network_input(images, 3, 0.0, motion)
+    assert x.shape == (2, 3, 8, 8)
+    np.testing.assert_array_equal(x[:, 0], images)
+    assert (x[:, 1] == 0).all() and (x[:, 2] == 0.25).all()
+    assert (network_input(images, 3, 1.0)[:, 2] == 0).all()  # no motion: zeros
+    assert network_input(images, 2, 1.0, motion).shape == (2, 2, 8, 8)
+    with pytest.raises(ValueError, match="in_channels"):
+        network_input(images, 4, 0.0)

@@ -115,9 +115,9 @@ def test_confidence_is_high_for_certain_and_low_for_uncertain_frames():
     assert conf[2] == pytest.approx(0.96)
 
 
-@pytest.fixture(scope="module")
-def two_pass_dir(tmp_path_factory):
-    arch = UNetConfig(depth=2, base_filters=2, dropout=0.0, in_channels=2)
+@pytest.fixture(scope="module", params=[2, 3], ids=["pass-plane", "motion-plane"])
+def two_pass_dir(tmp_path_factory, request):
+    arch = UNetConfig(depth=2, base_filters=2, dropout=0.0, in_channels=request.param)
     folder = tmp_path_factory.mktemp("two_pass")
     info = ModelInfo(arch, input_size=32, coarse_size=64, crop_scale=2.0)
     return save_model_folder(folder, UNet(arch).eval(), info)
@@ -210,3 +210,22 @@ def test_heart_boxes_prefer_the_most_confident_region():
     assert boxes[0] == (30.0, 33.0, 10.0, 6.0)
     assert boxes[1] == (12.0, 12.0, 20.0, 20.0)
     assert heart_boxes(prob * 0.01, 0.5) == []
+
+
+def test_coarse_pass_gives_three_channel_models_the_motion_of_the_chunk(two_pass_dir,
+                                                                        monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1)
+    seen = []
+    monkeypatch.setattr(seg, "predict_small",
+                        lambda x, pass_value, motion=None: seen.append(motion) or x)
+    frames, truth = _ellipse_video(6)
+    seg.coarse_pass(frames)
+    if seg.info.architecture.in_channels == 2:
+        assert seen == [None]
+        return
+    motion = seen[0]
+    assert motion.shape == (64, 64)
+    grew = truth[-1] & ~truth[0]  # where the ellipse moved, at coarse size
+    small = np.array([[grew[int(y * 120 / 64), int(x * 200 / 64)] for x in range(64)]
+                      for y in range(64)])
+    assert motion[small].mean() > 4 * motion[~small].mean()

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from .samples import ViewSpec, make_views
+from .samples import ViewSpec, make_views, scene_motion
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
@@ -241,15 +241,20 @@ def split_by_sequence(sequences: Sequence[SequenceData], val_fraction: float, se
 # ---------------------------------------------------------------------------- sampling
 
 class FramePool:
-    """Frames of in-memory sequences, sampled uniformly over frames."""
+    """Frames of in-memory sequences, sampled uniformly over frames.
 
-    def __init__(self, sequences: Sequence[SequenceData]):
+    `motion` holds one motion plane (see `samples.scene_motion`) per scene: runs of
+    `group_size` consecutive frames of a sequence (generated pools), or whole sequences (None).
+    """
+
+    def __init__(self, sequences: Sequence[SequenceData], group_size: int | None = None):
         if not sequences or sum(len(s) for s in sequences) == 0:
             raise ValueError("empty frame pool")
         self.names = [s.name for s in sequences]
         self.data = SequenceData("pool", *(np.concatenate([getattr(s, f) for s in sequences])
                                            for f in ("coarse", "coarse_masks", "context",
                                                      "context_masks")))
+        self.motion, self.scene = sequence_motion(sequences, group_size)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -257,6 +262,22 @@ class FramePool:
     def pick(self, rng: np.random.Generator) -> int:
         """A random frame index."""
         return int(rng.integers(len(self.data)))
+
+    def motion_of(self, index: int) -> np.ndarray:
+        """The motion plane (Sc, Sc) uint8 of frame `index`'s scene."""
+        return self.motion[self.scene[index]]
+
+
+def sequence_motion(sequences: Sequence[SequenceData], group_size: int | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Motion planes (G, Sc, Sc) uint8 of the scenes of `sequences` and each frame's scene."""
+    planes, scenes, offset = [], [], 0
+    for seq in sequences:
+        motion, scene = scene_motion(seq.coarse, group_size)
+        planes.append(motion)
+        scenes.append(scene + offset)
+        offset += len(motion)
+    return np.concatenate(planes), np.concatenate(scenes)
 
 
 def generate_sequence(pairs: Iterator[tuple[np.ndarray, np.ndarray]], n: int, spec: ViewSpec,

@@ -11,6 +11,10 @@ frame, two views (both uint8 in [0, 255] after per-view percentile normalisation
 
 A coarse sample is a `size` x `size` window of the (augmented) coarse view; a fine sample is
 a jittered crop of the context view resized to `size`.
+
+Three-channel models also see a *motion* plane in the coarse pass: `motion_image`, the
+temporal standard deviation of the coarse views of a few frames of the same scene (a beating
+ventricle changes; most of what looks like it does not). The fine pass gets a zero plane.
 """
 
 from __future__ import annotations
@@ -40,16 +44,56 @@ class ViewSpec:
 
 
 COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
+MOTION_PERCENTILE = 99.5  # motion planes are scaled so this percentile is 1
+MOTION_GAIN = 0.5  # training jitter of the motion plane's scale: exp(U(-g, g))
+P_NO_MOTION = 0.1  # share of coarse training samples with a zero motion plane (still images)
 
 
-def network_input(images: np.ndarray, in_channels: int, pass_value: float) -> np.ndarray:
-    """(N, S, S) float32 images -> (N, in_channels, S, S); channel 1 is the pass plane."""
+def network_input(images: np.ndarray, in_channels: int, pass_value: float,
+                  motion: np.ndarray | None = None) -> np.ndarray:
+    """(N, S, S) float32 images -> (N, in_channels, S, S).
+
+    Channel 1 is the pass plane (`pass_value`); channel 2 (three-channel models) the motion
+    plane: `motion` (S, S) for all images or (N, S, S) one each; None = zeros.
+    """
     images = np.asarray(images, dtype=np.float32)
     if in_channels == 1:
         return images[:, None]
-    if in_channels != 2:
-        raise ValueError(f"in_channels must be 1 or 2, got {in_channels}")
-    return np.stack([images, np.full_like(images, pass_value)], axis=1)
+    if in_channels not in (2, 3):
+        raise ValueError(f"in_channels must be 1, 2 or 3, got {in_channels}")
+    planes = [images, np.full_like(images, pass_value)]
+    if in_channels == 3:
+        planes.append(np.zeros_like(images) if motion is None
+                      else np.broadcast_to(np.asarray(motion, np.float32), images.shape))
+    return np.stack(planes, axis=1)
+
+
+def motion_image(frames: np.ndarray) -> np.ndarray:
+    """Temporal std of (N, S, S) frames in [0, 1], scaled to [0, 1]: (S, S) float32.
+
+    The scale puts the MOTION_PERCENTILE-th percentile at 1 (clipped above), so the plane does
+    not depend on the video's contrast. Fewer than 2 frames give zeros.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if len(frames) < 2:
+        return np.zeros(frames.shape[1:], np.float32)
+    std = frames.std(axis=0)
+    top = float(np.percentile(std, MOTION_PERCENTILE))
+    return np.clip(std / top, 0.0, 1.0) if top > 0 else np.zeros_like(std)
+
+
+def scene_motion(coarse: np.ndarray, group_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Motion planes of runs of frames: (G, S, S) uint8 and each frame's run index (N,) int.
+
+    coarse : (N, S, S) uint8 coarse views of one sequence; group_size : frames per scene
+    (runs of consecutive frames); None = the whole sequence is one scene.
+    """
+    n = len(coarse)
+    size = n if not group_size else int(group_size)
+    starts = range(0, n, max(size, 1))
+    planes = [_to_uint8(motion_image(coarse[s:s + size].astype(np.float32) / 255.0))
+              for s in starts]
+    return np.stack(planes), np.arange(n) // max(size, 1)
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float] | None:
@@ -141,22 +185,33 @@ def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Ge
 
 
 def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Generator,
-                  spec: ViewSpec, augment: AugmentConfig | None, p_heart: float = 0.8
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  spec: ViewSpec, augment: AugmentConfig | None, p_heart: float = 0.8,
+                  motion: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A size x size window of the whole-frame view (normalised on the whole frame).
 
-    With probability `p_heart` the window contains the heart's centre.
+    With probability `p_heart` the window contains the heart's centre. `motion` (Sc, Sc) uint8
+    (see `scene_motion`) is warped and cut like the image, its scale jittered, and zeroed for
+    a share P_NO_MOTION of samples. Returns (image float32, mask bool, motion float32 | None).
     """
     img = coarse.astype(np.float32) / 255.0
     msk = coarse_mask
+    mot = None if motion is None else motion.astype(np.float32) / 255.0
     if augment is not None:
-        img, msk = warp_pair(img, msk, random_affine(rng, *img.shape, augment))
+        matrix = random_affine(rng, *img.shape, augment)
+        if mot is not None:
+            mot = warp_pair(mot, msk, matrix)[0]
+            if rng.random() < P_NO_MOTION:
+                mot[:] = 0.0
+            mot = np.clip(mot * np.float32(np.exp(rng.uniform(-MOTION_GAIN, MOTION_GAIN))),
+                          0.0, 1.0)
+        img, msk = warp_pair(img, msk, matrix)
         img = photometric(img, rng, augment, coarse=True)
     pct = (spec.low_percentile, spec.high_percentile)
     img = normalise_intensity(img[None], *pct)[0].astype(np.float32)
     n, s = img.shape[0], spec.size
     if n <= s:
-        return img, msk
+        return img, msk, mot
     box = mask_box(msk)
     if box is not None and rng.random() < p_heart:
         lo_x, lo_y = box[0] - s + 1, box[1] - s + 1
@@ -164,4 +219,5 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
         y0 = int(np.clip(rng.uniform(lo_y, box[1]), 0, n - s))
     else:
         x0, y0 = (int(v) for v in rng.integers(0, n - s + 1, size=2))
-    return img[y0:y0 + s, x0:x0 + s], msk[y0:y0 + s, x0:x0 + s]
+    window = (slice(y0, y0 + s), slice(x0, x0 + s))
+    return img[window], msk[window], None if mot is None else mot[window]

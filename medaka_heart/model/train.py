@@ -107,8 +107,8 @@ def _generated(src: SourceConfig, seed: int, n: int, config: TrainConfig, progre
 
 def build_data(config: TrainConfig, progress: bool = False,
                cache_dir: str | Path | None = None
-               ) -> tuple[list[FramePool], np.ndarray, list[SequenceData], dict]:
-    """Training pools, their sampling probabilities, validation sequences, and a description.
+               ) -> tuple[list[FramePool], np.ndarray, list[FramePool], dict]:
+    """Training pools, their sampling probabilities, validation pools, and a description.
 
     Finite sources are split by sequence. Generated sources give a pool of `pool_size` pairs
     from the training seed and a validation set from `data.val_seed` (+ source index), a seed
@@ -121,17 +121,18 @@ def build_data(config: TrainConfig, progress: bool = False,
         if src.kind in ("phantom", "toy"):
             train_seed = config.optim.seed * 1000 + i
             pools.append(FramePool([_generated(src, train_seed, d.pool_size, config, progress,
-                                               cache_dir)]))
+                                               cache_dir)], d.frames_per_scene))
             if d.val_generated > 0:
-                val.append(_generated(src, d.val_seed + i, d.val_generated, config, progress,
-                                      cache_dir))
+                val.append(FramePool([_generated(src, d.val_seed + i, d.val_generated, config,
+                                                 progress, cache_dir)], d.frames_per_scene))
             entry.update(presets=list(src.presets), train_seed=train_seed, pairs=d.pool_size,
                          val_seed=d.val_seed + i)
         else:
             seqs = _finite_sequences(src, spec)
             train_seqs, val_seqs = split_by_sequence(seqs, d.val_fraction, config.optim.seed + i)
             pools.append(FramePool(train_seqs))
-            val.extend(val_seqs)
+            if val_seqs:
+                val.append(FramePool(val_seqs))
             entry.update(path=Path(src.path).name, train_sequences=[s.name for s in train_seqs],
                          val_sequences=[s.name for s in val_seqs],
                          train_frames=sum(len(s) for s in train_seqs))
@@ -154,39 +155,43 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
     for k in rng.choice(len(pools), size=n, p=probs):
         data = pools[int(k)].data
         j = pools[int(k)].pick(rng)
+        motion = None
         if rng.random() < p_coarse:
-            image, mask = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec, aug)
+            image, mask, motion = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec,
+                                                aug, motion=pools[int(k)].motion_of(j))
             pass_value = COARSE
         else:
             image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug)
             pass_value = FINE
-        inputs.append(network_input(image[None], config.model.in_channels, pass_value)[0])
+        inputs.append(network_input(image[None], config.model.in_channels, pass_value,
+                                    motion)[0])
         masks.append(mask)
     return (torch.from_numpy(np.stack(inputs)),
             torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)))
 
 
-def validation_arrays(val: list[SequenceData], config: TrainConfig
+def validation_arrays(val: list[FramePool], config: TrainConfig
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Validation inputs (N, C, S, S) float32 and masks (N, S, S) bool, per pass.
 
     "fine": deterministic crops around the heart; "coarse" (two-pass models only): the whole
-    coarse views, as the coarse pass sees them.
+    coarse views with their scenes' motion planes, as the coarse pass sees them.
     """
     spec, channels = view_spec(config), config.model.in_channels
     rng = np.random.default_rng(0)  # unused by deterministic crops
-    pairs = [fine_sample(seq.context[j], seq.context_masks[j], rng, spec, None)
-             for seq in val for j in range(len(seq))]
+    pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None)
+             for pool in val for j in range(len(pool))]
     if not pairs:
         return {}
     out = {"fine": (network_input(np.stack([p[0] for p in pairs]), channels, FINE),
                     np.stack([p[1] for p in pairs]))}
     if config.input.coarse_size:
         pct = (spec.low_percentile, spec.high_percentile)
-        images = np.concatenate([s.coarse for s in val]).astype(np.float32) / 255.0
+        images = np.concatenate([p.data.coarse for p in val]).astype(np.float32) / 255.0
         images = normalise_intensity(images, *pct).astype(np.float32)
-        out["coarse"] = (network_input(images, channels, COARSE),
-                         np.concatenate([s.coarse_masks for s in val]))
+        motion = np.concatenate([p.motion[p.scene] for p in val]).astype(np.float32) / 255.0
+        out["coarse"] = (network_input(images, channels, COARSE, motion),
+                         np.concatenate([p.data.coarse_masks for p in val]))
     return out
 
 
