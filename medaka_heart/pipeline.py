@@ -167,7 +167,7 @@ def analyze_video(
                         raise VideoError(f"{masks}: the mask count does not match the "
                                          f"frames decoded from {path}")
                 else:
-                    mask, confidence = segmenter.masks(frames)
+                    mask, confidence = segmenter.masks(frames, fps_value)
                     confidences.append(confidence)
                 if first < INTENSITY_MAX_FRAMES:
                     thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))

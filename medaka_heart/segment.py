@@ -26,7 +26,7 @@ import torch
 from .config import PreprocessConfig, SegmentConfig
 from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
-from .model.samples import COARSE, FINE, motion_image, network_input
+from .model.samples import COARSE, FINE, MOTION_WINDOW_S, motion_image, network_input
 from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, prepare_input, resize_stack, restore_geometry, to_gray
 
@@ -212,19 +212,35 @@ class Segmenter:
         out = normalise_intensity(small, self.low_percentile, self.high_percentile)
         return out.astype(np.float32, copy=False)
 
-    def coarse_pass(self, frames: np.ndarray) -> np.ndarray:
+    def motion_plane(self, frames: np.ndarray, fps: float | None) -> np.ndarray | None:
+        """The coarse pass's motion plane of a chunk (three-channel models; else None).
+
+        `motion_image` of up to MIN_COARSE_FRAMES + 2 frames spread over the middle
+        MOTION_WINDOW_S seconds of the chunk (the whole chunk if `fps` is None): the training
+        scenes were that long, and over longer spans slow drift outshines the beat.
+        """
+        if self.info.architecture.in_channels != 3:
+            return None
+        t = len(frames)
+        span = t if fps is None else min(t, max(2, int(round(MOTION_WINDOW_S * fps))))
+        start = (t - span) // 2
+        idx = np.unique(np.linspace(start, start + span - 1, MIN_COARSE_FRAMES + 2).round())
+        return motion_image(self._normalise(to_gray(frames[idx.astype(int)]), self.coarse_size))
+
+    def coarse_pass(self, frames: np.ndarray, motion: np.ndarray | None = None) -> np.ndarray:
         """Coarse probabilities (N, Sc, Sc) of whole frames (N, H, W[, C]) at coarse_size.
 
-        Three-channel models also get the frames' `motion_image` (one plane for all).
+        `motion`: the chunk's `motion_plane` (three-channel models; None = zeros).
         """
-        small = self._normalise(to_gray(frames), self.coarse_size)
-        motion = motion_image(small) if self.info.architecture.in_channels == 3 else None
-        return self.predict_small(small, COARSE, motion)
+        return self.predict_small(self._normalise(to_gray(frames), self.coarse_size), COARSE,
+                                  motion)
 
-    def locate(self, frames: np.ndarray) -> tuple[float, float, float] | None:
+    def locate(self, frames: np.ndarray, fps: float | None = None
+               ) -> tuple[float, float, float] | None:
         """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
-        Looks at every `coarse_every`-th frame (at least MIN_COARSE_FRAMES). The coarse pass proposes up to
+        Looks at every `coarse_every`-th frame (at least MIN_COARSE_FRAMES), with the chunk's
+        `motion_plane` (`fps`: frames/s, None = unknown). The coarse pass proposes up to
         `candidates` regions (`heart_boxes` at COARSE_LEVEL x its peak); each is checked by
         `refine` fine passes on those frames, which re-centre the crop and size it from their
         own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
@@ -236,7 +252,7 @@ class Segmenter:
         n = min(t, max(MIN_COARSE_FRAMES, -(-t // self.coarse_every)))
         sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
         sc = self.coarse_size
-        prob = self.coarse_pass(sample)
+        prob = self.coarse_pass(sample, self.motion_plane(frames, fps))
         found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
         largest = float(max(h, w))
         best, best_score = None, -1.0
@@ -268,9 +284,11 @@ class Segmenter:
             box = (x0 + fx * k, y0 + fy * k, min(side, largest))
         return box, score
 
-    def predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, frames: np.ndarray, fps: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """Frames (T, H, W[, C]) of any dtype -> (prob (T, H, W) float32, confidence (T,) float).
 
+        `fps` (frames/s; None = unknown) sets the span of the coarse pass's motion plane.
         Probabilities are at the frames' native geometry (threshold them with `self.threshold`);
         confidence is `frame_confidence` of the (fine) pass at network resolution.
         """
@@ -282,9 +300,9 @@ class Segmenter:
             small = prepare_input(frames, self.size, self.low_percentile, self.high_percentile)
             prob = self.predict_small(small.astype(np.float32, copy=False))
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
-        box = self.locate(frames)
+        box = self.locate(frames, fps)
         if box is None:  # nothing found: whole frames at the coarse size
-            prob = self.coarse_pass(frames)
+            prob = self.coarse_pass(frames, self.motion_plane(frames, fps))
             return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
         crops, (x0, y0, n) = crop_frames(frames, *box)
         prob = self.predict_small(self._normalise(crops, self.size))
@@ -296,13 +314,14 @@ class Segmenter:
                                                                 ix0 - x0:ix1 - x0]
         return out, confidence
 
-    def predict_chunks(self, chunks: Iterable[np.ndarray]
+    def predict_chunks(self, chunks: Iterable[np.ndarray], fps: float | None = None
                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """`predict` on each chunk of a stream (e.g. a video reader's chunks)."""
         for chunk in chunks:
-            yield self.predict(chunk)
+            yield self.predict(chunk, fps)
 
-    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def masks(self, frames: np.ndarray, fps: float | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """Frames -> (masks (T, H, W) bool at native geometry, confidence (T,))."""
-        prob, confidence = self.predict(frames)
+        prob, confidence = self.predict(frames, fps)
         return prob > self.threshold, confidence

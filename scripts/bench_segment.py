@@ -84,9 +84,9 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
         if video.with_suffix(".tif").is_file():
             video = video.with_suffix(".tif")
         dice = []
-        for frames, masks in zip(open_video(video).chunks(chunk), mask_chunks(truth, chunk),
-                                 strict=True):
-            prob, _ = seg.predict(frames)
+        reader = open_video(video)
+        for frames, masks in zip(reader.chunks(chunk), mask_chunks(truth, chunk), strict=True):
+            prob, _ = seg.predict(frames, reader.info.fps)
             dice.append(dice_per_frame(prob > seg.threshold, masks))
         d = np.concatenate(dice)
         rows.append({"video": video.stem, "frames": len(d), "dice_mean": round(float(d.mean()), 4),

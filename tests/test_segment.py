@@ -217,15 +217,31 @@ def test_coarse_pass_gives_three_channel_models_the_motion_of_the_chunk(two_pass
     seg = Segmenter(two_pass_dir, threads=1)
     seen = []
     monkeypatch.setattr(seg, "predict_small",
-                        lambda x, pass_value, motion=None: seen.append(motion) or x)
+                        lambda x, pass_value=1.0, motion=None: seen.append(motion) or x)
     frames, truth = _ellipse_video(6)
-    seg.coarse_pass(frames)
+    seg.locate(frames, fps=10.0)
     if seg.info.architecture.in_channels == 2:
-        assert seen == [None]
+        assert all(m is None for m in seen)
         return
-    motion = seen[0]
+    motion = seen[0]  # the coarse pass; the fine passes get none
+    assert all(m is None for m in seen[1:])
     assert motion.shape == (64, 64)
     grew = truth[-1] & ~truth[0]  # where the ellipse moved, at coarse size
     small = np.array([[grew[int(y * 120 / 64), int(x * 200 / 64)] for x in range(64)]
                       for y in range(64)])
     assert motion[small].mean() > 4 * motion[~small].mean()
+
+
+def test_motion_plane_spans_the_middle_two_seconds(two_pass_dir):
+    seg = Segmenter(two_pass_dir, threads=1)
+    frames = np.full((64, 60, 80, 3), 50, np.uint8)
+    frames[::2, 20:40, 30:50] = 200  # something that changes all through the chunk
+    frames[0, :, :20] = 255  # a jolt in the first frame only
+    if seg.info.architecture.in_channels == 2:
+        assert seg.motion_plane(frames, 10.0) is None
+        return
+    whole = seg.motion_plane(frames, None)  # unknown frame rate: the whole chunk
+    middle = seg.motion_plane(frames, 10.0)  # 20 frames around the chunk's middle
+    assert whole[:, :10].max() > 0.5  # the jolt shows
+    assert middle[:, :10].max() == 0.0  # outside the window
+    assert middle[24:40, 28:44].mean() > 0.5

@@ -45,6 +45,7 @@ class ViewSpec:
 
 COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
 MOTION_PERCENTILE = 99.5  # motion planes are scaled so this percentile is 1
+MOTION_WINDOW_S = 2.0  # motion planes span this many seconds (the training scenes' length)
 MOTION_GAIN = 0.5  # training jitter of the motion plane's scale: exp(U(-g, g))
 P_NO_MOTION = 0.1  # share of coarse training samples with a zero motion plane (still images)
 
