@@ -37,6 +37,7 @@ CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
 MIN_COARSE_FRAMES = 6  # frames per chunk the coarse pass sees (the motion plane's sample)
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
+WEAK_COARSE_PEAK = 0.5  # below this the coarse pass is repeated at twice coarse_size
 COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (splits off the atrium)
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
@@ -212,8 +213,10 @@ class Segmenter:
         out = normalise_intensity(small, self.low_percentile, self.high_percentile)
         return out.astype(np.float32, copy=False)
 
-    def motion_plane(self, frames: np.ndarray, fps: float | None) -> np.ndarray | None:
-        """The coarse pass's motion plane of a chunk (three-channel models; else None).
+    def motion_plane(self, frames: np.ndarray, fps: float | None, size: int | None = None
+                     ) -> np.ndarray | None:
+        """The coarse pass's motion plane (size^2, default coarse_size^2) of a chunk
+        (three-channel models; else None).
 
         `motion_image` of up to MIN_COARSE_FRAMES + 2 frames spread over the middle
         MOTION_WINDOW_S seconds of the chunk (the whole chunk if `fps` is None): the training
@@ -225,22 +228,25 @@ class Segmenter:
         span = t if fps is None else min(t, max(2, int(round(MOTION_WINDOW_S * fps))))
         start = (t - span) // 2
         idx = np.unique(np.linspace(start, start + span - 1, MIN_COARSE_FRAMES + 2).round())
-        return motion_image(self._normalise(to_gray(frames[idx.astype(int)]), self.coarse_size))
+        gray = to_gray(frames[idx.astype(int)])
+        return motion_image(self._normalise(gray, size or self.coarse_size))
 
-    def coarse_pass(self, frames: np.ndarray, motion: np.ndarray | None = None) -> np.ndarray:
-        """Coarse probabilities (N, Sc, Sc) of whole frames (N, H, W[, C]) at coarse_size.
-
-        `motion`: the chunk's `motion_plane` (three-channel models; None = zeros).
+    def coarse_pass(self, frames: np.ndarray, motion: np.ndarray | None = None,
+                    size: int | None = None) -> np.ndarray:
+        """Coarse probabilities (N, S, S) of whole frames (N, H, W[, C]) at size (default
+        coarse_size). `motion`: the chunk's `motion_plane` at that size (None = zeros).
         """
-        return self.predict_small(self._normalise(to_gray(frames), self.coarse_size), COARSE,
-                                  motion)
+        return self.predict_small(self._normalise(to_gray(frames), size or self.coarse_size),
+                                  COARSE, motion)
 
     def locate(self, frames: np.ndarray, fps: float | None = None
                ) -> tuple[float, float, float] | None:
         """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
         Looks at every `coarse_every`-th frame (at least MIN_COARSE_FRAMES), with the chunk's
-        `motion_plane` (`fps`: frames/s, None = unknown). The coarse pass proposes up to
+        `motion_plane` (`fps`: frames/s, None = unknown); if its peak probability is below
+        WEAK_COARSE_PEAK (a heart too small to see at coarse_size, as in plate wells), the
+        coarse pass is repeated at twice that size and the stronger kept. It proposes up to
         `candidates` regions (`heart_boxes` at COARSE_LEVEL x its peak); each is checked by
         `refine` fine passes on those frames, which re-centre the crop and size it from their
         own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
@@ -253,6 +259,10 @@ class Segmenter:
         sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
         sc = self.coarse_size
         prob = self.coarse_pass(sample, self.motion_plane(frames, fps))
+        if prob.max() < WEAK_COARSE_PEAK:  # a small heart (plate wells): look again, closer
+            closer = self.coarse_pass(sample, self.motion_plane(frames, fps, 2 * sc), 2 * sc)
+            if closer.max() > prob.max():
+                prob, sc = closer, 2 * sc
         found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
         largest = float(max(h, w))
         best, best_score = None, -1.0

@@ -245,3 +245,24 @@ def test_motion_plane_spans_the_middle_two_seconds(two_pass_dir):
     assert whole[:, :10].max() > 0.5  # the jolt shows
     assert middle[:, :10].max() == 0.0  # outside the window
     assert middle[24:40, 28:44].mean() > 0.5
+
+
+def test_weak_coarse_pass_looks_again_at_twice_the_size(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    sizes = []
+
+    def oracle(x, pass_value=1.0, motion=None):  # unsure at coarse size, sure when closer
+        sizes.append(x.shape[-1])
+        weight = 0.3 if x.shape[-1] == seg.coarse_size else 1.0
+        return (x > 0.5).astype(np.float32) * weight
+
+    monkeypatch.setattr(seg, "predict_small", oracle)
+    frames, _ = _ellipse_video()
+    cx, cy, _ = seg.locate(frames)
+    assert sizes[:2] == [seg.coarse_size, 2 * seg.coarse_size]
+    assert abs(cx - 145) < 6 and abs(cy - 45) < 3
+    sizes.clear()
+    monkeypatch.setattr(seg, "predict_small", lambda x, *a, **k: sizes.append(x.shape[-1]) or
+                        (x > 0.5).astype(np.float32))
+    seg.locate(frames)
+    assert 2 * seg.coarse_size not in sizes  # a confident coarse pass is enough
