@@ -10,6 +10,7 @@ from medaka_heart.model.augment import (
     AugmentConfig,
     augment_pair,
     draw_blobs,
+    jitter_motion,
     photometric,
     random_affine,
     tissue_texture,
@@ -136,3 +137,22 @@ def test_coarse_views_get_no_clutter_unless_asked():
     both = AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, blobs=3, p_texture=1.0, p_blobs=1.0,
                          texture_in_coarse=True)
     assert np.abs(photometric(image, np.random.default_rng(2), both, coarse=True) - image).max() > 0.01
+
+
+def test_jitter_motion_adds_look_alikes_and_noise_and_keeps_the_range():
+    plane = np.zeros((64, 64), np.float32)
+    plane[20:30, 20:30] = 1.0  # the beating heart
+    off = AugmentConfig(motion_gain=0.0, p_no_motion=0.0)
+    np.testing.assert_array_equal(jitter_motion(plane, np.random.default_rng(0), off), plane)
+    busy = AugmentConfig(motion_blobs=4, motion_noise=0.3, p_no_motion=0.0, p_motion_clutter=1.0)
+    outs = [jitter_motion(plane, np.random.default_rng(s), busy) for s in range(8)]
+    for out in outs:
+        assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    away = np.ones_like(plane, bool)
+    away[15:35, 15:35] = False
+    assert np.mean([(o[away] > 0.2).mean() for o in outs]) > 0.02  # motion where no heart is
+    assert np.mean([o[20:30, 20:30].mean() for o in outs]) > 0.5  # the heart still moves
+    still = AugmentConfig(p_no_motion=1.0)
+    assert not jitter_motion(plane, np.random.default_rng(0), still).any()
+    a = jitter_motion(plane, np.random.default_rng(3), busy)
+    np.testing.assert_array_equal(a, jitter_motion(plane, np.random.default_rng(3), busy))

@@ -32,6 +32,10 @@ class AugmentConfig:
     drawn anywhere. texture_in_coarse : texture and blobs also on whole-frame (coarse pass)
     samples; off by default, as they hide the small hearts of plate wells at coarse scale (the
     coarse pass then learned nothing). p_* : probability a photometric step is applied.
+    motion_* (motion planes of three-channel models, see `jitter_motion`): gain is a log-range
+    of the plane's scale; blobs the maximal number of moving look-alikes (drifting blobs,
+    debris) added; noise the maximal std of added frame-to-frame noise; p_no_motion the share
+    of zeroed planes (still images).
     """
 
     hflip: bool = True
@@ -53,6 +57,11 @@ class AugmentConfig:
     p_noise: float = 0.5
     p_texture: float = 0.5
     p_blobs: float = 0.5
+    motion_gain: float = 0.5
+    motion_blobs: int = 0
+    motion_noise: float = 0.0
+    p_no_motion: float = 0.1
+    p_motion_clutter: float = 0.5
 
 
 def random_affine(rng: np.random.Generator, height: int, width: int,
@@ -150,6 +159,29 @@ def photometric(image: np.ndarray, rng: np.random.Generator,
     if c.noise_std > 0 and rng.random() < c.p_noise:
         std = rng.uniform(0.0, c.noise_std)
         out += rng.normal(0.0, std, size=out.shape).astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def jitter_motion(plane: np.ndarray, rng: np.random.Generator,
+                  config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """Domain randomisation of a (H, W) float32 motion plane in [0, 1]; returns a new one.
+
+    Zeroed with probability p_no_motion; else, each with probability p_motion_clutter, up to
+    `motion_blobs` soft blobs of motion anywhere (what drifts or floats in a real dish moves
+    too) and half-normal noise of std up to `motion_noise`; then the scale is jittered by
+    exp(U(-motion_gain, motion_gain)) and the plane clipped to [0, 1].
+    """
+    c = config
+    out = np.array(plane, dtype=np.float32, copy=True)
+    if rng.random() < c.p_no_motion:
+        return np.zeros_like(out)
+    if c.motion_blobs > 0 and rng.random() < c.p_motion_clutter:
+        blobs = draw_blobs(np.zeros_like(out), rng, int(rng.integers(1, c.motion_blobs + 1)))
+        out += np.abs(blobs) / np.float32(0.3)  # draw_blobs' largest amplitude -> 1
+    if c.motion_noise > 0 and rng.random() < c.p_motion_clutter:
+        std = rng.uniform(0.0, c.motion_noise)
+        out += np.abs(rng.normal(0.0, std, size=out.shape)).astype(np.float32)
+    out *= np.float32(np.exp(rng.uniform(-c.motion_gain, c.motion_gain)))
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from ..preprocess import normalise_intensity, resize_stack, to_gray
-from .augment import AugmentConfig, augment_pair, photometric, random_affine, warp_pair
+from .augment import (AugmentConfig, augment_pair, jitter_motion, photometric, random_affine,
+                      warp_pair)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ class ViewSpec:
 COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
 MOTION_PERCENTILE = 99.5  # motion planes are scaled so this percentile is 1
 MOTION_WINDOW_S = 2.0  # motion planes span this many seconds (the training scenes' length)
-MOTION_GAIN = 0.5  # training jitter of the motion plane's scale: exp(U(-g, g))
-P_NO_MOTION = 0.1  # share of coarse training samples with a zero motion plane (still images)
 
 
 def network_input(images: np.ndarray, in_channels: int, pass_value: float,
@@ -192,8 +191,8 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
     """A size x size window of the whole-frame view (normalised on the whole frame).
 
     With probability `p_heart` the window contains the heart's centre. `motion` (Sc, Sc) uint8
-    (see `scene_motion`) is warped and cut like the image, its scale jittered, and zeroed for
-    a share P_NO_MOTION of samples. Returns (image float32, mask bool, motion float32 | None).
+    (see `scene_motion`) is warped and cut like the image and randomised (`jitter_motion`).
+    Returns (image float32, mask bool, motion float32 | None).
     """
     img = coarse.astype(np.float32) / 255.0
     msk = coarse_mask
@@ -201,11 +200,7 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
     if augment is not None:
         matrix = random_affine(rng, *img.shape, augment)
         if mot is not None:
-            mot = warp_pair(mot, msk, matrix)[0]
-            if rng.random() < P_NO_MOTION:
-                mot[:] = 0.0
-            mot = np.clip(mot * np.float32(np.exp(rng.uniform(-MOTION_GAIN, MOTION_GAIN))),
-                          0.0, 1.0)
+            mot = jitter_motion(warp_pair(mot, msk, matrix)[0], rng, augment)
         img, msk = warp_pair(img, msk, matrix)
         img = photometric(img, rng, augment, coarse=True)
     pct = (spec.low_percentile, spec.high_percentile)

@@ -26,7 +26,8 @@ class UNetConfig:
     dropout : dropout probability in the bottleneck.
     in_channels : 1 for grayscale input; 2 for grayscale plus a constant "pass" plane
         (0 = coarse whole-frame view, 1 = fine crop around the heart), which tells the
-        network at which scale it looks (see medaka_heart.segment).
+        network at which scale it looks (see medaka_heart.segment); 3 adds a motion plane
+        for the coarse pass (`samples.motion_image`; zeros in the fine pass).
     """
 
     depth: int = 4
