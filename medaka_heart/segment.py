@@ -9,8 +9,10 @@ Two passes per chunk of frames when the model has a ``coarse_size``: a coarse pa
 `coarse_every`-th whole frame (resized to coarse_size^2) finds the heart; the union of its
 masks gives one square box per chunk, ``crop_scale`` x the heart's extent; the fine pass
 segments that crop of every frame at input_size^2, and the probabilities are pasted back at
-native geometry (0 outside the crop). If the coarse pass finds nothing, the whole frames are
-segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
+native geometry (0 outside the crop). An unsure coarse pass is repeated at twice its size;
+three-channel models also get a motion plane (what changed over the chunk's middle 2 s). If
+the coarse pass finds nothing, the whole frames are segmented at coarse_size. Models without a
+coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
 MIN_BOX_PX = 16.0  # smallest heart extent assumed when sizing the crop, native px
-MIN_COARSE_FRAMES = 6  # frames per chunk the coarse pass sees (the motion plane's sample)
+MIN_COARSE_FRAMES = 6  # the coarse pass sees at least this many frames of a chunk
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
 WEAK_COARSE_PEAK = 0.5  # below this the coarse pass is repeated at twice coarse_size
 COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (splits off the atrium)
