@@ -58,13 +58,13 @@ def no_hang():
 class FakeSegmenter:
     """Ventricle probability = the frame itself, grey-scaled and normalised (1st-99th pct)."""
 
-    def predict(self, frames):
+    def predict(self, frames, fps=None):
         small = prepare_input(frames, 64)
         prob = restore_geometry(small, frames.shape[1], frames.shape[2])
         return prob, np.ones(len(frames))
 
-    def masks(self, frames):
-        prob, confidence = self.predict(frames)
+    def masks(self, frames, fps=None):
+        prob, confidence = self.predict(frames, fps)
         return prob >= 0.5, confidence
 
     def provenance(self):
