@@ -292,10 +292,10 @@ def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: f
     """Indices of maxima at least `distance` frames apart that stand out by `prominence`.
 
     As `scipy.signal.find_peaks`, except near the video's edges: a maximum less than a
-    `period` (frames) from the first or last frame, whose lowest point on that side is the
-    edge itself, has its fall there cut short by the edge: its other side must fall by
-    `prominence`, the cut side must have begun to fall (a quarter of `prominence` per half
-    period, in proportion to the frames seen).
+    `period` (frames) from the first or last frame, with nothing higher between it and that
+    edge, has its fall on that side cut short by the edge (its lowest point may lie before
+    the first frame): its other side must fall by `prominence`, the cut side must have begun
+    to fall (a quarter of `prominence` per half period, in proportion to the frames seen).
     """
     peaks, _ = find_peaks(smooth, distance=distance)
     if peaks.size == 0:
@@ -303,8 +303,10 @@ def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: f
     _, left, right = peak_prominences(smooth, peaks)
     left_fall, right_fall = smooth[peaks] - smooth[left], smooth[peaks] - smooth[right]
     n = smooth.size
-    cut_left = (left == 0) & (peaks < period)
-    cut_right = (right == n - 1) & (peaks > n - 1 - period)
+    highest_before = np.maximum.accumulate(smooth)
+    highest_after = np.maximum.accumulate(smooth[::-1])[::-1]
+    cut_left = (peaks < period) & (highest_before[peaks] <= smooth[peaks])
+    cut_right = (peaks > n - 1 - period) & (highest_after[peaks] <= smooth[peaks])
     # the cut side must have begun to fall: a quarter of `prominence` over half a period,
     # in proportion to the frames seen before the edge
     begun = 0.25 * prominence * np.minimum(1.0, np.minimum(peaks, n - 1 - peaks) / (period / 2))

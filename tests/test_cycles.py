@@ -157,3 +157,17 @@ def test_an_ed_on_the_second_frame_at_a_high_rate_is_found():
     x = _beats_at(40, fps, [1.1 / fps], period_frames / fps, ejection=0.3)
     det = detect_cycles(x, fps)
     assert det.ed_index[0] == 1
+
+
+def test_first_ed_counts_when_the_frames_before_it_dip():
+    """A maximum near the start with nothing higher before it: its filling began before
+    frame 0, so a small dip in the first frames (segmentation noise) does not hide it."""
+    fps, hr = 20.0, 120.0  # 10 frames per beat
+    n = 10 * 5 + 3
+    x = periodic(n, fps, hr, phase=-2 * np.pi * 3 / 10)  # EDs at frames 3, 13, ...
+    x[:3] = x[3] - np.array([0.06, 0.09, 0.11])  # falls, then rises into the ED
+    det = detect_cycles(x, fps)
+    assert det.ed_index[0] == 3
+    assert 7 <= det.es_index[0] <= 9
+    x[:3] = x[3] + 0.05  # something higher before it: no longer cut by the edge
+    assert detect_cycles(x, fps).ed_index[0] != 3
