@@ -378,9 +378,11 @@ def decode_all(path: Path) -> np.ndarray:
 def speed(video: dict, seg, model_info: dict[str, Any], work: Path, threads: int,
           repeats: int) -> dict[str, Any]:
     """Frames per second of each stage on one video (CPU; and CUDA when available)."""
+    from medaka_heart.io.video import open_video
     from medaka_heart.preprocess import prepare_input
 
     path, n = video["path"], video["n_frames"]
+    fps = open_video(path).info.fps  # sets the span of a motion plane (three-channel models)
     frames = decode_all(path)
     n = len(frames)
     size = int(model_info.get("input_size") or 256)
@@ -399,19 +401,19 @@ def speed(video: dict, seg, model_info: dict[str, Any], work: Path, threads: int
         cpu_seg = seg if str(getattr(seg, "device", "cpu")) == "cpu" else None
         if cpu_seg is None:
             cpu_seg, _ = load_model(model_info["path"], "cpu", threads)
-        cpu["segment_fps"] = _fps(n, _median_time(lambda: [cpu_seg.masks(c) for c in chunks],
-                                                  repeats))
+        cpu["segment_fps"] = _fps(n, _median_time(
+            lambda: [cpu_seg.masks(c, fps) for c in chunks], repeats))
         cpu["end_to_end_fps"] = _fps(n, _e2e(video, work, base, repeats, plots=True))
         cpu["end_to_end_no_plots_fps"] = _fps(n, _e2e(video, work, base, repeats))
     else:
         cpu["segment_fps"] = cpu["end_to_end_fps"] = cpu["end_to_end_no_plots_fps"] = None
         cpu["skipped"] = "segmentation: no model (see model.error)"
     out["cpu"] = cpu
-    out["cuda"] = _cuda_speed(video, chunks, n, seg, model_info, work, threads, repeats)
+    out["cuda"] = _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats)
     return out
 
 
-def _cuda_speed(video, chunks, n, seg, model_info, work, threads, repeats):
+def _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats):
     try:
         import torch
     except ImportError:
@@ -429,7 +431,7 @@ def _cuda_speed(video, chunks, n, seg, model_info, work, threads, repeats):
 
     def run():
         for c in chunks:
-            gpu_seg.masks(c)
+            gpu_seg.masks(c, fps)
         torch.cuda.synchronize()
 
     res["segment_fps"] = _fps(n, _median_time(run, repeats))

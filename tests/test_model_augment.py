@@ -101,7 +101,8 @@ def test_photometric_changes_image_only_within_range():
 
 def test_tissue_texture_is_a_gentle_multiplicative_field():
     field = tissue_texture(np.random.default_rng(3), (128, 128), amplitude=0.25)
-    assert field.shape == (128, 128) and field.dtype == np.float32
+    assert field.shape == (128, 128)
+    assert field.dtype == np.float32
     assert abs(float(field.mean()) - 1.0) < 0.05
     assert 0.0 < float(field.std()) <= 0.25 * 1.01
     again = tissue_texture(np.random.default_rng(3), (128, 128), amplitude=0.25)
@@ -113,7 +114,8 @@ def test_blobs_stay_within_their_contrast_and_texture_reaches_the_heart():
     rng = np.random.default_rng(5)
     blobbed = draw_blobs(image, rng, 4)
     change = blobbed - image
-    assert np.abs(change).max() <= 0.3 + 1e-6 and np.abs(change).max() > 0.01
+    assert np.abs(change).max() <= 0.3 + 1e-6
+    assert np.abs(change).max() > 0.01
     textured = photometric(image, np.random.default_rng(7),
                            AugmentConfig(**NO_PHOTOMETRIC, texture=0.3, p_texture=1.0))
     assert textured[mask].std() > 0.01  # the heart is textured too, not only the background
@@ -144,10 +146,13 @@ def test_jitter_motion_adds_look_alikes_and_noise_and_keeps_the_range():
     plane[20:30, 20:30] = 1.0  # the beating heart
     off = AugmentConfig(motion_gain=0.0, p_no_motion=0.0)
     np.testing.assert_array_equal(jitter_motion(plane, np.random.default_rng(0), off), plane)
-    busy = AugmentConfig(motion_blobs=4, motion_noise=0.3, p_no_motion=0.0, p_motion_clutter=1.0)
+    busy = AugmentConfig(motion_blobs=4, motion_noise=0.3, p_no_motion=0.0,
+                         p_motion_clutter=1.0)
     outs = [jitter_motion(plane, np.random.default_rng(s), busy) for s in range(8)]
     for out in outs:
-        assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+        assert out.dtype == np.float32
+        assert out.min() >= 0.0
+        assert out.max() <= 1.0
     away = np.ones_like(plane, bool)
     away[15:35, 15:35] = False
     assert np.mean([(o[away] > 0.2).mean() for o in outs]) > 0.02  # motion where no heart is

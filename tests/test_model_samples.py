@@ -95,10 +95,11 @@ def _beating(n=6, h=120, w=200):
 
 def test_motion_image_marks_what_changes_whatever_the_contrast():
     frames, masks = _beating()
-    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks)]
+    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks, strict=True)]
     coarse = np.stack([v[0] for v in views]).astype(np.float32) / 255.0
     motion = motion_image(coarse)
-    assert motion.shape == (64, 64) and motion.max() == 1.0
+    assert motion.shape == (64, 64)
+    assert motion.max() == 1.0
     assert motion[16:24, 10:20].max() == 0.0  # static distractor
     ring = views[-1][1] & ~views[0][1]  # grew between the first and last frame
     assert motion[ring].mean() > 0.5
@@ -108,21 +109,24 @@ def test_motion_image_marks_what_changes_whatever_the_contrast():
 
 def test_scene_motion_groups_runs_of_frames():
     frames, masks = _beating(6)
-    coarse = np.stack([make_views(f, m, SPEC)[0] for f, m in zip(frames, masks)])
+    coarse = np.stack([make_views(f, m, SPEC)[0] for f, m in zip(frames, masks, strict=True)])
     still = np.concatenate([coarse, np.repeat(coarse[:1], 3, axis=0)])
     planes, scene = scene_motion(still, 3)
-    assert planes.shape == (3, 64, 64) and planes.dtype == np.uint8
+    assert planes.shape == (3, 64, 64)
+    assert planes.dtype == np.uint8
     np.testing.assert_array_equal(scene, [0, 0, 0, 1, 1, 1, 2, 2, 2])
-    assert planes[0].any() and not planes[2].any()  # the last scene does not move
+    assert planes[0].any()
+    assert not planes[2].any()  # the last scene does not move
     whole, scene = scene_motion(still, None)
-    assert whole.shape == (1, 64, 64) and not scene.any()
+    assert whole.shape == (1, 64, 64)
+    assert not scene.any()
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_coarse_sample_warps_the_motion_plane_with_the_mask(seed):
     """The augmented motion plane stays on the heart: same warp and window as the mask."""
     frames, masks = _beating()
-    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks)]
+    views = [make_views(f, m, SPEC) for f, m in zip(frames, masks, strict=True)]
     coarse = np.stack([v[0] for v in views])
     motion = scene_motion(coarse, None)[0][0]
     rng = np.random.default_rng(seed)
@@ -142,7 +146,8 @@ def test_network_input_planes():
     x = network_input(images, 3, 0.0, motion)
     assert x.shape == (2, 3, 8, 8)
     np.testing.assert_array_equal(x[:, 0], images)
-    assert (x[:, 1] == 0).all() and (x[:, 2] == 0.25).all()
+    assert (x[:, 1] == 0).all()
+    assert (x[:, 2] == 0.25).all()
     assert (network_input(images, 3, 1.0)[:, 2] == 0).all()  # no motion: zeros
     assert network_input(images, 2, 1.0, motion).shape == (2, 2, 8, 8)
     with pytest.raises(ValueError, match="in_channels"):

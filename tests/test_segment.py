@@ -260,7 +260,8 @@ def test_weak_coarse_pass_looks_again_at_twice_the_size(two_pass_dir, monkeypatc
     frames, _ = _ellipse_video()
     cx, cy, _ = seg.locate(frames)
     assert sizes[:2] == [seg.coarse_size, 2 * seg.coarse_size]
-    assert abs(cx - 145) < 6 and abs(cy - 45) < 3
+    assert abs(cx - 145) < 6
+    assert abs(cy - 45) < 3
     sizes.clear()
     monkeypatch.setattr(seg, "predict_small", lambda x, *a, **k: sizes.append(x.shape[-1]) or
                         (x > 0.5).astype(np.float32))

@@ -25,8 +25,14 @@ import cv2
 import numpy as np
 
 from ..preprocess import normalise_intensity, resize_stack, to_gray
-from .augment import (AugmentConfig, augment_pair, jitter_motion, photometric, random_affine,
-                      warp_pair)
+from .augment import (
+    AugmentConfig,
+    augment_pair,
+    jitter_motion,
+    photometric,
+    random_affine,
+    warp_pair,
+)
 
 
 @dataclass(frozen=True)
