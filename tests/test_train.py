@@ -36,6 +36,26 @@ def _tiny_config(**optim):
                                        val_generated=4))
 
 
+def test_only_three_channel_batches_use_motion_planes():
+    """Two-channel training never touches the motion planes (same work and random stream as
+    before they existed); three-channel coarse samples carry them."""
+    import dataclasses
+
+    config = dataclasses.replace(_tiny_config(), input=InputConfig(size=32, coarse_size=64,
+                                                                   p_coarse=1.0))
+    pool = FramePool([generate_sequence(toy_pairs(0), 8, view_spec(config), "toy")], 4)
+    moving = pool.motion.copy()
+    pool.motion = None  # any use would fail
+    x, _ = draw_batch([pool], np.ones(1), np.random.default_rng(0), 6, config)
+    assert x.shape[1] == 2
+    pool.motion = moving
+    three = dataclasses.replace(config, model=dataclasses.replace(config.model, in_channels=3))
+    x, _ = draw_batch([pool], np.ones(1), np.random.default_rng(0), 6, three)
+    assert x.shape[1] == 3
+    assert (x[:, 1] == 0).all()  # all coarse
+    assert x[:, 2].amax(dim=(1, 2)).gt(0).any()
+
+
 def test_tiny_model_loss_goes_down():
     config = _tiny_config()
     torch.manual_seed(0)

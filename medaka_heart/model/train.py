@@ -151,14 +151,16 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
     spec = view_spec(config)
     aug = config.augment if augment else None
     p_coarse = config.input.p_coarse if config.input.coarse_size else 0.0
+    uses_motion = config.model.in_channels == 3
     inputs, masks = [], []
     for k in rng.choice(len(pools), size=n, p=probs):
         data = pools[int(k)].data
         j = pools[int(k)].pick(rng)
         motion = None
         if rng.random() < p_coarse:
+            plane = pools[int(k)].motion_of(j) if uses_motion else None
             image, mask, motion = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec,
-                                                aug, motion=pools[int(k)].motion_of(j))
+                                                aug, motion=plane)
             pass_value = COARSE
         else:
             image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug)
@@ -189,7 +191,8 @@ def validation_arrays(val: list[FramePool], config: TrainConfig
         pct = (spec.low_percentile, spec.high_percentile)
         images = np.concatenate([p.data.coarse for p in val]).astype(np.float32) / 255.0
         images = normalise_intensity(images, *pct).astype(np.float32)
-        motion = np.concatenate([p.motion[p.scene] for p in val]).astype(np.float32) / 255.0
+        motion = (np.concatenate([p.motion[p.scene] for p in val]).astype(np.float32) / 255.0
+                  if channels == 3 else None)
         out["coarse"] = (network_input(images, channels, COARSE, motion),
                          np.concatenate([p.data.coarse_masks for p in val]))
     return out
