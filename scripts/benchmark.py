@@ -23,7 +23,9 @@ What it does:
      measurement and cycle-detection core alone, without segmentation error.
    Then `medaka_heart.io.truth.evaluate_folders` (what ``medaka-heart evaluate`` runs); its
    metrics.json goes into the JSON as it is (Dice, ED/ES detection rate, frame errors, HR, EF,
-   FS and volume errors). The report folders stay in ``--work`` (evaluation.csv, dice.csv, ...).
+   FS and volume errors, and under ``qc_passed`` the same over the videos whose analysis
+   passed QC: what a screen that drops QC failures gets). The report folders stay in
+   ``--work`` (evaluation.csv, dice.csv, ...).
 3. **Speed** on the first ``typical`` video (640x480 RGB), frames per second of: decoding
    alone (`io.video.open_video`), preprocessing alone (`preprocess.prepare_input` at the
    model's input size), segmentation alone (`Segmenter.masks` on decoded frames: preprocess,
@@ -81,9 +83,18 @@ TABLE_METRICS = (  # (metrics.json key, label, format)
     ("ed_time_error_frames_mean", "ED time error (frames)", "{:.2f}"),
     ("es_time_error_frames_mean", "ES time error (frames)", "{:.2f}"),
     ("hr_abs_err_bpm_median", "HR abs error median (bpm)", "{:.2f}"),
+    ("hr_rel_err_pct_median", "HR rel error median (%)", "{:.2f}"),
     ("ef_abs_err_median", "EF abs error median (pp)", "{:.2f}"),
     ("fs_minor_abs_err_median", "FS minor abs err med (pp)", "{:.2f}"),
     ("edv_rel_err_pct_median", "EDV rel error median (%)", "{:.1f}"),
+)
+
+QC_TABLE_METRICS = (  # the same, over the videos whose analysis passed QC (metrics "qc_passed")
+    ("n_videos", "passed QC: videos", "{:.0f}"),
+    ("dice_mean", "  Dice mean", "{:.3f}"),
+    ("edes_detection_rate", "  ED/ES detection rate", "{:.3f}"),
+    ("hr_rel_err_pct_median", "  HR rel error median (%)", "{:.2f}"),
+    ("ef_abs_err_median", "  EF abs error median (pp)", "{:.2f}"),
 )
 
 log = logging.getLogger("benchmark")
@@ -513,12 +524,14 @@ def table(report: dict[str, Any]) -> str:
     lines.append(f"{'accuracy (held-out)':28s}" + "".join(f"{p[:width - 1]:>{width}s}"
                                                           for p, _ in cols))
     lines.append(f"{'':28s}" + "".join(f"{k:>{width}s}" for _, k in cols))
-    for key, label, spec in TABLE_METRICS:
-        cells = []
-        for p, k in cols:
-            row = acc[p].get(k, {})
-            cells.append(_fmt(row.get(key), spec) if "skipped" not in row else "-")
-        lines.append(f"{label:28s}" + "".join(f"{c:>{width}s}" for c in cells))
+    for group, metrics in ((None, TABLE_METRICS), ("qc_passed", QC_TABLE_METRICS)):
+        for key, label, spec in metrics:
+            cells = []
+            for p, k in cols:
+                row = acc[p].get(k, {})
+                row = (row.get(group) or {}) if group and "skipped" not in row else row
+                cells.append(_fmt(row.get(key), spec) if "skipped" not in row else "-")
+            lines.append(f"{label:28s}" + "".join(f"{c:>{width}s}" for c in cells))
     fails = [(p, k, acc[p][k].get("n_failed")) for p, k in cols if acc[p][k].get("n_failed")]
     for p, k, nf in fails:
         lines.append(f"  {p}/{k}: {nf} video(s) failed: {acc[p][k]['failures'][:2]}")

@@ -61,7 +61,8 @@ def frames_table() -> pd.DataFrame:
     return pd.DataFrame({"frame": f, "time_s": f / FPS, "area_um2": 10.0 * widths()})
 
 
-def write_pred(root, stem="fish1", *, frame_shift=0, shift_rows=0, with_masks=True):
+def write_pred(root, stem="fish1", *, frame_shift=0, shift_rows=0, with_masks=True,
+               qc_pass=None):
     (root / stem).mkdir(parents=True)
     frames_table().to_csv(root / stem / "frames.csv", index=False)
     beats(frame_shift).to_csv(root / stem / "beats.csv", index=False)
@@ -69,6 +70,8 @@ def write_pred(root, stem="fish1", *, frame_shift=0, shift_rows=0, with_masks=Tr
         tifffile.imwrite(root / stem / "masks.tif", masks(shift_rows), compression="zlib")
     summary = root / "summary.csv"
     row = pd.DataFrame({"video": [stem], "status": ["ok"], "fps": [FPS]})
+    if qc_pass is not None:
+        row["qc_pass"] = qc_pass
     if summary.exists():
         row = pd.concat([pd.read_csv(summary), row])
     row.to_csv(summary, index=False)
@@ -254,3 +257,33 @@ def test_failed_prediction_counts_as_missed_and_chunking_does_not_matter(tmp_pat
     per_video = pd.read_csv(report / "evaluation.csv").set_index("video")
     assert per_video.loc["fish2", "pred_status"] == "failed"
     assert per_video.loc["fish2", "edes_detection_rate"] == 0.0
+
+
+def test_metrics_over_the_videos_that_passed_qc(tmp_path):
+    truth = write_phantom_truth(tmp_path / "truth", stem="good")
+    write_phantom_truth(truth, stem="bad")
+    pred = write_pred(tmp_path / "pred", stem="good", qc_pass=True)
+    write_pred(pred, stem="bad", frame_shift=1, shift_rows=2, qc_pass=False)
+    report = tmp_path / "report"
+    result, out = run(pred, truth, "-o", report, "-q")
+    assert result.exit_code == 0, out
+    m = metrics(report)
+    assert m["n_videos"] == 2
+    np.testing.assert_allclose(m["dice_mean"], (1.0 + 0.8) / 2)  # bad: Dice 0.8 every frame
+    assert m["ed_frame_error_mean"] == 0.5
+    assert m["qc_passed"]["n_videos"] == 1
+    assert m["qc_passed"]["dice_mean"] == 1.0
+    assert m["qc_passed"]["ed_frame_error_mean"] == 0.0
+    assert "passed QC: 1 of 2 videos" in out
+    per_video = pd.read_csv(report / "evaluation.csv").set_index("video")
+    assert per_video.loc["good", "qc_pass"] and not per_video.loc["bad", "qc_pass"]
+
+
+def test_no_qc_column_means_no_qc_split(tmp_path):
+    truth = write_phantom_truth(tmp_path / "truth")
+    pred = write_pred(tmp_path / "pred")
+    report = tmp_path / "report"
+    result, out = run(pred, truth, "-o", report, "-q")
+    assert result.exit_code == 0, out
+    assert metrics(report)["qc_passed"] is None
+    assert "passed QC" not in out

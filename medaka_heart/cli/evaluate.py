@@ -40,6 +40,8 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
     Videos are matched by name. Metrics: per-frame Dice of the masks, ED/ES detection
     rate (events within half a beat), frame errors of ED/ES, and errors of HR, EF, FS
     and volumes per beat. Metric names for the thresholds are the keys of metrics.json.
+    When PRED/summary.csv has QC results, the same metrics over the videos that passed QC
+    are printed too and kept under "qc_passed" in metrics.json.
     """
     from ..config import IOConfig
     from ..evaluate import failed_thresholds, paper_table
@@ -72,6 +74,14 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
         f"frame error ED {_num(s.ed_frame_error_mean)} ES {_num(s.es_frame_error_mean)} "
         f"max {_num(s.edes_frame_error_max)}"
     )
+    q = result.qc_passed
+    if q is not None:
+        click.echo(
+            f"passed QC: {q.n_videos} of {s.n_videos} videos, {q.n_beats_true} true beats; "
+            f"Dice mean {_num(q.dice_mean)}; ED/ES detection {_num(q.edes_detection_rate)}; "
+            f"HR error median {_num(q.hr_rel_err_pct_median)} %; "
+            f"EF error median {_num(q.ef_abs_err_median)} points"
+        )
     click.echo(f"report: {paths['metrics'].parent}")
 
     failed = failed_thresholds(s, under, over)

@@ -4,7 +4,7 @@ Layouts understood (videos are matched by file stem):
 
 PRED (output of `medaka-heart analyze ... -o PRED`)::
 
-    PRED/summary.csv                one row per video: video (stem), status, fps, ...
+    PRED/summary.csv                one row per video: video (stem), status, fps, qc_pass, ...
     PRED/<stem>/frames.csv, beats.csv, masks.tif (optional, uint8 0/255, one page per frame)
 
 TRUTH (any of, merged per stem; earlier entries win)::
@@ -50,6 +50,7 @@ class VideoSources:
     meta: Path | None = None  # meta.json (phantom truth)
     fps: float | None = None  # from PRED/summary.csv
     status: str = "ok"  # status in PRED/summary.csv
+    qc_pass: bool | None = None  # qc_pass in PRED/summary.csv; None = not there
 
 
 def _first_existing(folder: Path, names) -> Path | None:
@@ -127,6 +128,12 @@ def _float_or_none(value) -> float | None:
     return v if math.isfinite(v) and v > 0 else None
 
 
+def _bool_or_none(value) -> bool | None:
+    """True/False from a CSV cell (bool or the strings True/False); None if missing."""
+    text = str(value).strip().lower()
+    return {"true": True, "false": False, "1": True, "0": False}.get(text)
+
+
 def find_pred_videos(pred_dir: str | Path) -> dict[str, VideoSources]:
     """Prediction sources per video stem: rows of `summary.csv` plus result subfolders."""
     root = Path(pred_dir)
@@ -143,7 +150,8 @@ def find_pred_videos(pred_dir: str | Path) -> dict[str, VideoSources]:
             status = str(row.get("status", "ok")) if pd.notna(row.get("status", "ok")) else "ok"
             s = _sources_in(root / stem, stem) if (root / stem).is_dir() else VideoSources(stem)
             found[stem] = VideoSources(stem, s.beats, s.frames, s.masks, s.meta,
-                                       fps=_float_or_none(row.get("fps")), status=status)
+                                       fps=_float_or_none(row.get("fps")), status=status,
+                                       qc_pass=_bool_or_none(row.get("qc_pass")))
     for p in sorted(root.iterdir()):
         if p.is_dir() and not p.name.startswith(".") and p.name not in found:
             s = _sources_in(p, p.name)
@@ -211,6 +219,7 @@ class FolderEvaluation:
     beats: pd.DataFrame  # one row per true beat: compare_beats + video column
     dice: pd.DataFrame  # video, frame, dice
     summary: ErrorSummary  # over all evaluated videos
+    qc_passed: ErrorSummary | None = None  # over those whose analysis passed QC (None: no QC)
     only_pred: tuple[str, ...] = field(default=())
     only_truth: tuple[str, ...] = field(default=())
 
@@ -240,7 +249,8 @@ class _VideoResult:
 
 def _evaluate_video(pred: VideoSources, true: VideoSources, chunk_frames: int) -> _VideoResult:
     """One video; problems with its files give a row with status 'error' and a warning."""
-    row: dict = {"video": pred.stem, "status": "ok", "pred_status": pred.status}
+    row: dict = {"video": pred.stem, "status": "ok", "pred_status": pred.status,
+                 "qc_pass": pred.qc_pass}
     try:
         # masks-only truth: Dice, but no beat metrics and no false events
         pred_beats = read_beats(pred.beats if true.beats is not None else None)
@@ -271,11 +281,9 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, *, chunk_frame
     beats = _concat([r.table for r in ok])
     if len(beats.columns):
         beats = beats[["video", *(c for c in beats.columns if c != "video")]]
-    dice = [r.dice for r in ok if r.dice is not None]
-    summary = summarise_errors(
-        beats, _concat([r.pred_beats for r in ok]) if ok else read_beats(None),
-        np.concatenate(dice) if dice else None, n_videos=len(ok),
-    )
+    summary = _summarise(ok)
+    with_qc = any(r.row["qc_pass"] is not None for r in ok)
+    qc_passed = _summarise([r for r in ok if r.row["qc_pass"]]) if with_qc else None
     dice_table = _concat(
         [pd.DataFrame({"video": r.row["video"], "frame": np.arange(r.dice.size), "dice": r.dice})
          for r in ok if r.dice is not None],
@@ -286,7 +294,18 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, *, chunk_frame
     rows = [r.row for r in results]
     rows += [{"video": s, "status": "only_pred", "pred_status": preds[s].status} for s in only_pred]
     rows += [{"video": s, "status": "only_truth"} for s in only_truth]
-    return FolderEvaluation(pd.DataFrame(rows), beats, dice_table, summary, only_pred, only_truth)
+    return FolderEvaluation(pd.DataFrame(rows), beats, dice_table, summary, qc_passed,
+                            only_pred, only_truth)
+
+
+def _summarise(results: list[_VideoResult]) -> ErrorSummary:
+    """`summarise_errors` over the evaluated videos `results`."""
+    dice = [r.dice for r in results if r.dice is not None]
+    return summarise_errors(
+        _concat([r.table for r in results]),
+        _concat([r.pred_beats for r in results]) if results else read_beats(None),
+        np.concatenate(dice) if dice else None, n_videos=len(results),
+    )
 
 
 def _concat(tables: list[pd.DataFrame], columns=()) -> pd.DataFrame:
@@ -307,6 +326,7 @@ def write_evaluation(result: FolderEvaluation, report_dir: str | Path) -> dict[s
     write_csv_atomic(result.beats, paths["beats"])
     write_csv_atomic(result.dice, paths["dice"])
     metrics = {**result.summary.to_dict(), "videos_only_in_pred": list(result.only_pred),
-               "videos_only_in_truth": list(result.only_truth)}
+               "videos_only_in_truth": list(result.only_truth),
+               "qc_passed": None if result.qc_passed is None else result.qc_passed.to_dict()}
     write_json_atomic(metrics, paths["metrics"])
     return paths
