@@ -57,6 +57,8 @@ class SegmentConfig:
     batch_size: int = 16
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # torch CPU threads; None = all cores / workers
+    beat_gate: float | None = None  # candidates beating less than this share of the
+    # strongest beat count for less (segment.BEAT_GATE when None; 0 = ignore the beat)
 
 
 @dataclass(frozen=True)

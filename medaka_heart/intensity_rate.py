@@ -35,6 +35,28 @@ def band_power(signals: np.ndarray, fps: float, low_hz: float, high_hz: float) -
     return spectrum[:, band].sum(axis=-1)
 
 
+def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = 40.0,
+                   hr_max_bpm: float = 300.0) -> np.ndarray:
+    """How strongly each pixel of (T, h, w) thumbnails varies at heart-rate frequencies.
+
+    Whole-frame flicker and changes slower than the slowest heart rate (drift) are removed
+    first, as in `intensity_heart_rate`, and a Hann window tapers the ends; returns the (h, w)
+    power inside [hr_min_bpm,
+    hr_max_bpm] (up to the Nyquist frequency) divided by its largest value (0 everywhere if
+    nothing varies). The heart, usually the strongest periodic change in view, is near 1.
+    """
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    t, h, w = thumbs.shape
+    x = thumbs.reshape(t, -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    slowest = max(3, int(np.ceil(60.0 * fps / hr_min_bpm)))
+    x = x - uniform_filter1d(x, size=slowest, axis=0, mode="nearest")
+    x *= np.hanning(t).astype(np.float32)[:, None]  # no leakage from what is left of drift
+    power = band_power(x.T, fps, hr_min_bpm / 60.0, min(hr_max_bpm / 60.0, fps / 2.0))
+    top = float(power.max())
+    return (power / top if top > 0 else power).reshape(h, w).astype(np.float32)
+
+
 def spectral_peak_hz(signals: np.ndarray, fps: float, low_hz: float, high_hz: float) -> float:
     """Fundamental frequency (Hz) of (P, T) signals from their summed, zero-padded power spectrum.
 

@@ -9,10 +9,13 @@ Two passes per chunk of frames when the model has a ``coarse_size``: a coarse pa
 `coarse_every`-th whole frame (resized to coarse_size^2) finds the heart; the union of its
 masks gives one square box per chunk, ``crop_scale`` x the heart's extent; the fine pass
 segments that crop of every frame at input_size^2, and the probabilities are pasted back at
-native geometry (0 outside the crop). An unsure coarse pass is repeated at twice its size;
-three-channel models also get a motion plane (what changed over the chunk's middle 2 s). If
-the coarse pass finds nothing, the whole frames are segmented at coarse_size. Models without a
-coarse_size run one pass on whole frames.
+native geometry (0 outside the crop). An unsure coarse pass is repeated at twice its size.
+With a known frame rate the coarse pass's candidates are weighed by how much they beat (the
+intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`): a still
+look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats the
+place that does is tried too. Three-channel models also get a motion plane (what changed over
+the chunk's middle 2 s). If the coarse pass finds nothing, the whole frames are segmented at
+coarse_size. Models without a coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -26,11 +29,19 @@ import numpy as np
 import torch
 
 from .config import PreprocessConfig, SegmentConfig
+from .intensity_rate import beat_power_map
 from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
 from .model.samples import COARSE, FINE, MOTION_WINDOW_S, motion_image, network_input
 from .model.unet import fuse_batchnorm
-from .preprocess import normalise_intensity, prepare_input, resize_stack, restore_geometry, to_gray
+from .preprocess import (
+    normalise_intensity,
+    prepare_input,
+    resize_stack,
+    restore_geometry,
+    thumbnails,
+    to_gray,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,11 @@ MIN_COARSE_FRAMES = 6  # the coarse pass sees at least this many frames of a chu
 MIN_COARSE_PEAK = 0.05  # below this coarse probability nothing is found
 WEAK_COARSE_PEAK = 0.5  # below this the coarse pass is repeated at twice coarse_size
 COARSE_LEVEL = 0.97  # coarse heart region: above this share of its peak (splits off the atrium)
+CANDIDATE_LEVEL = 0.5  # with a known frame rate: regions above this share of the peak compete
+MAX_CANDIDATES = 4
+BEAT_GATE = 0.5  # a candidate's score: coarse peak x min(1, its beat power / BEAT_GATE)
+BEAT_THUMB_WIDTH = 64  # px, thumbnails the beat power is measured on
+MIN_BEAT_SECONDS = 1.5  # shorter chunks are located without the beat power
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
 
@@ -92,6 +108,63 @@ def heart_boxes(prob: np.ndarray, level: float, limit: int = 3
             for x, y, bw, bh in (stats[k, :4].astype(float) for k in order)]
 
 
+def coarse_candidates(prob: np.ndarray, level: float, limit: int
+                      ) -> list[tuple[tuple[float, float, float, float],
+                                      tuple[float, float, float, float], float]]:
+    """Competing regions in (T, S, S) coarse probabilities, most confident first.
+
+    The connected components of the pixelwise maximum over frames above `level`, at most
+    `limit`. Each gives (core, extent, score): `core` the (centre x, centre y, width, height)
+    in px of the heart box inside it (`heart_boxes` at COARSE_LEVEL x its own peak), `extent`
+    the same of the whole component, `score` its highest temporal-mean probability (the
+    confidence `heart_boxes` ranks by).
+    """
+    import cv2
+
+    peak_map = prob.max(axis=0)
+    mean_map = prob.mean(axis=0)
+    count, labels = cv2.connectedComponents((peak_map > level).astype(np.uint8), connectivity=8)
+    found = []
+    for k in range(1, count):
+        inside = labels == k
+        own = prob * inside
+        core = heart_boxes(own, COARSE_LEVEL * float(peak_map[inside].max()), 1)
+        if not core:  # below MIN_COARSE_PEAK
+            continue
+        ys, xs = np.nonzero(inside)
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        extent = ((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(x1 - x0), float(y1 - y0))
+        found.append((core[0], extent, float(mean_map[inside].max())))
+    found.sort(key=lambda c: -c[2])
+    return found[:limit]
+
+
+def beat_at(beat: np.ndarray, box: tuple[float, float, float, float], scale_x: float,
+            scale_y: float) -> float:
+    """Largest value of a (h, w) beat power map inside `box` (centre x, centre y, width,
+    height in px of an image whose px are scale_x x scale_y map px), at least one map px."""
+    cx, cy, bw, bh = box
+    h, w = beat.shape
+    x0 = int(np.clip(np.floor((cx - bw / 2) / scale_x), 0, w - 1))
+    x1 = int(np.clip(np.ceil((cx + bw / 2) / scale_x), x0 + 1, w))
+    y0 = int(np.clip(np.floor((cy - bh / 2) / scale_y), 0, h - 1))
+    y1 = int(np.clip(np.ceil((cy + bh / 2) / scale_y), y0 + 1, h))
+    return float(beat[y0:y1, x0:x1].max())
+
+
+def beat_box(beat: np.ndarray, scale_x: float, scale_y: float) -> tuple[float, float, float]:
+    """(centre x, centre y, extent) in px of the region around the maximum of a (h, w) beat
+    power map (above half of it); map px are scale_x x scale_y image px."""
+    import cv2
+
+    _, labels = cv2.connectedComponents((beat >= 0.5 * beat.max()).astype(np.uint8))
+    y, x = np.unravel_index(int(np.argmax(beat)), beat.shape)
+    ys, xs = np.nonzero(labels == labels[y, x])
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    return ((x0 + x1) / 2.0 * scale_x, (y0 + y1) / 2.0 * scale_y,
+            max((x1 - x0) * scale_x, (y1 - y0) * scale_y))
+
+
 def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
                 ) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Square grayscale crops (T, n, n) float32 of frames (T, H, W[, C]); edges replicated.
@@ -126,13 +199,17 @@ class Segmenter:
     coarse_every : the coarse pass looks at every n-th frame of a chunk (at least 2 frames).
     refine : fine passes on those frames that re-centre and re-size the crop (0 = none).
     candidates : coarse candidates checked by the fine pass (with refine >= 1).
+    beat_gate : share of the strongest beat power (`beat_map`) below which a coarse candidate
+        counts as not beating, its score scaled down in proportion (0 = the beat power is
+        not used: the most confident region wins).
     """
 
     def __init__(self, model: str | Path | None = None, *, device: str = "auto",
                  batch_size: int = 16, threads: int | None = None, workers: int = 1,
                  size: int | None = None, low_percentile: float | None = None,
                  high_percentile: float | None = None, threshold: float | None = None,
-                 coarse_every: int = 8, refine: int = 1, candidates: int = 1):
+                 coarse_every: int = 8, refine: int = 1, candidates: int = 1,
+                 beat_gate: float = BEAT_GATE):
         self.path = Path(model) if model is not None else default_model_path()
         checkpoint = load_checkpoint(self.path)
         self.info: ModelInfo = checkpoint.info
@@ -147,6 +224,7 @@ class Segmenter:
         self.coarse_every = max(1, int(coarse_every))
         self.refine = max(0, int(refine))
         self.candidates = max(1, int(candidates)) if self.refine else 1
+        self.beat_gate = max(0.0, float(beat_gate))
         multiple = 2 ** self.info.architecture.depth
         for side in (self.size, self.coarse_size):
             if side % multiple:
@@ -175,8 +253,10 @@ class Segmenter:
         if preprocess is not None:
             pct = {"low_percentile": preprocess.low_percentile,
                    "high_percentile": preprocess.high_percentile}
+        beat = {} if segment.beat_gate is None else {"beat_gate": segment.beat_gate}
         return cls(segment.model, device=segment.device, batch_size=segment.batch_size,
-                   threads=segment.threads, workers=workers, threshold=segment.threshold, **pct)
+                   threads=segment.threads, workers=workers, threshold=segment.threshold,
+                   **pct, **beat)
 
     def provenance(self) -> dict:
         """Plain description of the model in use, for result files."""
@@ -184,7 +264,8 @@ class Segmenter:
                 "device": str(self.device), "input_size": self.size,
                 "coarse_size": self.coarse_size, "crop_scale": self.info.crop_scale,
                 "architecture": self.info.architecture.to_dict(),
-                "threshold": self.threshold, "threads": self.threads}
+                "threshold": self.threshold, "threads": self.threads,
+                "beat_gate": self.beat_gate}
 
     @torch.inference_mode()
     def predict_small(self, images: np.ndarray, pass_value: float = FINE,
@@ -233,6 +314,19 @@ class Segmenter:
         gray = to_gray(frames[idx.astype(int)])
         return motion_image(self._normalise(gray, size or self.coarse_size))
 
+    def beat_map(self, frames: np.ndarray, fps: float | None) -> np.ndarray | None:
+        """`intensity_rate.beat_power_map` of a chunk's BEAT_THUMB_WIDTH px thumbnails, smoothed
+        (Gaussian, 1 px) and scaled to a maximum of 1; None if the frame rate is unknown, the
+        chunk is shorter than MIN_BEAT_SECONDS or beat_gate is 0."""
+        if not self.beat_gate or fps is None or len(frames) < MIN_BEAT_SECONDS * fps:
+            return None
+        import cv2
+
+        beat = cv2.GaussianBlur(beat_power_map(thumbnails(frames, BEAT_THUMB_WIDTH), fps),
+                                (0, 0), 1.0)  # regions, not single flickering pixels
+        top = float(beat.max())
+        return beat / top if top > 0 else beat
+
     def coarse_pass(self, frames: np.ndarray, motion: np.ndarray | None = None,
                     size: int | None = None) -> np.ndarray:
         """Coarse probabilities (N, S, S) of whole frames (N, H, W[, C]) at size (default
@@ -249,10 +343,14 @@ class Segmenter:
         `motion_plane` (`fps`: frames/s, None = unknown); if its peak probability is below
         WEAK_COARSE_PEAK (a heart too small to see at coarse_size, as in plate wells), the
         coarse pass is repeated at twice that size and the stronger kept. It proposes up to
-        `candidates` regions (`heart_boxes` at COARSE_LEVEL x its peak); each is checked by
-        `refine` fine passes on those frames, which re-centre the crop and size it from their
-        own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
-        whose fine masks are most confident wins. The side is `crop_scale` x the heart's
+        `candidates` regions: without a `beat_map` (frame rate unknown, short chunk), the most
+        confident (`heart_boxes` at COARSE_LEVEL x its peak); with one, up to MAX_CANDIDATES
+        regions above CANDIDATE_LEVEL x the peak (`coarse_candidates`) ranked by confidence x
+        min(1, beat power / beat_gate), and if none reaches beat_gate, the region that beats
+        most (`beat_box`) competes too. Each is checked by `refine` fine passes on those
+        frames, which re-centre the crop and size it from their own masks (or grow it by GROW
+        where the mask touches the crop's edge); the candidate whose fine masks are most
+        confident wins. The side is `crop_scale` x the heart's
         extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
         None if the coarse pass finds nothing.
         """
@@ -265,13 +363,30 @@ class Segmenter:
             closer = self.coarse_pass(sample, self.motion_plane(frames, fps, 2 * sc), 2 * sc)
             if closer.max() > prob.max():
                 prob, sc = closer, 2 * sc
-        found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
+        beat = self.beat_map(frames, fps)
+        proposal = None
+        if beat is None:
+            found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
+        else:  # the most confident region among those that beat
+            competing = coarse_candidates(prob, CANDIDATE_LEVEL * float(prob.max()),
+                                          MAX_CANDIDATES)
+            bx, by = sc / beat.shape[1], sc / beat.shape[0]
+            power = [beat_at(beat, extent, bx, by) for _, extent, _ in competing]
+            order = np.argsort([-c[2] * min(1.0, b / self.beat_gate)
+                                for c, b in zip(competing, power, strict=True)], kind="stable")
+            found = [competing[i][0] for i in order[:self.candidates]]
+            if not any(b >= self.beat_gate for b in power):
+                proposal = beat_box(beat, w / beat.shape[1], h / beat.shape[0])
         largest = float(max(h, w))
+        starts = [(cx * w / sc, cy * h / sc, max(bw * w / sc, bh * h / sc))
+                  for cx, cy, bw, bh in found]
+        if proposal is not None:  # nothing the network proposes beats: look where it beats too
+            starts = [proposal, *starts]
         best, best_score = None, -1.0
-        for cx, cy, bw, bh in found:
-            side = max(bw * w / sc, bh * h / sc, MIN_BOX_PX) * self.info.crop_scale
+        for cx, cy, extent in starts:
+            side = max(extent, MIN_BOX_PX) * self.info.crop_scale
             side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
-            box, score = self._refine(sample, (cx * w / sc, cy * h / sc, min(side, largest)))
+            box, score = self._refine(sample, (cx, cy, min(side, largest)))
             if score > best_score:
                 best, best_score = box, score
         return best

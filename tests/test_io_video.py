@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from medaka_heart.io.masks import MaskStackWriter, mask_chunks
-from medaka_heart.io.video import VideoError, open_video, read_all
+from medaka_heart.io.video import VideoError, frames_per_chunk, open_video, read_all
 
 
 def moving_square(n=12, h=48, w=64, rgb=False, dtype=np.uint8):
@@ -29,7 +29,7 @@ def test_container_video(tmp_path, suffix, fourcc):
     assert reader.info.fps == pytest.approx(17.0)
     assert reader.info.fps_source == "container"
     chunks = list(reader.chunks(5))
-    assert [len(c) for c in chunks] == [5, 5, 2]
+    assert [len(c) for c in chunks] == [4, 4, 4]  # at most 5, as even as that allows
     data = np.concatenate(chunks)
     assert data.shape == (12, 48, 64, 3)
     assert np.abs(data.astype(int) - frames).mean() < 10  # lossy codec, same picture
@@ -167,3 +167,15 @@ def test_tiff_with_one_series_per_page(tmp_path):
     reader = open_video(path)
     assert reader.info.n_frames == 12
     np.testing.assert_array_equal(np.concatenate(list(reader.chunks(5))), frames)
+
+
+@pytest.mark.parametrize(("shape", "most", "n_frames", "expected"), [
+    ((480, 640), 64, None, 64),  # frame count unknown: the cap
+    ((480, 640), 64, 64, 64),
+    ((480, 640), 64, 65, 33),  # 33 + 32, not 64 + 1
+    ((480, 640), 64, 200, 50),  # 4 x 50
+    ((600, 600), 64, 64, 32),  # at most 54 frames of 600x600 fit: 2 x 32
+    ((3000, 4000), 64, 10, 1),  # one large frame at a time
+])
+def test_chunks_are_as_even_as_the_cap_allows(shape, most, n_frames, expected):
+    assert frames_per_chunk(*shape, most, n_frames) == expected

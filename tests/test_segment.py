@@ -94,6 +94,9 @@ def test_from_config(model_dir):
     seg = Segmenter.from_config(SegmentConfig(model=str(model_dir), threads=1, threshold=0.4),
                                 PreprocessConfig(low_percentile=2.0))
     assert (seg.size, seg.threshold, seg.low_percentile, seg.threads) == (32, 0.4, 2.0, 1)
+    assert seg.beat_gate == 0.5 and seg.provenance()["beat_gate"] == 0.5  # the default
+    off = Segmenter.from_config(SegmentConfig(model=str(model_dir), threads=1, beat_gate=0.0))
+    assert off.beat_gate == 0.0
 
 
 def test_pickled_model_is_refused(tmp_path):
@@ -267,3 +270,72 @@ def test_weak_coarse_pass_looks_again_at_twice_the_size(two_pass_dir, monkeypatc
                         (x > 0.5).astype(np.float32))
     seg.locate(frames)
     assert 2 * seg.coarse_size not in sizes  # a confident coarse pass is enough
+
+
+def test_coarse_candidates_most_confident_first_with_their_heart_box():
+    from medaka_heart.segment import coarse_candidates
+
+    prob = np.zeros((3, 40, 60), np.float32)
+    prob[:, 5:15, 5:15] = 0.6  # steady, less sure
+    prob[0, 20:30, 30:50] = 1.0  # sure, but in one frame only
+    prob[0, 20:30, 30:40] = 0.9  # less sure in its left half
+    prob[1:, 20:30, 30:50] = 0.2
+    found = coarse_candidates(prob, 0.3, 4)
+    assert [round(score, 2) for *_, score in found] == [0.6, 0.47]  # by temporal mean
+    (core, extent, _), (core2, extent2, _) = found
+    assert core == (10.0, 10.0, 10.0, 10.0) and extent == core
+    assert extent2 == (40.0, 25.0, 20.0, 10.0)
+    assert core2 == (45.0, 25.0, 10.0, 10.0)  # above 0.97 x its own peak: the right half
+    assert coarse_candidates(prob, 0.3, 1) == found[:1]
+    assert coarse_candidates(prob * 0.01, 0.001, 4) == []  # below MIN_COARSE_PEAK
+
+
+def test_beat_at_and_beat_box_map_between_image_and_map_pixels():
+    from medaka_heart.segment import beat_at, beat_box
+
+    beat = np.zeros((12, 16), np.float32)
+    beat[3:6, 10:14] = 1.0  # map px 10-13 x 3-5 = image px 40-56 x 12-24 at 4 px per map px
+    beat[4, 11] = 2.0
+    assert beat_at(beat, (48.0, 18.0, 8.0, 4.0), 4.0, 4.0) == 2.0
+    assert beat_at(beat, (8.0, 8.0, 8.0, 8.0), 4.0, 4.0) == 0.0
+    assert beat_at(beat, (8.0, 8.0, 0.0, 0.0), 4.0, 4.0) == 0.0  # at least one map px
+    cx, cy, extent = beat_box(beat, 4.0, 4.0)
+    assert (cx, cy, extent) == (48.0, 18.0, 16.0)
+
+
+def _static_and_beating(n=48, fps=20.0, h=120, w=200):
+    """A bright still disk (a look-alike, e.g. an eye) and a dimmer ellipse beating at 2 Hz."""
+    from skimage.draw import disk, ellipse
+
+    frames = np.full((n, h, w), 30, np.uint8)
+    for i in range(n):
+        frames[i][disk((40, 150), 15, shape=(h, w))] = 220
+        b = 12 + 5 * np.sin(2 * np.pi * 2.0 * i / fps)
+        frames[i][ellipse(75, 50, b, 18, shape=(h, w))] = 170
+    return frames, fps
+
+
+def test_locate_prefers_the_candidate_that_beats(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
+    frames, fps = _static_and_beating()
+    cx, cy, _ = seg.locate(frames)  # frame rate unknown: the most confident region
+    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    cx, cy, _ = seg.locate(frames, fps)
+    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    cx, cy, _ = seg.locate(frames[:20], fps)  # 1 s: too short to tell a beat
+    assert abs(cx - 150) < 8
+    off = Segmenter(two_pass_dir, threads=1, coarse_every=2, beat_gate=0)
+    monkeypatch.setattr(off, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
+    assert abs(off.locate(frames, fps)[0] - 150) < 8
+
+
+def test_locate_looks_where_it_beats_when_no_candidate_does(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    # the network sees only the still disk on whole frames, but anything bright in a crop
+    coarse = seg.coarse_size
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+        (x > 0.9) if x.shape[-1] >= coarse else (x > 0.5)).astype(np.float32))
+    frames, fps = _static_and_beating()
+    cx, cy, _ = seg.locate(frames, fps)
+    assert abs(cx - 50) < 8 and abs(cy - 75) < 8

@@ -46,14 +46,20 @@ class VideoInfo:
     pixel_size_source: str = "none"
 
 
-def frames_per_chunk(height: int, width: int, chunk_frames: int) -> int:
+def frames_per_chunk(height: int, width: int, chunk_frames: int, n_frames: int | None = None
+                     ) -> int:
     """Frames per chunk: `chunk_frames`, fewer for large frames so a chunk holds at most
-    `CHUNK_PIXELS` pixels (at least 1 frame).
+    `CHUNK_PIXELS` pixels (at least 1 frame); given the video's `n_frames`, the chunks are
+    made as even as that allows (70 frames in chunks of at most 64: 35 + 35, not 64 + 6), so
+    that no chunk is a short tail (each chunk finds the heart on its own).
 
-    It depends on the frame size only, so a video and its mask stack (any dtype or
-    channels) are cut into chunks of the same lengths.
+    It depends on the frame size and count only, so a video and its mask stack (any dtype
+    or channels) are cut into chunks of the same lengths.
     """
-    return max(1, min(int(chunk_frames), CHUNK_PIXELS // max(1, height * width)))
+    most = max(1, min(int(chunk_frames), CHUNK_PIXELS // max(1, height * width)))
+    if not n_frames or n_frames <= most:
+        return most
+    return -(-n_frames // -(-n_frames // most))
 
 
 def natural_key(path: Path) -> list:
@@ -100,7 +106,8 @@ class ContainerReader:
                               "container" if valid_fps else "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        n = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
+        n = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
+                             self.info.n_frames)
         cap = cv2.VideoCapture(str(self.path))
         decoded = 0
         try:
@@ -220,7 +227,8 @@ class TiffStackReader:
                               pixel, "metadata" if pixel is not None else "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
+        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
+                                        self.info.n_frames)
         with tifffile.TiffFile(self.path) as tif:
             if not self._paged:  # one page holds several frames: read the series whole
                 try:
@@ -273,7 +281,8 @@ class FrameFolderReader:
         self.info = VideoInfo(path, len(self.files), first.shape[0], first.shape[1], None, "none")
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames)
+        chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
+                                        self.info.n_frames)
         for start in range(0, len(self.files), chunk_frames):
             batch = []
             for file in self.files[start : start + chunk_frames]:
