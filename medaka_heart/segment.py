@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .config import PreprocessConfig, SegmentConfig
-from .intensity_rate import beat_power_map
+from .intensity_rate import beat_power_map, intensity_heart_rate
 from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
 from .model.samples import COARSE, FINE, MOTION_WINDOW_S, motion_image, network_input
@@ -57,6 +57,7 @@ MAX_CANDIDATES = 4
 BEAT_GATE = 0.5  # a candidate's score: coarse peak x min(1, its beat power / BEAT_GATE)
 BEAT_THUMB_WIDTH = 64  # px, thumbnails the beat power is measured on
 MIN_BEAT_SECONDS = 1.5  # shorter chunks are located without the beat power
+MIN_BEAT_PERIODICITY = 0.3  # nor chunks whose intensity beats less regularly than this
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
 
@@ -317,13 +318,18 @@ class Segmenter:
     def beat_map(self, frames: np.ndarray, fps: float | None) -> np.ndarray | None:
         """`intensity_rate.beat_power_map` of a chunk's BEAT_THUMB_WIDTH px thumbnails, smoothed
         (Gaussian, 1 px) and scaled to a maximum of 1; None if the frame rate is unknown, the
-        chunk is shorter than MIN_BEAT_SECONDS or beat_gate is 0."""
+        chunk is shorter than MIN_BEAT_SECONDS, beat_gate is 0, or the chunk's intensity beats
+        irregularly (the `intensity_heart_rate` periodicity of its most changing pixels is
+        below MIN_BEAT_PERIODICITY: jerks, noise or a beat too fast for the frame rate, where
+        the power map points anywhere)."""
         if not self.beat_gate or fps is None or len(frames) < MIN_BEAT_SECONDS * fps:
             return None
         import cv2
 
-        beat = cv2.GaussianBlur(beat_power_map(thumbnails(frames, BEAT_THUMB_WIDTH), fps),
-                                (0, 0), 1.0)  # regions, not single flickering pixels
+        thumbs = thumbnails(frames, BEAT_THUMB_WIDTH)
+        if intensity_heart_rate(thumbs, fps).periodicity < MIN_BEAT_PERIODICITY:
+            return None
+        beat = cv2.GaussianBlur(beat_power_map(thumbs, fps), (0, 0), 1.0)  # regions, not pixels
         top = float(beat.max())
         return beat / top if top > 0 else beat
 

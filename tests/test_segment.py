@@ -339,3 +339,16 @@ def test_locate_looks_where_it_beats_when_no_candidate_does(two_pass_dir, monkey
     frames, fps = _static_and_beating()
     cx, cy, _ = seg.locate(frames, fps)
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+
+
+def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
+    seg = Segmenter(two_pass_dir, threads=1)
+    frames, fps = _static_and_beating()
+    beat = seg.beat_map(frames, fps)
+    assert beat is not None and beat.max() == pytest.approx(1.0)
+    assert seg.beat_map(frames, None) is None  # frame rate unknown
+    rng = np.random.default_rng(0)
+    flicker = frames.copy()
+    no_rhythm = rng.integers(100, 240, size=(len(frames), 1, 1), dtype=np.uint8)
+    flicker[:, 60:90, 30:70] = no_rhythm
+    assert seg.beat_map(flicker, fps) is None
