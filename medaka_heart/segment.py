@@ -354,10 +354,10 @@ class Segmenter:
         regions above CANDIDATE_LEVEL x the peak (`coarse_candidates`) ranked by confidence x
         min(1, beat power / beat_gate), and if none reaches beat_gate, the region that beats
         most (`beat_box`) competes too. Each is checked by `refine` fine passes on those
-        frames, which re-centre the crop and size it from their own masks (or grow it by GROW
-        where the mask touches the crop's edge); the candidate whose fine masks are most
-        confident wins. The side is `crop_scale` x the heart's
-        extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
+        frames, which re-centre the crop and size it from their own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
+        whose fine masks are most confident wins, their confidence weighed, with a beat map,
+        by min(1, beat power in the refined box / beat_gate). The side is `crop_scale` x the
+        heart's extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
         None if the coarse pass finds nothing.
         """
         t, h, w = frames.shape[:3]
@@ -393,6 +393,11 @@ class Segmenter:
             side = max(extent, MIN_BOX_PX) * self.info.crop_scale
             side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
             box, score = self._refine(sample, (cx, cy, min(side, largest)))
+            if beat is not None:  # where the chunk beats regularly, a still structure loses
+                heart = box[2] / self.info.crop_scale
+                power = beat_at(beat, (box[0], box[1], heart, heart),
+                                w / beat.shape[1], h / beat.shape[0])
+                score *= min(1.0, power / self.beat_gate)
             if score > best_score:
                 best, best_score = box, score
         return best

@@ -341,6 +341,20 @@ def test_locate_looks_where_it_beats_when_no_candidate_does(two_pass_dir, monkey
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
 
 
+def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    # whole frames: only the still disk; crops: the disk sure (p 1.0), the ellipse less (0.7)
+    coarse = seg.coarse_size
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+        (x > 0.9).astype(np.float32) if x.shape[-1] >= coarse
+        else np.where(x > 0.9, 1.0, np.where(x > 0.5, 0.7, 0.0)).astype(np.float32)))
+    frames, fps = _static_and_beating()
+    cx, cy, _ = seg.locate(frames, fps)
+    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    cx, cy, _ = seg.locate(frames)  # frame rate unknown: no beat to go by, the surer wins
+    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+
+
 def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1)
     frames, fps = _static_and_beating()
