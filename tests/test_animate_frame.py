@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import tifffile
 from skimage.draw import disk
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "animate_frame.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("animate_frame", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_beating_scale_runs_from_diastole_to_systole_at_the_heart_rate():
-    module = _load()
+def test_beating_scale_runs_from_diastole_to_systole_at_the_heart_rate(load_script):
+    module = load_script("animate_frame")
     scale = module.beating_scale(31, fps=15.0, hr_bpm=60.0, shortening=0.2)
     assert scale[0] == pytest.approx(1.0) and scale[15] == pytest.approx(1.0)  # 15 frames/beat
     assert scale.min() == pytest.approx(0.8, abs=0.01)
     assert int(np.argmin(scale[:15])) in (7, 8)  # systole half-way through the beat
 
 
-def test_warp_scales_the_followed_region_about_the_centre():
-    module = _load()
+def test_warp_scales_the_followed_region_about_the_centre(load_script):
+    module = load_script("animate_frame")
     mask = np.zeros((100, 120), np.float32)
     mask[disk((50, 60), 20)] = 1.0
     follow = np.ones_like(mask)  # everything follows: a plain scaling
@@ -42,8 +30,8 @@ def test_warp_scales_the_followed_region_about_the_centre():
     np.testing.assert_array_equal(still, mask)  # nothing follows: nothing moves
 
 
-def test_writes_a_video_and_its_masks(tmp_path):
-    module = _load()
+def test_writes_a_video_and_its_masks(tmp_path, load_script):
+    module = load_script("animate_frame")
     image = np.full((80, 96, 3), 200, np.uint8)
     rr, cc = disk((40, 48), 15)
     image[rr, cc] = (180, 60, 60)
@@ -67,8 +55,8 @@ def test_writes_a_video_and_its_masks(tmp_path):
     assert n == 20
 
 
-def test_a_mask_that_does_not_match_is_refused(tmp_path):
-    module = _load()
+def test_a_mask_that_does_not_match_is_refused(tmp_path, load_script):
+    module = load_script("animate_frame")
     tifffile.imwrite(tmp_path / "f.tif", np.zeros((40, 50), np.uint8))
     tifffile.imwrite(tmp_path / "m.tif", np.zeros((40, 60), np.uint8))
     with pytest.raises(SystemExit, match="does not match"):

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import tifffile
-
-SCRIPT = Path(__file__).parents[1] / "scripts" / "pairs_dice.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("pairs_dice", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class HalfRightSegmenter:
@@ -31,8 +19,8 @@ class HalfRightSegmenter:
         return pred, np.full(len(frames), 0.5)
 
 
-def test_pairs_are_scored_per_frame(tmp_path):
-    module = _load()
+def test_pairs_are_scored_per_frame(tmp_path, load_script):
+    module = load_script("pairs_dice")
     truth = np.zeros((3, 32, 40), bool)
     truth[:, 8:24, 12:28] = True  # a 16x16 square, half of it left of x = 20
     for k in range(3):
@@ -48,6 +36,6 @@ def test_pairs_are_scored_per_frame(tmp_path):
     assert (table.true_px == 256).all() and (table.pred_px == 128).all()
 
 
-def test_no_pairs_is_a_one_line_error(tmp_path, capsys):
-    assert _load().main([str(tmp_path)]) == 1
+def test_no_pairs_is_a_one_line_error(tmp_path, capsys, load_script):
+    assert load_script("pairs_dice").main([str(tmp_path)]) == 1
     assert "no image/mask pairs" in capsys.readouterr().err
