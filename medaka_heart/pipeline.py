@@ -47,12 +47,21 @@ class VideoReader(Protocol):
         """(t, H, W[, 3]) frames, in order."""
 
 
-class Segmenter(Protocol):
-    """Anything that turns frames into ventricle probabilities at native geometry."""
+class ChunkSegmentation(Protocol):
+    """What a segmenter finds in one chunk (see segment.ChunkSegmentation)."""
 
-    def masks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(t, H, W[, C]) frames -> (ventricle mask (t, H, W) bool at native geometry,
-        confidence (t,) float in [0, 1])."""
+    masks: np.ndarray  # (t, H, W) bool ventricle masks at native geometry
+    confidence: np.ndarray  # (t,) float in [0, 1]
+    box: Any  # where it looked; handed back with the video's next chunk
+
+
+class Segmenter(Protocol):
+    """Anything that turns frames into ventricle masks at native geometry."""
+
+    def segment(self, frames: np.ndarray, fps: float | None = None, previous: Any = None
+                ) -> ChunkSegmentation:
+        """(t, H, W[, C]) frames of one chunk -> masks and confidence; `previous` is the `box`
+        of the same video's previous chunk (None for the first)."""
 
     def provenance(self) -> dict[str, Any]:
         """Model file, hash and settings, for provenance.json."""
@@ -150,7 +159,7 @@ def analyze_video(
 
     chunk = config.io.chunk_frames
     given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
-    tables, confidences, thumbs, state = [], [], [], None
+    tables, confidences, thumbs, state, box = [], [], [], None, None
     with staged_folder(Path(out_dir) / name) as stage:
         writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
         reservoir = FrameReservoir(info.height, info.width) if plots else None
@@ -167,8 +176,9 @@ def analyze_video(
                         raise VideoError(f"{masks}: the mask count does not match the "
                                          f"frames decoded from {path}")
                 else:
-                    mask, confidence = segmenter.masks(frames, fps_value)
-                    confidences.append(confidence)
+                    found = segmenter.segment(frames, fps_value, previous=box)
+                    mask, box = found.masks, found.box
+                    confidences.append(found.confidence)
                 if first < INTENSITY_MAX_FRAMES:
                     thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))
                 table, state = measure_masks(mask, pixel, first_frame=first, previous=state)

@@ -13,9 +13,11 @@ native geometry (0 outside the crop). An unsure coarse pass is repeated at twice
 With a known frame rate the coarse pass's candidates are weighed by how much they beat (the
 intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`): a still
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats the
-place that does is tried too. Three-channel models also get a motion plane (what changed over
-the chunk's middle 2 s). If the coarse pass finds nothing, the whole frames are segmented at
-coarse_size. Models without a coarse_size run one pass on whole frames.
+place that does is tried too. Along a video the previous chunk's crop competes too, so a heart
+found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`;
+`predict_chunks` and the pipeline pass it). Three-channel models also get a motion plane
+(what changed over the chunk's middle 2 s). If the coarse pass finds nothing, the whole
+frames are segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +188,24 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
     return gray[:, :n, :n], (x0, y0, n)
 
 
+Box = tuple[float, float, float]  # crop centre x, centre y, side; native px
+
+
+@dataclass(frozen=True)
+class ChunkSegmentation:
+    """What `Segmenter.segment` finds in one chunk of frames."""
+
+    prob: np.ndarray  # (T, H, W) float32 ventricle probability at native geometry
+    confidence: np.ndarray  # (T,) float in [0, 1], `frame_confidence` of the (fine) pass
+    box: Box | None  # the crop segmented; None = whole frames (nothing located, or one pass)
+    threshold: float  # the model's probability threshold
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(T, H, W) bool ventricle masks."""
+        return self.prob > self.threshold
+
+
 class Segmenter:
     """A loaded U-Net ready to segment frames.
 
@@ -341,8 +362,8 @@ class Segmenter:
         return self.predict_small(self._normalise(to_gray(frames), size or self.coarse_size),
                                   COARSE, motion)
 
-    def locate(self, frames: np.ndarray, fps: float | None = None
-               ) -> tuple[float, float, float] | None:
+    def locate(self, frames: np.ndarray, fps: float | None = None, previous: Box | None = None
+               ) -> Box | None:
         """Find the heart: (centre x, centre y, side) in native px of the crop for this chunk.
 
         Looks at every `coarse_every`-th frame (at least MIN_COARSE_FRAMES), with the chunk's
@@ -354,9 +375,11 @@ class Segmenter:
         regions above CANDIDATE_LEVEL x the peak (`coarse_candidates`) ranked by confidence x
         min(1, beat power / beat_gate), and if none reaches beat_gate, the region that beats
         most (`beat_box`) competes too. Each is checked by `refine` fine passes on those
-        frames, which re-centre the crop and size it from their own masks (or grow it by GROW where the mask touches the crop's edge); the candidate
-        whose fine masks are most confident wins, their confidence weighed, with a beat map,
-        by min(1, beat power in the refined box / beat_gate). The side is `crop_scale` x the
+        frames, which re-centre the crop and size it from their own masks (or grow it by GROW
+        where the mask touches the crop's edge); the candidate whose fine masks are most
+        confident wins, their confidence weighed, with a beat map, by min(1, beat power in the
+        refined box / beat_gate). `previous`, the crop of the video's previous chunk, competes
+        too. The side is `crop_scale` x the
         heart's extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
         None if the coarse pass finds nothing.
         """
@@ -388,6 +411,8 @@ class Segmenter:
                   for cx, cy, bw, bh in found]
         if proposal is not None:  # nothing the network proposes beats: look where it beats too
             starts = [proposal, *starts]
+        if previous is not None:  # where the heart was a moment ago
+            starts.append((previous[0], previous[1], previous[2] / self.info.crop_scale))
         best, best_score = None, -1.0
         for cx, cy, extent in starts:
             side = max(extent, MIN_BOX_PX) * self.info.crop_scale
@@ -422,13 +447,13 @@ class Segmenter:
             box = (x0 + fx * k, y0 + fy * k, min(side, largest))
         return box, score
 
-    def predict(self, frames: np.ndarray, fps: float | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (T, H, W[, C]) of any dtype -> (prob (T, H, W) float32, confidence (T,) float).
+    def segment(self, frames: np.ndarray, fps: float | None = None, previous: Box | None = None
+                ) -> ChunkSegmentation:
+        """Segment a chunk of frames (T, H, W[, C]) of any dtype.
 
-        `fps` (frames/s; None = unknown) sets the span of the coarse pass's motion plane.
-        Probabilities are at the frames' native geometry (threshold them with `self.threshold`);
-        confidence is `frame_confidence` of the (fine) pass at network resolution.
+        `fps` (frames/s; None = unknown) lets the beat guide the search (and sets the span of
+        a three-channel model's motion plane); `previous` is the `box` of the same video's
+        previous chunk (None for the first), a candidate crop for this one.
         """
         frames = np.asarray(frames)
         if frames.ndim == 2:
@@ -437,26 +462,40 @@ class Segmenter:
         if not self.coarse_size:
             small = prepare_input(frames, self.size, self.low_percentile, self.high_percentile)
             prob = self.predict_small(small.astype(np.float32, copy=False))
-            return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
-        box = self.locate(frames, fps)
+            return self._result(restore_geometry(prob, height, width), prob, None)
+        box = self.locate(frames, fps, previous)
         if box is None:  # nothing found: whole frames at the coarse size
             prob = self.coarse_pass(frames, self.motion_plane(frames, fps))
-            return restore_geometry(prob, height, width), frame_confidence(prob, self.threshold)
+            return self._result(restore_geometry(prob, height, width), prob, None)
         crops, (x0, y0, n) = crop_frames(frames, *box)
         prob = self.predict_small(self._normalise(crops, self.size))
-        confidence = frame_confidence(prob, self.threshold)
         out = np.zeros((len(frames), height, width), dtype=np.float32)
         ix0, iy0 = max(x0, 0), max(y0, 0)
         ix1, iy1 = min(x0 + n, width), min(y0 + n, height)
         out[:, iy0:iy1, ix0:ix1] = restore_geometry(prob, n, n)[:, iy0 - y0:iy1 - y0,
                                                                 ix0 - x0:ix1 - x0]
-        return out, confidence
+        return self._result(out, prob, box)
+
+    def _result(self, native: np.ndarray, network: np.ndarray, box: Box | None
+                ) -> ChunkSegmentation:
+        return ChunkSegmentation(native, frame_confidence(network, self.threshold), box,
+                                 self.threshold)
+
+    def predict(self, frames: np.ndarray, fps: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (T, H, W[, C]) -> (prob (T, H, W) float32 at native geometry, confidence (T,)):
+        `segment` of one chunk on its own (threshold prob with `self.threshold`)."""
+        found = self.segment(frames, fps)
+        return found.prob, found.confidence
 
     def predict_chunks(self, chunks: Iterable[np.ndarray], fps: float | None = None
                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """`predict` on each chunk of a stream (e.g. a video reader's chunks)."""
+        """`predict` on each chunk of one video's stream, each chunk's crop offered to the next."""
+        box = None
         for chunk in chunks:
-            yield self.predict(chunk, fps)
+            found = self.segment(chunk, fps, previous=box)
+            box = found.box
+            yield found.prob, found.confidence
 
     def masks(self, frames: np.ndarray, fps: float | None = None
               ) -> tuple[np.ndarray, np.ndarray]:

@@ -85,8 +85,8 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
             video = video.with_suffix(".tif")
         dice = []
         reader = open_video(video)
-        for frames, masks in zip(reader.chunks(chunk), mask_chunks(truth, chunk), strict=True):
-            prob, _ = seg.predict(frames, reader.info.fps)
+        predictions = seg.predict_chunks(reader.chunks(chunk), reader.info.fps)
+        for (prob, _), masks in zip(predictions, mask_chunks(truth, chunk), strict=True):
             dice.append(dice_per_frame(prob > seg.threshold, masks))
         d = np.concatenate(dice)
         rows.append({"video": video.stem, "frames": len(d), "dice_mean": round(float(d.mean()), 4),

@@ -413,7 +413,7 @@ def speed(video: dict, seg, model_info: dict[str, Any], work: Path, threads: int
         if cpu_seg is None:
             cpu_seg, _ = load_model(model_info["path"], "cpu", threads)
         cpu["segment_fps"] = _fps(n, _median_time(
-            lambda: [cpu_seg.masks(c, fps) for c in chunks], repeats))
+            lambda: list(cpu_seg.predict_chunks(chunks, fps)), repeats))
         cpu["end_to_end_fps"] = _fps(n, _e2e(video, work, base, repeats, plots=True))
         cpu["end_to_end_no_plots_fps"] = _fps(n, _e2e(video, work, base, repeats))
     else:
@@ -441,8 +441,8 @@ def _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats):
         return res
 
     def run():
-        for c in chunks:
-            gpu_seg.masks(c, fps)
+        for _ in gpu_seg.predict_chunks(chunks, fps):
+            pass
         torch.cuda.synchronize()
 
     res["segment_fps"] = _fps(n, _median_time(run, repeats))

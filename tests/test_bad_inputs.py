@@ -63,9 +63,9 @@ class FakeSegmenter:
         prob = restore_geometry(small, frames.shape[1], frames.shape[2])
         return prob, np.ones(len(frames))
 
-    def masks(self, frames, fps=None):
+    def segment(self, frames, fps=None, previous=None):
         prob, confidence = self.predict(frames, fps)
-        return prob >= 0.5, confidence
+        return types.SimpleNamespace(masks=prob >= 0.5, confidence=confidence, box=None)
 
     def provenance(self):
         return {"model": "fake"}

@@ -355,6 +355,43 @@ def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
 
 
+def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    # whole frames: only the still disk, unsure; crops: the ellipse sure, the disk unsure
+    coarse = seg.coarse_size
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+        (x > 0.9) * 0.6 if x.shape[-1] >= coarse
+        else np.where(x > 0.9, 0.6, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
+    frames, _ = _static_and_beating()
+    cx, cy, _ = seg.locate(frames)  # the coarse pass only knows the disk
+    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    found = seg.segment(frames, previous=(52.0, 73.0, 60.0))  # the heart, a chunk ago
+    cx, cy, _ = found.box
+    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    ys, xs = np.nonzero(found.masks[0])
+    assert abs(xs.mean() - 50) < 3 and abs(ys.mean() - 75) < 3
+
+
+def test_predict_chunks_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
+    from medaka_heart.segment import ChunkSegmentation
+
+    seg = Segmenter(two_pass_dir, threads=1)
+    given = []
+
+    def segment(frames, fps=None, previous=None):
+        given.append(previous)
+        box = (float(len(given)), 0.0, 10.0)
+        return ChunkSegmentation(np.zeros(frames.shape, np.float32), np.ones(len(frames)), box,
+                                 0.5)
+
+    monkeypatch.setattr(seg, "segment", segment)
+    frames = np.zeros((3, 8, 8), np.uint8)
+    assert len(list(seg.predict_chunks([frames, frames, frames], 10.0))) == 3
+    assert given == [None, (1.0, 0.0, 10.0), (2.0, 0.0, 10.0)]
+    assert seg.predict(frames)[0].shape == (3, 8, 8)
+    assert given[-1] is None  # a lone chunk has no previous one
+
+
 def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1)
     frames, fps = _static_and_beating()
