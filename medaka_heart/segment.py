@@ -63,6 +63,7 @@ MIN_BEAT_SECONDS = 1.5  # shorter chunks are located without the beat power
 MIN_BEAT_PERIODICITY = 0.3  # nor chunks whose intensity beats less regularly than this
 MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's larger side
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
+HANDED_ON_WEIGHT = 0.95  # the previous chunk's crop wins only if this much surer than the rest
 
 
 def default_model_path() -> Path:
@@ -379,8 +380,10 @@ class Segmenter:
         where the mask touches the crop's edge); the candidate whose fine masks are most
         confident wins, their confidence weighed, with a beat map, by min(1, beat power in the
         refined box / beat_gate). `previous`, the crop of the video's previous chunk, competes
-        too. The side is `crop_scale` x the
-        heart's extent, at least MIN_CROP_FRACTION and at most all of the frame's larger side.
+        too, its confidence x HANDED_ON_WEIGHT (it must be surer to win: a wrong crop is not
+        handed on through a video whose chunks find the heart on their own). The side is
+        `crop_scale` x the heart's extent, at least MIN_CROP_FRACTION and at most all of the
+        frame's larger side.
         None if the coarse pass finds nothing.
         """
         t, h, w = frames.shape[:3]
@@ -411,13 +414,16 @@ class Segmenter:
                   for cx, cy, bw, bh in found]
         if proposal is not None:  # nothing the network proposes beats: look where it beats too
             starts = [proposal, *starts]
+        weights = [1.0] * len(starts)
         if previous is not None:  # where the heart was a moment ago
             starts.append((previous[0], previous[1], previous[2] / self.info.crop_scale))
+            weights.append(HANDED_ON_WEIGHT)
         best, best_score = None, -1.0
-        for cx, cy, extent in starts:
+        for (cx, cy, extent), weight in zip(starts, weights, strict=True):
             side = max(extent, MIN_BOX_PX) * self.info.crop_scale
             side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
             box, score = self._refine(sample, (cx, cy, min(side, largest)))
+            score *= weight
             if beat is not None:  # where the chunk beats regularly, a still structure loses
                 heart = box[2] / self.info.crop_scale
                 power = beat_at(beat, (box[0], box[1], heart, heart),

@@ -370,6 +370,12 @@ def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
     ys, xs = np.nonzero(found.masks[0])
     assert abs(xs.mean() - 50) < 3 and abs(ys.mean() - 75) < 3
+    # the chunk's own candidate nearly as sure: the handed-on crop needs HANDED_ON_WEIGHT more
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+        (x > 0.9) * 0.6 if x.shape[-1] >= coarse
+        else np.where(x > 0.9, 0.99, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
+    cx, cy, _ = seg.segment(frames, previous=(52.0, 73.0, 60.0)).box
+    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
 
 
 def test_predict_chunks_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
