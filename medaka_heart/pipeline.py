@@ -50,16 +50,24 @@ class VideoReader(Protocol):
 class ChunkSegmentation(Protocol):
     """What a segmenter finds in one chunk (see segment.ChunkSegmentation)."""
 
-    masks: np.ndarray  # (t, H, W) bool ventricle masks at native geometry
-    confidence: np.ndarray  # (t,) float in [0, 1]
-    box: Any  # where it looked; handed back with the video's next chunk
+    @property
+    def masks(self) -> np.ndarray:
+        """(t, H, W) bool ventricle masks at native geometry."""
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(t,) float in [0, 1]."""
+
+    @property
+    def box(self) -> tuple[float, float, float] | None:
+        """Where it looked (crop centre x, y, side, native px); handed back with the next chunk."""
 
 
 class Segmenter(Protocol):
     """Anything that turns frames into ventricle masks at native geometry."""
 
-    def segment(self, frames: np.ndarray, fps: float | None = None, previous: Any = None
-                ) -> ChunkSegmentation:
+    def segment(self, frames: np.ndarray, fps: float | None = None,
+                previous: tuple[float, float, float] | None = None) -> ChunkSegmentation:
         """(t, H, W[, C]) frames of one chunk -> masks and confidence; `previous` is the `box`
         of the same video's previous chunk (None for the first)."""
 

@@ -16,8 +16,8 @@ look-alike (an eye, a blob) loses to a region that beats, and where no candidate
 place that does is tried too. Along a video the previous chunk's crop competes too, so a heart
 found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`;
 `predict_chunks` and the pipeline pass it). Three-channel models also get a motion plane
-(what changed over the chunk's middle 2 s). If the coarse pass finds nothing, the whole
-frames are segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
+(what changed over the chunk's middle 2 s). If nothing is found (by the coarse pass, or in
+the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -383,8 +383,8 @@ class Segmenter:
         too, its confidence x HANDED_ON_WEIGHT (it must be surer to win: a wrong crop is not
         handed on through a video whose chunks find the heart on their own). The side is
         `crop_scale` x the heart's extent, at least MIN_CROP_FRACTION and at most all of the
-        frame's larger side.
-        None if the coarse pass finds nothing.
+        frame's larger side. None if the coarse pass finds nothing and the previous crop (if
+        any) shows nothing either.
         """
         t, h, w = frames.shape[:3]
         n = min(t, max(MIN_COARSE_FRAMES, -(-t // self.coarse_every)))
@@ -431,6 +431,8 @@ class Segmenter:
                 score *= min(1.0, power / self.beat_gate)
             if score > best_score:
                 best, best_score = box, score
+        if best_score <= 0 and len(starts) == 1 and previous is not None:
+            return None  # nothing found here, nor any longer where the heart was
         return best
 
     def _refine(self, sample: np.ndarray, box: tuple[float, float, float]

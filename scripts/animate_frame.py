@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{args.mask}: the mask is empty")
     image = image if image.dtype == np.uint8 else cv2.normalize(
         image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     else:
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     writer = cv2.VideoWriter(str(partial[0]), cv2.VideoWriter_fourcc(*"MJPG"), args.fps, (w, h),
                              True)
     try:
+        if not writer.isOpened():
+            sys.exit(f"{video}: OpenCV cannot write MJPG video here")
         with MaskStackWriter(partial[1]) as stack:
             for scale in scales:
                 frame = warp_about(image, centre, follow, float(scale)).astype(np.float32)

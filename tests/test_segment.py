@@ -378,6 +378,14 @@ def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
 
 
+def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.zeros_like(x))
+    frames, _ = _static_and_beating()
+    found = seg.segment(frames, previous=(52.0, 73.0, 60.0))
+    assert found.box is None and not found.masks.any()  # whole frames, nothing in them
+
+
 def test_predict_chunks_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
     from medaka_heart.segment import ChunkSegmentation
 
