@@ -17,7 +17,8 @@ place that does is tried too. Along a video the previous chunk's crop competes t
 found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`;
 `predict_chunks` and the pipeline pass it). Three-channel models also get a motion plane
 (what changed over the chunk's middle 2 s). If nothing is found (by the coarse pass, or in
-the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a coarse_size run one pass on whole frames.
+the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a
+coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -404,7 +405,7 @@ class Segmenter:
                                           MAX_CANDIDATES)
             bx, by = sc / beat.shape[1], sc / beat.shape[0]
             power = [beat_at(beat, extent, bx, by) for _, extent, _ in competing]
-            order = np.argsort([-c[2] * min(1.0, b / self.beat_gate)
+            order = np.argsort([-c[2] * self._beat_weight(b)
                                 for c, b in zip(competing, power, strict=True)], kind="stable")
             found = [competing[i][0] for i in order[:self.candidates]]
             if not any(b >= self.beat_gate for b in power):
@@ -428,12 +429,16 @@ class Segmenter:
                 heart = box[2] / self.info.crop_scale
                 power = beat_at(beat, (box[0], box[1], heart, heart),
                                 w / beat.shape[1], h / beat.shape[0])
-                score *= min(1.0, power / self.beat_gate)
+                score *= self._beat_weight(power)
             if score > best_score:
                 best, best_score = box, score
         if best_score <= 0 and len(starts) == 1 and previous is not None:
             return None  # nothing found here, nor any longer where the heart was
         return best
+
+    def _beat_weight(self, power: float) -> float:
+        """Score factor of a place whose beat power (share of the strongest) is `power`."""
+        return min(1.0, power / self.beat_gate)
 
     def _refine(self, sample: np.ndarray, box: tuple[float, float, float]
                 ) -> tuple[tuple[float, float, float], float]:
