@@ -152,3 +152,21 @@ def test_network_input_planes():
     assert network_input(images, 2, 1.0, motion).shape == (2, 2, 8, 8)
     with pytest.raises(ValueError, match="in_channels"):
         network_input(images, 4, 0.0)
+
+
+@pytest.mark.parametrize("radius, cluttered", [(15, True), (4, False)])
+def test_coarse_samples_of_large_hearts_only_get_clutter(radius, cluttered):
+    from skimage.draw import disk
+
+    view = np.full((64, 64), 60, np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[disk((32, 32), radius)] = True
+    view[mask] = 200
+    still = dict(hflip=False, vflip=False, zoom=0.0, shift=0.0, rotation_rad=0.0, shear=0.0,
+                 gamma=0.0, contrast=0.0, brightness=0.0, illumination=0.0, blur_sigma_px=0.0,
+                 noise_std=0.0)
+    augment = AugmentConfig(**still, texture=0.5, p_texture=1.0, coarse_clutter_min_px=20)
+    image, msk, _ = coarse_sample(view, mask, np.random.default_rng(3), SPEC, augment,
+                                  p_heart=1.0)
+    background = image[~msk]
+    assert bool(background.std() > 0.01) == cluttered

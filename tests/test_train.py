@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from medaka_heart.model.checkpoint import load_checkpoint
+from medaka_heart.model.checkpoint import load_checkpoint, model_hash
 from medaka_heart.model.data import FramePool, generate_sequence, toy_pairs
 from medaka_heart.model.losses import dice_bce_loss
 from medaka_heart.model.train import draw_batch, train, view_spec
@@ -108,6 +108,30 @@ def test_resume_refuses_a_different_config_but_may_train_longer(tmp_path):
     assert longer.epochs_run == 2
     log = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(s)["epoch"] for s in log] == [1, 2]
+
+
+def test_init_starts_from_given_weights_of_the_same_architecture(tmp_path):
+    first = train(_tiny_config(epochs=1), tmp_path / "first", progress=False)
+    start = load_checkpoint(first.model_dir).state_dict
+    still = _tiny_config(epochs=1, lr=1e-12, seed=5, init=str(first.model_dir))  # barely moves
+    tuned = train(still, tmp_path / "tuned", progress=False)
+    after = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    fresh = load_checkpoint(train(_tiny_config(epochs=1, lr=1e-12, seed=5), tmp_path / "fresh",
+                                  progress=False).model_dir).state_dict
+    weights = [k for k in start if k.endswith("weight") and start[k].ndim == 4]
+    for k in weights:  # convolutions: the given weights, not a fresh random start
+        torch.testing.assert_close(after.state_dict[k], start[k], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(fresh[k], start[k]) for k in weights)
+    described = load_checkpoint(tuned.model_dir).info.training["init"]
+    assert described["sha256"] == model_hash(first.model_dir)
+    other = TrainConfig(model=UNetConfig(depth=2, base_filters=8, in_channels=2),
+                        input=InputConfig(size=32, coarse_size=64),
+                        optim=OptimConfig(epochs=1, steps_per_epoch=1, batch_size=2, threads=1,
+                                          init=str(first.model_dir)),
+                        data=DataConfig(sources=(SourceConfig("toy"),), pool_size=8,
+                                        val_generated=2))
+    with pytest.raises(ValueError, match="architecture"):
+        train(other, tmp_path / "other", progress=False)
 
 
 @pytest.mark.parametrize("name", ["paper.toml", "default.toml"])

@@ -24,11 +24,15 @@ import click
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--init", "init", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Start from these weights (a model folder or checkpoint of the same "
+                   "architecture, e.g. medaka_heart/weights to fine-tune the default model on "
+                   "your own annotations). Overrides [optim] init.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep generated phantom pairs here and reuse them in later runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume, cache_dir,
-          no_progress):
+def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume, init,
+          cache_dir, no_progress):
     """Train the segmenter as CONFIG_PATH (a configs/train/*.toml file) says.
 
     Without CONFIG_PATH the built-in defaults are used. The best model folder (by validation
@@ -39,7 +43,8 @@ def train(config_path, out_dir, data_path, epochs, seed, threads, device, resume
 
     try:
         config = load_train_config(config_path)
-        config = replace_in(config, "optim", epochs=epochs, seed=seed, threads=threads)
+        config = replace_in(config, "optim", epochs=epochs, seed=seed, threads=threads,
+                            init=None if init is None else str(init))
         if data_path is not None:
             config = replace_in(config, "data", sources=(_source_for(data_path, SourceConfig),))
         result = run_training(config, out_dir, resume=resume, device=device,

@@ -31,7 +31,10 @@ class AugmentConfig:
     blobs : maximal number of soft dark or bright ellipses (distractors, up to 30 % of the side)
     drawn anywhere. texture_in_coarse : texture and blobs also on whole-frame (coarse pass)
     samples; off by default, as they hide the small hearts of plate wells at coarse scale (the
-    coarse pass then learned nothing). p_* : probability a photometric step is applied.
+    coarse pass then learned nothing). coarse_clutter_min_px : texture and blobs on the coarse
+    samples whose heart is at least this wide (px at coarse size; 0 = none), so the coarse pass
+    learns to find a large heart in cluttered tissue while a small one stays visible. p_* :
+    probability a photometric step is applied.
     motion_* (motion planes of three-channel models, see `jitter_motion`): gain is a log-range
     of the plane's scale; blobs the maximal number of moving look-alikes (drifting blobs,
     debris) added; noise the maximal std of added frame-to-frame noise; p_no_motion the share
@@ -53,6 +56,7 @@ class AugmentConfig:
     texture: float = 0.0
     blobs: int = 0
     texture_in_coarse: bool = False
+    coarse_clutter_min_px: int = 0
     p_blur: float = 0.3
     p_noise: float = 0.5
     p_texture: float = 0.5
@@ -131,7 +135,8 @@ def photometric(image: np.ndarray, rng: np.random.Generator,
                 config: AugmentConfig = AugmentConfig(), *, coarse: bool = False) -> np.ndarray:
     """Jitter a (H, W) float32 image in [0, 1]: tissue texture, distractor blobs, gamma,
     contrast, brightness, illumination ramp, blur, noise; clipped to [0, 1]. `coarse`: the
-    image is a whole-frame view (texture and blobs only with `texture_in_coarse`)."""
+    image is a whole-frame view of a small heart (texture and blobs only with
+    `texture_in_coarse`)."""
     c = config
     out = np.clip(image, 0.0, 1.0).astype(np.float32, copy=True)
     clutter = c.texture_in_coarse or not coarse

@@ -208,7 +208,9 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
         if mot is not None:
             mot = jitter_motion(warp_pair(mot, msk, matrix)[0], rng, augment)
         img, msk = warp_pair(img, msk, matrix)
-        img = photometric(img, rng, augment, coarse=True)
+        heart = mask_box(msk)
+        large = heart is not None and 0 < augment.coarse_clutter_min_px <= heart[2]
+        img = photometric(img, rng, augment, coarse=not large)
     pct = (spec.low_percentile, spec.high_percentile)
     img = normalise_intensity(img[None], *pct)[0].astype(np.float32)
     n, s = img.shape[0], spec.size

@@ -28,7 +28,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .checkpoint import ModelInfo, load_checkpoint, save_checkpoint, save_model_folder
+from .checkpoint import (
+    ModelInfo,
+    load_checkpoint,
+    model_hash,
+    save_checkpoint,
+    save_model_folder,
+)
 from .data import (
     FramePool,
     SequenceData,
@@ -251,6 +257,17 @@ def _info(config: TrainConfig, data_desc: dict, metrics: dict) -> ModelInfo:
                      metrics=metrics, package_version=__version__)
 
 
+def _load_init(model: UNet, init: str) -> None:
+    """Load the weights of model folder or checkpoint `init` into `model` (same architecture
+    required)."""
+    ckpt = load_checkpoint(init)
+    if ckpt.info.architecture != model.config:
+        raise ValueError(f"{init}: its architecture {ckpt.info.architecture} is not [model]'s "
+                         f"{model.config}; cannot start from it")
+    model.load_state_dict(ckpt.state_dict)
+    log.info("starting from the weights of %s", init)
+
+
 def _check_resumable(old: dict, new: dict, where: Path) -> None:
     """Resuming may extend [optim] epochs (the cosine schedule stretches); nothing else."""
     old = {**old, "optim": {k: v for k, v in old["optim"].items() if k != "epochs"}}
@@ -313,8 +330,13 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         best_dice, best_epoch = float(state["best_val_dice"]), int(state["best_epoch"])
         log.info("resuming %s at epoch %d", last, start_epoch)
-    elif metrics_path.exists():
-        metrics_path.unlink()
+    else:
+        if o.init:
+            _load_init(model, o.init)
+        if metrics_path.exists():
+            metrics_path.unlink()
+    if o.init:  # provenance: which weights the run started from
+        data_desc = {**data_desc, "init": {"path": str(o.init), "sha256": model_hash(o.init)}}
     log.info("U-Net %s, %d parameters, device %s", config.model, count_parameters(model), dev)
 
     epochs = o.epochs if max_epochs is None else min(o.epochs, max_epochs)

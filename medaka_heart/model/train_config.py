@@ -46,6 +46,9 @@ class OptimConfig:
 
     lr_schedule : "constant" (the paper) or "cosine" (decay to lr * min_lr_fraction).
     threads : torch CPU threads (None: all usable cores).
+    init : weights to start from, a model folder or checkpoint (e.g. the shipped default,
+        to fine-tune it on your own annotations); its architecture must be [model]'s.
+        None: random initialisation.
     """
 
     epochs: int = 20
@@ -60,6 +63,7 @@ class OptimConfig:
     seed: int = 0
     threads: int | None = 2
     amp: bool = True  # mixed precision on CUDA only
+    init: str | None = None
 
 
 @dataclass(frozen=True)
