@@ -61,3 +61,62 @@ def test_a_mask_that_does_not_match_is_refused(tmp_path, load_script):
     tifffile.imwrite(tmp_path / "m.tif", np.zeros((40, 60), np.uint8))
     with pytest.raises(SystemExit, match="does not match"):
         module.main([str(tmp_path / "f.tif"), str(tmp_path / "m.tif"), "-o", str(tmp_path)])
+
+
+def test_fill_outline_paints_the_ventricle_into_the_target_outline(load_script):
+    from skimage.draw import ellipse
+
+    module = load_script("animate_frame")
+    image = np.full((90, 120), 220, np.uint8)
+    source = np.zeros((90, 120), bool)
+    source[disk((45, 40), 15)] = True
+    image[source] = 40
+    target = np.zeros_like(source)
+    target[ellipse(50, 75, 12, 25)] = True  # elsewhere, another shape
+    frame = module.fill_outline(image, np.full_like(image, 220), source, target)
+    dark = frame < 130
+    assert 2 * (dark & target).sum() / (dark.sum() + target.sum()) > 0.95
+
+
+def test_a_mask_sequence_drives_the_ventricle(tmp_path, load_script):
+    module = load_script("animate_frame")
+    image = np.full((80, 96, 3), 200, np.uint8)
+    rr, cc = disk((40, 48), 12)
+    image[rr, cc] = (180, 60, 60)
+    mask = np.zeros((80, 96), np.uint8)
+    mask[rr, cc] = 255
+    tifffile.imwrite(tmp_path / "f.tif", image)
+    tifffile.imwrite(tmp_path / "f_mask.tif", mask)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    radii = [14, 10, 12]
+    for i, r in enumerate(radii):
+        outline = np.zeros((80, 96, 3), np.uint8)
+        outline[disk((20, 20), r)] = 255  # off-centre: moved onto the frame's ventricle
+        tifffile.imwrite(seq / f"{i:04d}_mask.tif", outline)
+    out = tmp_path / "out"
+    assert module.main([str(tmp_path / "f.tif"), str(tmp_path / "f_mask.tif"), "-o", str(out),
+                        "--fps", "10", "--seconds", "0.7", "--mask-sequence", str(seq)]) == 0
+    masks = tifffile.imread(out / "f_mask.tif") > 0
+    assert masks.shape == (7, 80, 96)
+    areas = masks.sum(axis=(1, 2))
+    expected = [np.pi * radii[i % 3] ** 2 for i in range(7)]  # looped
+    np.testing.assert_allclose(areas, expected, rtol=0.1)
+    _, ys, xs = np.nonzero(masks)
+    assert xs.mean() == pytest.approx(48, abs=1) and ys.mean() == pytest.approx(40, abs=1)
+    video = cv2.VideoCapture(str(out / "f.avi"))
+    ok, first = video.read()
+    red = (first[..., 2].astype(int) - first[..., 1]) > 60  # BGR: the ventricle is red
+    assert 2 * (red & masks[0]).sum() / (red.sum() + masks[0].sum()) > 0.9
+
+
+def test_an_empty_mask_sequence_folder_is_refused(tmp_path, load_script):
+    module = load_script("animate_frame")
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((40, 50), np.uint8))
+    mask = np.zeros((40, 50), np.uint8)
+    mask[10:20, 10:20] = 255
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    (tmp_path / "seq").mkdir()
+    with pytest.raises(SystemExit, match="no \\*_mask.tif"):
+        module.main([str(tmp_path / "f.tif"), str(tmp_path / "m.tif"), "-o",
+                     str(tmp_path / "o"), "--mask-sequence", str(tmp_path / "seq")])
