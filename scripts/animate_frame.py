@@ -145,14 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         image = np.ascontiguousarray(image[..., 2::-1])  # RGB -> BGR for OpenCV
     ys, xs = np.nonzero(mask)
     centre = (float(xs.mean()), float(ys.mean()))
-    near = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(np.float32)
-    follow = cv2.GaussianBlur(near, (0, 0), 10.0)
-    follow /= follow.max()
-
     n = max(2, int(round(args.seconds * args.fps)))
-    scales = beating_scale(n, args.fps, args.hr_bpm, args.shortening)
-    outlines, background = None, None
-    if args.mask_sequence is not None:  # real outlines, real beat
+    if args.mask_sequence is None:  # made-up beat: the ventricle scaled about its centroid
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(np.float32)
+        follow = cv2.GaussianBlur(near, (0, 0), 10.0)
+        follow /= follow.max()
+        scales = beating_scale(n, args.fps, args.hr_bpm, args.shortening)
+        beat = f"{args.hr_bpm:g} bpm"
+
+        def render(i: int) -> tuple[np.ndarray, np.ndarray]:
+            scale = float(scales[i])
+            return (warp_about(image, centre, follow, scale).astype(np.float32),
+                    warp_about(mask.astype(np.float32), centre, follow, scale) > 0.5)
+    else:  # real outlines, real beat
         outlines = read_mask_sequence(args.mask_sequence)
         if outlines.shape[1:] != mask.shape:
             sys.exit(f"{args.mask_sequence}: masks {outlines.shape[1:]} do not match image "
@@ -160,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         outlines = centred_on(outlines, centre)
         hole = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8))
         background = cv2.inpaint(image, hole, 9, cv2.INPAINT_TELEA)
+        beat = f"the beat of {len(outlines)} outlines in {args.mask_sequence}"
+
+        def render(i: int) -> tuple[np.ndarray, np.ndarray]:
+            truth = outlines[i % len(outlines)]
+            return fill_outline(image, background, mask, truth), truth
+
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.image.stem
@@ -172,14 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         if not writer.isOpened():
             sys.exit(f"{video}: OpenCV cannot write MJPG video here")
         with MaskStackWriter(partial[1]) as stack:
-            for i, scale in enumerate(scales):
-                if outlines is None:
-                    frame = warp_about(image, centre, follow, float(scale)).astype(np.float32)
-                    truth = warp_about(mask.astype(np.float32), centre, follow,
-                                       float(scale)) > 0.5
-                else:
-                    truth = outlines[i % len(outlines)]
-                    frame = fill_outline(image, background, mask, truth)
+            for i in range(n):
+                frame, truth = render(i)
                 frame += rng.normal(0.0, args.noise, frame.shape)
                 writer.write(np.clip(frame, 0, 255).astype(np.uint8))
                 stack.write(truth[None])
@@ -190,8 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         writer.release()
         for path in partial:
             path.unlink(missing_ok=True)
-    beat = (f"{args.hr_bpm:g} bpm" if outlines is None
-            else f"the beat of {len(outlines)} outlines in {args.mask_sequence}")
     print(f"{video}: {n} frames at {args.fps:g} frames/s, {beat}; masks {masks}")
     return 0
 

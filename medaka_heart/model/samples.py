@@ -208,15 +208,15 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
         if mot is not None:
             mot = jitter_motion(warp_pair(mot, msk, matrix)[0], rng, augment)
         img, msk = warp_pair(img, msk, matrix)
-        heart = mask_box(msk)
-        large = heart is not None and 0 < augment.coarse_clutter_min_px <= heart[2]
+    box = mask_box(msk)
+    if augment is not None:  # clutter only where it does not hide a small heart
+        large = box is not None and 0 < augment.coarse_clutter_min_px <= box[2]
         img = photometric(img, rng, augment, coarse=not large)
     pct = (spec.low_percentile, spec.high_percentile)
     img = normalise_intensity(img[None], *pct)[0].astype(np.float32)
     n, s = img.shape[0], spec.size
     if n <= s:
         return img, msk, mot
-    box = mask_box(msk)
     if box is not None and rng.random() < p_heart:
         lo_x, lo_y = box[0] - s + 1, box[1] - s + 1
         x0 = int(np.clip(rng.uniform(lo_x, box[0]), 0, n - s))
