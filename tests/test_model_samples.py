@@ -82,6 +82,36 @@ def test_fine_crop_without_augmentation_is_deterministic_and_scaled():
     assert mask_box(a[1])[2] == pytest.approx(32 / np.mean(SPEC.crop_scale), abs=1.5)
 
 
+def _offset_of_heart(mask):
+    """Distance of the mask's box centre from the crop centre, in crop sides (inf if empty)."""
+    box = mask_box(mask)
+    if box is None:
+        return np.inf
+    return float(np.hypot(box[0] - (mask.shape[1] - 1) / 2, box[1] - (mask.shape[0] - 1) / 2)
+                 / mask.shape[0])
+
+
+def test_off_target_crops_move_the_heart_off_centre_and_keep_it_aligned():
+    rgb, mask = _frame()
+    _, _, ctx, xmask = make_views(rgb, mask, SPEC)
+    centred = [fine_sample(ctx, xmask, np.random.default_rng(s), SPEC, AugmentConfig())
+               for s in range(20)]
+    off = [fine_sample(ctx, xmask, np.random.default_rng(s), SPEC, AugmentConfig(), 1.0)
+           for s in range(20)]
+    near = [_offset_of_heart(m) for _, m in centred]  # jitter only
+    # 0.5-1.3 box sides off over crops of 1.7-2.8 box sides: the heart sits towards an edge
+    far = [_offset_of_heart(m) for _, m in off]
+    assert min(far) > np.median(near)
+    assert np.median(far) > 2 * np.median(near)
+    for image, msk in off:
+        if msk.sum() > 10:  # what of the heart the crop holds is still the bright region
+            assert image[msk].mean() > image[~msk].mean() + 0.3
+    # without augmentation (validation) there is no off-target crop
+    a = fine_sample(ctx, xmask, np.random.default_rng(0), SPEC, None, 1.0)
+    b = fine_sample(ctx, xmask, np.random.default_rng(0), SPEC, None)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 def _beating(n=6, h=120, w=200):
     """Frames whose ellipse (the "ventricle") changes size; a static bright distractor."""
     frames, masks = [], []

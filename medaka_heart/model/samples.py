@@ -53,6 +53,7 @@ class ViewSpec:
 COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
 MOTION_PERCENTILE = 99.5  # motion planes are scaled so this percentile is 1
 MOTION_WINDOW_S = 2.0  # motion planes span this many seconds (the training scenes' length)
+OFF_TARGET_RANGE = (0.5, 1.3)  # off-target fine crops: centre this many box sides off the heart
 
 
 def network_input(images: np.ndarray, in_channels: int, pass_value: float,
@@ -164,10 +165,15 @@ def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec
 
 
 def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Generator,
-                spec: ViewSpec, augment: AugmentConfig | None) -> tuple[np.ndarray, np.ndarray]:
+                spec: ViewSpec, augment: AugmentConfig | None, off_target: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
     """A jittered crop around the heart as the fine pass sees it: (size, size) float32, bool.
 
-    `augment=None` gives the deterministic crop (scale = mean of crop_scale, no jitter).
+    `augment=None` gives the deterministic crop (scale = mean of crop_scale, no jitter). With
+    probability `off_target` (augmented samples only) the crop is centred OFF_TARGET_RANGE
+    box sides away from the heart in a random direction, as a crop of a wrong candidate (an
+    atrium, a look-alike) is: its mask is whatever of the heart it holds, often a part at the
+    edge, sometimes nothing.
     """
     sx = context.shape[0]
     box_side = sx / spec.context_scale  # the context was built around this box
@@ -180,6 +186,9 @@ def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Ge
     else:
         scale = rng.uniform(*spec.crop_scale)
         dx, dy = rng.uniform(-spec.crop_jitter, spec.crop_jitter, size=2)
+        if off_target > 0 and rng.random() < off_target:  # offset in box sides, then in crop sides
+            angle, far = rng.uniform(0, 2 * np.pi), rng.uniform(*OFF_TARGET_RANGE)
+            dx, dy = far * np.cos(angle) / scale, far * np.sin(angle) / scale
     side = box_side * scale
     img = crop_square(context.astype(np.float32) / 255.0, cx + dx * side, cy + dy * side, side)
     msk = crop_square(context_mask.astype(np.float32), cx + dx * side, cy + dy * side, side)

@@ -152,7 +152,8 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
                config: TrainConfig, *, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, 1, S, S) float32 images (normalised as at inference) and 0/1 float32 masks.
 
-    A share `input.p_coarse` are windows of whole-frame views, the rest crops around the heart.
+    A share `input.p_coarse` are windows of whole-frame views, the rest crops around the heart
+    (a share `input.off_target` of them centred off it).
     """
     spec = view_spec(config)
     aug = config.augment if augment else None
@@ -169,7 +170,8 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
                                                 aug, motion=plane)
             pass_value = COARSE
         else:
-            image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug)
+            image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug,
+                                      config.input.off_target if augment else 0.0)
             pass_value = FINE
         inputs.append(network_input(image[None], config.model.in_channels, pass_value,
                                     motion)[0])

@@ -28,6 +28,9 @@ class InputConfig:
     crop_scale : fine crop side / heart bounding-box side at inference; training crops draw
         from crop_scale_range with centre jitter crop_jitter (fraction of the side).
     p_coarse : share of training samples that are windows of whole-frame coarse views.
+    off_target : share of fine samples centred away from the heart (OFF_TARGET_RANGE box
+        sides off, e.g. on the atrium), so the fine pass learns to outline only the
+        ventricle, wherever it sits in the crop (0 = every crop centred on the heart).
     """
 
     size: int = 128
@@ -36,6 +39,7 @@ class InputConfig:
     crop_scale_range: tuple[float, float] = (1.7, 2.8)
     crop_jitter: float = 0.15
     p_coarse: float = 0.3
+    off_target: float = 0.0
     low_percentile: float = 1.0
     high_percentile: float = 99.0
 
