@@ -134,7 +134,7 @@ def test_init_starts_from_given_weights_of_the_same_architecture(tmp_path):
         train(other, tmp_path / "other", progress=False)
 
 
-@pytest.mark.parametrize("name", ["paper.toml", "default.toml", "finetune_clutter.toml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
 def test_shipped_configs_parse(name):
     config = load_train_config(CONFIGS / name)
     assert config.data.sources
@@ -142,7 +142,7 @@ def test_shipped_configs_parse(name):
         o = config.optim
         assert (o.lr, o.batch_size, o.epochs, o.steps_per_epoch) == (1e-5, 8, 60, 300)
         assert (config.model.base_filters, config.input.size, o.loss) == (64, 256, "dice")
-    if name == "finetune_clutter.toml":  # starts from the shipped weights, same architecture
+    if config.optim.init:  # starts from the shipped weights, same architecture
         shipped = load_checkpoint(CONFIGS.parents[1] / config.optim.init).info.architecture
         assert shipped == config.model
 
