@@ -18,7 +18,8 @@ found once is not lost to a look-alike in the next chunk (`segment(..., previous
 `predict_chunks` and the pipeline pass it). Three-channel models also get a motion plane
 (what changed over the chunk's middle 2 s). If nothing is found (by the coarse pass, or in
 the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a
-coarse_size run one pass on whole frames.
+coarse_size run one pass on whole frames. A model folder with a ``localiser/`` model folder
+inside runs its coarse pass with that network (one trained on whole frames only).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 
 from .config import PreprocessConfig, SegmentConfig
 from .intensity_rate import beat_power_map, intensity_heart_rate
-from .model.checkpoint import ModelInfo, load_checkpoint, model_hash
+from .model.checkpoint import LOCALISER_DIR, ModelInfo, load_checkpoint, model_hash
 from .model.device import cpu_threads, resolve_device
 from .model.samples import COARSE, FINE, MOTION_WINDOW_S, motion_image, network_input
 from .model.unet import fuse_batchnorm
@@ -259,12 +260,24 @@ class Segmenter:
             torch.set_num_threads(self.threads)
         else:
             self.threads = None
-        net = fuse_batchnorm(checkpoint.build_model())
         self.memory_format = (torch.channels_last if self.device.type == "cpu"
                               else torch.contiguous_format)
-        self.net = net.to(self.device, memory_format=self.memory_format).eval()
+        self.net = self._ready(checkpoint)
+        self.localiser: ModelInfo | None = None  # the coarse pass's own network, if any
+        self.coarse_net = self.net
+        if self.path.is_dir() and (self.path / LOCALISER_DIR).is_dir():
+            found = load_checkpoint(self.path / LOCALISER_DIR)
+            if self.coarse_size % 2 ** found.info.architecture.depth:
+                raise ValueError(f"{self.path / LOCALISER_DIR}: coarse size {self.coarse_size} "
+                                 f"is not a multiple of {2 ** found.info.architecture.depth}")
+            self.localiser, self.coarse_net = found.info, self._ready(found)
         log.info("segmenter %s (sha256 %s...) on %s, input %dx%d", self.path, self.sha256[:12],
                  self.device, self.size, self.size)
+
+    def _ready(self, checkpoint) -> torch.nn.Module:
+        """The checkpoint's network, batch norm fused, on the device, in inference mode."""
+        net = fuse_batchnorm(checkpoint.build_model())
+        return net.to(self.device, memory_format=self.memory_format).eval()
 
     @classmethod
     def from_config(cls, segment: SegmentConfig, preprocess: PreprocessConfig | None = None,
@@ -288,6 +301,8 @@ class Segmenter:
                 "device": str(self.device), "input_size": self.size,
                 "coarse_size": self.coarse_size, "crop_scale": self.info.crop_scale,
                 "architecture": self.info.architecture.to_dict(),
+                "localiser": (None if self.localiser is None
+                              else self.localiser.architecture.to_dict()),
                 "threshold": self.threshold, "threads": self.threads,
                 "beat_gate": self.beat_gate}
 
@@ -296,12 +311,15 @@ class Segmenter:
                       motion: np.ndarray | None = None) -> np.ndarray:
         """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
 
-        `pass_value` fills the pass plane of two-channel models (COARSE or FINE); `motion`
-        (S, S) the motion plane of three-channel models (None = zeros).
+        `pass_value` fills the pass plane of two-channel models (COARSE or FINE; COARSE runs
+        the localiser, if the model has one); `motion` (S, S) the motion plane of three-channel
+        models (None = zeros).
         """
         out = np.empty(images.shape, dtype=np.float32)
         cuda = self.device.type == "cuda"
-        channels = self.info.architecture.in_channels
+        coarse = pass_value == COARSE and self.localiser is not None
+        net = self.coarse_net if coarse else self.net
+        channels = (self.localiser if coarse else self.info).architecture.in_channels
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size]
             x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
@@ -311,7 +329,7 @@ class Segmenter:
             amp = (torch.autocast("cuda", dtype=torch.float16) if cuda
                    else contextlib.nullcontext())
             with amp:
-                prob = torch.sigmoid(self.net(x).float())
+                prob = torch.sigmoid(net(x).float())
             out[start:start + len(batch)] = prob[:, 0].cpu().numpy()
         return out
 
@@ -329,7 +347,7 @@ class Segmenter:
         MOTION_WINDOW_S seconds of the chunk (the whole chunk if `fps` is None): the training
         scenes were that long, and over longer spans slow drift outshines the beat.
         """
-        if self.info.architecture.in_channels != 3:
+        if (self.localiser or self.info).architecture.in_channels != 3:
             return None
         t = len(frames)
         span = t if fps is None else min(t, max(2, int(round(MOTION_WINDOW_S * fps))))

@@ -417,3 +417,46 @@ def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     no_rhythm = rng.integers(100, 240, size=(len(frames), 1, 1), dtype=np.uint8)
     flicker[:, 60:90, 30:70] = no_rhythm
     assert seg.beat_map(flicker, fps) is None
+
+
+
+def _random_folder(folder, arch, seed, **info):
+    torch.manual_seed(seed)
+    net = UNet(arch)
+    net.train()
+    net(torch.rand(4, arch.in_channels, 32, 32))  # non-trivial batch-norm statistics
+    return save_model_folder(folder, net.eval(), ModelInfo(arch, **info))
+
+
+def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
+    from medaka_heart.model.checkpoint import LOCALISER_DIR, model_hash
+    from medaka_heart.model.samples import COARSE, FINE
+
+    geometry = {"input_size": 32, "coarse_size": 64, "crop_scale": 2.0}
+    main = _random_folder(tmp_path / "main", UNetConfig(depth=2, base_filters=2, in_channels=2),
+                          0, **geometry)
+    without = Segmenter(main, threads=1)  # the main network alone runs both passes
+    loc_arch = UNetConfig(depth=3, base_filters=4, in_channels=2)  # another architecture
+    loc = _random_folder(main / LOCALISER_DIR, loc_arch, 1, **geometry)
+    with_loc, loc_alone = Segmenter(main, threads=1), Segmenter(loc, threads=1)
+    images = np.random.default_rng(0).random((3, 64, 64), dtype=np.float32)
+
+    coarse = with_loc.predict_small(images, COARSE)
+    np.testing.assert_allclose(coarse, loc_alone.predict_small(images, COARSE), atol=1e-6)
+    assert np.abs(coarse - without.predict_small(images, COARSE)).max() > 1e-3
+    np.testing.assert_allclose(with_loc.predict_small(images[:, :32, :32], FINE),
+                               without.predict_small(images[:, :32, :32], FINE), atol=1e-6)
+    assert with_loc.sha256 == model_hash(main) != without.sha256  # part of the model
+    assert with_loc.provenance()["localiser"] == loc_arch.to_dict()
+    assert without.provenance()["localiser"] is None
+
+
+def test_localiser_too_deep_for_the_coarse_size_is_refused(tmp_path):
+    from medaka_heart.model.checkpoint import LOCALISER_DIR
+
+    main = _random_folder(tmp_path / "m", UNetConfig(depth=2, base_filters=2, in_channels=2), 0,
+                          input_size=32, coarse_size=48)
+    _random_folder(main / LOCALISER_DIR, UNetConfig(depth=5, base_filters=2, in_channels=2), 1,
+                   input_size=32, coarse_size=48)
+    with pytest.raises(ValueError, match="localiser: coarse size 48 is not a multiple of 32"):
+        Segmenter(main, threads=1)

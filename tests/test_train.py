@@ -134,6 +134,24 @@ def test_init_starts_from_given_weights_of_the_same_architecture(tmp_path):
         train(other, tmp_path / "other", progress=False)
 
 
+def test_a_localiser_is_validated_on_whole_frames_only(tmp_path):
+    """A model trained on coarse samples only (a localiser) is chosen by its coarse-pass Dice,
+    not by fine crops it never saw."""
+    import dataclasses
+
+    both = _tiny_config(epochs=1)
+    only_coarse = dataclasses.replace(both, input=InputConfig(size=32, coarse_size=64,
+                                                              p_coarse=1.0))
+    for config, passes in ((both, {"fine", "coarse"}), (only_coarse, {"coarse"})):
+        out = tmp_path / str(len(passes))
+        result = train(config, out, progress=False)
+        row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        assert {k[4:-5] for k in row if k.startswith("val_") and k.endswith("_dice")
+                and k != "val_dice"} == passes
+        assert result.best_val_dice == pytest.approx(np.mean([row[f"val_{p}_dice"]
+                                                              for p in passes]))
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
 def test_shipped_configs_parse(name):
     config = load_train_config(CONFIGS / name)

@@ -8,8 +8,9 @@ A checkpoint file (``*.pt``) is a dict::
 
 A model folder (stardist style) holds ``model.pt`` (a checkpoint, or a bare state dict)
 next to ``config.json`` (the metadata, which takes precedence) and optionally
-``thresholds.json`` (``{"prob": 0.5}``). Anything else, and any file holding a pickled
-Python object, is refused with a one-line ValueError naming the file.
+``thresholds.json`` (``{"prob": 0.5}``) and a ``localiser/`` model folder (a second network
+for the segmenter's coarse, heart-finding pass). Anything else, and any file holding a
+pickled Python object, is refused with a one-line ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 THRESHOLDS_FILE = "thresholds.json"
+LOCALISER_DIR = "localiser"  # optional model folder inside a model folder: the coarse pass
 
 
 @dataclass(frozen=True)
@@ -231,11 +233,13 @@ def save_model_folder(folder: str | Path, model: UNet, info: ModelInfo) -> Path:
 
 
 def model_hash(path: str | Path) -> str:
-    """sha256 hex digest of a checkpoint file, or of a model folder's files in a fixed order."""
+    """sha256 hex digest of a checkpoint file, or of a model folder's files (its localiser's
+    too) in a fixed order."""
     path = Path(path)
-    files = ([path / n for n in (MODEL_FILE, CONFIG_FILE, THRESHOLDS_FILE) if (path / n).is_file()]
-             if path.is_dir() else [path])
-    if not files or not files[0].is_file():
+    names = (MODEL_FILE, CONFIG_FILE, THRESHOLDS_FILE)
+    files = ([f for d in (path, path / LOCALISER_DIR) for f in (d / n for n in names)
+              if f.is_file()] if path.is_dir() else [path])
+    if not (path / MODEL_FILE if path.is_dir() else path).is_file():
         raise FileNotFoundError(f"{path}: no model file to hash")
     digest = hashlib.sha256()
     for f in files:

@@ -184,17 +184,20 @@ def validation_arrays(val: list[FramePool], config: TrainConfig
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Validation inputs (N, C, S, S) float32 and masks (N, S, S) bool, per pass.
 
-    "fine": deterministic crops around the heart; "coarse" (two-pass models only): the whole
-    coarse views with their scenes' motion planes, as the coarse pass sees them.
+    "fine": deterministic crops around the heart (unless every sample is coarse, a
+    localiser); "coarse" (two-pass models only): the whole coarse views with their scenes'
+    motion planes, as the coarse pass sees them.
     """
     spec, channels = view_spec(config), config.model.in_channels
-    rng = np.random.default_rng(0)  # unused by deterministic crops
-    pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None)
-             for pool in val for j in range(len(pool))]
-    if not pairs:
+    if not any(len(pool) for pool in val):
         return {}
-    out = {"fine": (network_input(np.stack([p[0] for p in pairs]), channels, FINE),
-                    np.stack([p[1] for p in pairs]))}
+    out = {}
+    if not (config.input.coarse_size and config.input.p_coarse >= 1.0):
+        rng = np.random.default_rng(0)  # unused by deterministic crops
+        pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None)
+                 for pool in val for j in range(len(pool))]
+        out["fine"] = (network_input(np.stack([p[0] for p in pairs]), channels, FINE),
+                       np.stack([p[1] for p in pairs]))
     if config.input.coarse_size:
         pct = (spec.low_percentile, spec.high_percentile)
         images = np.concatenate([p.data.coarse for p in val]).astype(np.float32) / 255.0
