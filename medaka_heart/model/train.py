@@ -171,7 +171,7 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
             pass_value = COARSE
         else:
             image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug,
-                                      config.input.off_target if augment else 0.0)
+                                      config.input.off_target)  # (unaugmented: never off)
             pass_value = FINE
         inputs.append(network_input(image[None], config.model.in_channels, pass_value,
                                     motion)[0])
