@@ -263,14 +263,14 @@ class Segmenter:
         self.memory_format = (torch.channels_last if self.device.type == "cpu"
                               else torch.contiguous_format)
         self.net = self._ready(checkpoint)
-        self.localiser: ModelInfo | None = None  # the coarse pass's own network, if any
-        self.coarse_net = self.net
-        if self.path.is_dir() and (self.path / LOCALISER_DIR).is_dir():
-            found = load_checkpoint(self.path / LOCALISER_DIR)
+        self.coarse_net, self.coarse_info = self.net, self.info  # the coarse pass's network
+        localiser = self.path / LOCALISER_DIR
+        if localiser.is_dir():  # a network of its own
+            found = load_checkpoint(localiser)
             if self.coarse_size % 2 ** found.info.architecture.depth:
-                raise ValueError(f"{self.path / LOCALISER_DIR}: coarse size {self.coarse_size} "
+                raise ValueError(f"{localiser}: coarse size {self.coarse_size} "
                                  f"is not a multiple of {2 ** found.info.architecture.depth}")
-            self.localiser, self.coarse_net = found.info, self._ready(found)
+            self.coarse_net, self.coarse_info = self._ready(found), found.info
         log.info("segmenter %s (sha256 %s...) on %s, input %dx%d", self.path, self.sha256[:12],
                  self.device, self.size, self.size)
 
@@ -301,8 +301,8 @@ class Segmenter:
                 "device": str(self.device), "input_size": self.size,
                 "coarse_size": self.coarse_size, "crop_scale": self.info.crop_scale,
                 "architecture": self.info.architecture.to_dict(),
-                "localiser": (None if self.localiser is None
-                              else self.localiser.architecture.to_dict()),
+                "localiser": (None if self.coarse_net is self.net
+                              else self.coarse_info.architecture.to_dict()),
                 "threshold": self.threshold, "threads": self.threads,
                 "beat_gate": self.beat_gate}
 
@@ -317,9 +317,9 @@ class Segmenter:
         """
         out = np.empty(images.shape, dtype=np.float32)
         cuda = self.device.type == "cuda"
-        coarse = pass_value == COARSE and self.localiser is not None
-        net = self.coarse_net if coarse else self.net
-        channels = (self.localiser if coarse else self.info).architecture.in_channels
+        net, info = ((self.coarse_net, self.coarse_info) if pass_value == COARSE
+                     else (self.net, self.info))
+        channels = info.architecture.in_channels
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size]
             x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
@@ -347,7 +347,7 @@ class Segmenter:
         MOTION_WINDOW_S seconds of the chunk (the whole chunk if `fps` is None): the training
         scenes were that long, and over longer spans slow drift outshines the beat.
         """
-        if (self.localiser or self.info).architecture.in_channels != 3:
+        if self.coarse_info.architecture.in_channels != 3:
             return None
         t = len(frames)
         span = t if fps is None else min(t, max(2, int(round(MOTION_WINDOW_S * fps))))

@@ -18,15 +18,20 @@ from medaka_heart.segment import Segmenter, frame_confidence
 torch.set_num_threads(1)
 
 
+def _random_folder(folder, arch, seed, **info):
+    """A model folder of a random U-Net whose batch norm has seen a batch (non-trivial stats)."""
+    torch.manual_seed(seed)
+    net = UNet(arch)
+    net.train()
+    net(torch.rand(4, arch.in_channels, 32, 32))
+    return save_model_folder(folder, net.eval(), ModelInfo(arch, **info))
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    arch = UNetConfig(depth=2, base_filters=4, dropout=0.2)
-    model = UNet(arch)
-    model.train()
-    model(torch.rand(4, 1, 32, 32))
-    folder = tmp_path_factory.mktemp("model")
-    return save_model_folder(folder, model.eval(), ModelInfo(arch, input_size=32, threshold=0.5))
+    return _random_folder(tmp_path_factory.mktemp("model"),
+                          UNetConfig(depth=2, base_filters=4, dropout=0.2), 0,
+                          input_size=32, threshold=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -418,14 +423,6 @@ def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     flicker[:, 60:90, 30:70] = no_rhythm
     assert seg.beat_map(flicker, fps) is None
 
-
-
-def _random_folder(folder, arch, seed, **info):
-    torch.manual_seed(seed)
-    net = UNet(arch)
-    net.train()
-    net(torch.rand(4, arch.in_channels, 32, 32))  # non-trivial batch-norm statistics
-    return save_model_folder(folder, net.eval(), ModelInfo(arch, **info))
 
 
 def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):

@@ -148,6 +148,11 @@ def build_data(config: TrainConfig, progress: bool = False,
     return pools, probs, val, {"sources": described}
 
 
+def coarse_share(config: TrainConfig) -> float:
+    """Share of training samples that are whole-frame (coarse) views; 1 = a localiser."""
+    return config.input.p_coarse if config.input.coarse_size else 0.0
+
+
 def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generator, n: int,
                config: TrainConfig, *, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, 1, S, S) float32 images (normalised as at inference) and 0/1 float32 masks.
@@ -157,7 +162,7 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
     """
     spec = view_spec(config)
     aug = config.augment if augment else None
-    p_coarse = config.input.p_coarse if config.input.coarse_size else 0.0
+    p_coarse = coarse_share(config)
     uses_motion = config.model.in_channels == 3
     inputs, masks = [], []
     for k in rng.choice(len(pools), size=n, p=probs):
@@ -192,7 +197,7 @@ def validation_arrays(val: list[FramePool], config: TrainConfig
     if not any(len(pool) for pool in val):
         return {}
     out = {}
-    if not (config.input.coarse_size and config.input.p_coarse >= 1.0):
+    if coarse_share(config) < 1.0:
         rng = np.random.default_rng(0)  # unused by deterministic crops
         pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None)
                  for pool in val for j in range(len(pool))]
