@@ -83,7 +83,7 @@ class BeatSummary:
     """Per-video summary of the beat table (the paper's table: mean, std, median, quartiles)."""
 
     n_beats: int
-    hr_bpm: float  # 60 / mean ED-ED interval
+    hr_bpm: float  # 60 / mean beat interval (rr_s)
     hr_bpm_std: float  # std of per-beat heart rates
     hr_bpm_median: float
     hr_bpm_q1: float

@@ -27,7 +27,7 @@ class CycleDetection:
 
     ed_index, es_index : int frame indices (es_index is -1 where the beat's ES is not seen)
     ed_offset, es_offset : sub-frame refinement in frames, in [-0.5, 0.5]
-    rr_s : ED-to-next-ED interval in s (NaN for the last beat)
+    rr_s : interval to the next beat in s, by `beat_intervals_s` (NaN for the last beat)
     signal : the gap-filled signal the extrema were read from
     period_frames : dominant period found in the signal (NaN if none)
     ed_sample, es_sample : the frame holding the sampled extremum (largest / smallest value,
@@ -272,7 +272,9 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
     es_offset = np.where(es_seen, es_offset[keep], 0.0)
     es_sample = np.where(es_seen, es_sample[keep], -1)
     ed_times = (ed_index + ed_offset) / fps
-    rr = np.append(np.diff(ed_times), np.nan)
+    turned = (es_sample > 0) & (es_sample < raw.size - 1)  # an ES on an end frame: not timed
+    es_times = np.where(turned, (es_index + es_offset) / fps, np.nan)
+    rr = beat_intervals_s(ed_times, es_times)
     return CycleDetection(
         fps=float(fps),
         ed_index=ed_index,
@@ -285,6 +287,23 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
         ed_sample=ed_sample,
         es_sample=es_sample,
     )
+
+
+def beat_intervals_s(ed_times_s, es_times_s) -> np.ndarray:
+    """Interval (s) from each beat to the next; NaN for the last beat.
+
+    Measured between the two beats' end-systoles where both are seen, else between their
+    end-diastoles. The ventricle's minimum is a sharp turn while its maximum often lies on a
+    flat end-diastolic plateau, so ES times carry less timing noise; per-beat heart rates
+    from ES-ES intervals are more precise (measured in the model card).
+    ES times are NaN where not seen or not timed (an ES on the video's last frame, whose
+    minimum may lie after it).
+    """
+    ed = np.asarray(ed_times_s, dtype=float)
+    es = np.asarray(es_times_s, dtype=float)
+    between_es = np.diff(es)
+    rr = np.where(np.isfinite(between_es), between_es, np.diff(ed))
+    return np.append(rr, np.nan)
 
 
 def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: float

@@ -112,7 +112,7 @@ def local_tolerance_s(event_times_s, rr_s=None, *, fraction: float = 0.5) -> np.
     event_times_s : (M,) float array, s
         True event times of one kind (ED or ES), one per beat.
     rr_s : (M,) float array, s, optional
-        True ED-ED interval of each beat (beats.csv `rr_s`); derived from the times if None.
+        True interval of each beat to the next (beats.csv `rr_s`); from the times if None.
     """
     t = np.asarray(event_times_s, dtype=float)
     if rr_s is None:

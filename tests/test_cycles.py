@@ -3,6 +3,7 @@ import pytest
 
 from medaka_heart.config import CycleConfig
 from medaka_heart.cycles import (
+    beat_intervals_s,
     detect_cycles,
     dominant_period_frames,
     fill_gaps,
@@ -138,6 +139,10 @@ def test_an_es_on_the_last_frame_is_kept_when_the_fall_is_complete():
     x = _beats_at(n, fps, [3 / fps], period_frames / fps)
     det = detect_cycles(x, fps)
     assert det.es_index[-1] == n - 1
+    # its minimum may lie after the last frame: the interval to it runs from ED to ED
+    assert det.rr_s[-2] == pytest.approx(np.diff(det.ed_times_s)[-1])
+    assert det.rr_s[-3] == pytest.approx((det.es_index[-2] + det.es_offset[-2]
+                                          - det.es_index[-3] - det.es_offset[-3]) / fps)
     cut = x[: n - 2]  # two frames earlier the fall is only half done: no ES claimed
     det_cut = detect_cycles(cut, fps)
     assert det_cut.es_index[-1] == -1
@@ -171,3 +176,29 @@ def test_first_ed_counts_when_the_frames_before_it_dip():
     assert 7 <= det.es_index[0] <= 9
     x[:3] = x[3] + 0.05  # something higher before it: no longer cut by the edge
     assert detect_cycles(x, fps).ed_index[0] != 3
+
+
+def test_beat_intervals_run_between_end_systoles_where_both_are_seen():
+    ed = [0.0, 1.0, 2.1, 3.0]
+    es = [0.3, 1.25, np.nan, 3.3]
+    np.testing.assert_allclose(beat_intervals_s(ed, es), [0.95, 1.1, 0.9, np.nan])
+
+
+def test_heart_rate_comes_from_the_sharp_minimum_not_the_flat_plateau():
+    """Fast fall to a sharp ES, then a flat end-diastolic plateau with noise: where on the
+    plateau the maximum lands is noise, so ED-ED intervals scatter; the intervals reported
+    (ES to ES) keep the rate within a fraction of that scatter."""
+    rng = np.random.default_rng(3)
+    fps, period = 20.0, 9.3  # frames per beat
+    t = np.arange(400.0)
+    phase = ((t - 2.7) / period) % 1.0
+    fall = np.clip(phase / 0.3, 0, 1)
+    rise = np.clip((phase - 0.3) / 0.3, 0, 1)
+    x = 1.0 - 0.4 * (0.5 - 0.5 * np.cos(np.pi * fall)) + 0.4 * (0.5 - 0.5 * np.cos(np.pi * rise))
+    x += rng.normal(0, 0.01, t.size)
+    det = detect_cycles(x, fps)
+    rr_true = period / fps
+    ed_scatter = np.median(np.abs(np.diff(det.ed_times_s) - rr_true))
+    reported = np.median(np.abs(det.rr_s[:-1] - rr_true))
+    assert reported < 0.5 * ed_scatter
+    assert np.nanmean(60 / det.rr_s) == pytest.approx(60 * fps / period, rel=0.01)

@@ -48,16 +48,22 @@ def ellipse_masks(ed_times: np.ndarray, n_frames: int, *, shape=(48, 64), a0=16.
                   fa=0.10, fb=0.25, drift_px=0.0, fps=FPS) -> np.ndarray:
     """(T, H, W) masks of a rotated ellipse contracting once between consecutive EDs.
 
-    Semi-axes a0 (1 - fa c) and b0 (1 - fb c) with c = (1 - cos 2 pi phase) / 2, the phase
-    running from 0 to 1 between consecutive ED times (so a dropped beat is one long beat,
-    its ED unambiguous). The centre moves `drift_px` to the right over the video.
+    Semi-axes a0 (1 - fa c) and b0 (1 - fb c) with c = (1 - cos 2 pi phase) / 2. As in a
+    heart (and the phantom), systole lasts the same whatever the rhythm: the phase runs from
+    0 to 1/2 (ES) over half the usual (median) interval after each ED, and from 1/2 to 1
+    over the rest of the interval to the next ED (a dropped beat is one contraction and a
+    long filling, its ED unambiguous). The centre moves `drift_px` to the right over the
+    video.
     """
     ed = np.asarray(ed_times, dtype=float)
+    systole = float(np.median(np.diff(ed))) / 2
     masks = np.zeros((n_frames, *shape), dtype=bool)
     for i in range(n_frames):
         t = i / fps
         k = np.searchsorted(ed, t, side="right") - 1
-        c = 0.5 * (1 - np.cos(2 * np.pi * (t - ed[k]) / (ed[k + 1] - ed[k])))
+        tau, filling = t - ed[k], ed[k + 1] - ed[k] - systole
+        phase = tau / (2 * systole) if tau < systole else 0.5 + 0.5 * (tau - systole) / filling
+        c = 0.5 * (1 - np.cos(2 * np.pi * phase))
         cx = shape[1] / 2 + drift_px * (i / max(1, n_frames - 1) - 0.5)
         rr, cc = ellipse(shape[0] / 2, cx, b0 * (1 - fb * c), a0 * (1 - fa * c), shape=shape,
                          rotation=0.3)
