@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,10 +66,14 @@ class ChunkSegmentation(Protocol):
 class Segmenter(Protocol):
     """Anything that turns frames into ventricle masks at native geometry."""
 
-    def segment(self, frames: np.ndarray, fps: float | None = None,
-                previous: tuple[float, float, float] | None = None) -> ChunkSegmentation:
-        """(t, H, W[, C]) frames of one chunk -> masks and confidence; `previous` is the `box`
-        of the same video's previous chunk (None for the first)."""
+    def locate_video(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None = None
+                     ) -> list[Any]:
+        """Where to segment each chunk of one video (one entry per chunk, for `segment_at`);
+        `chunks()` yields the video's chunks in order and may be called more than once."""
+
+    def segment_at(self, frames: np.ndarray, box: Any, fps: float | None = None
+                   ) -> ChunkSegmentation:
+        """(t, H, W[, C]) frames of one chunk -> masks and confidence, looking at `box`."""
 
     def provenance(self) -> dict[str, Any]:
         """Model file, hash and settings, for provenance.json."""
@@ -167,7 +171,7 @@ def analyze_video(
 
     chunk = config.io.chunk_frames
     given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
-    tables, confidences, thumbs, state, box = [], [], [], None, None
+    tables, confidences, thumbs, state = [], [], [], None
     with staged_folder(Path(out_dir) / name) as stage:
         writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
         reservoir = FrameReservoir(info.height, info.width) if plots else None
@@ -176,16 +180,23 @@ def analyze_video(
         bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
                    disable=not show_progress)
         try:
+            crops = None
+            if given is None:  # where to look in each chunk, decided over the whole video
+                bar.set_description(f"{name} (locating)")
+                crops = segmenter.locate_video(lambda: reader.chunks(chunk), fps_value)
+                bar.set_description(name)
             first = 0
-            for frames in reader.chunks(chunk):
+            for k, frames in enumerate(reader.chunks(chunk)):
                 if given is not None:
                     mask = next(given, None)
                     if mask is None or len(mask) != len(frames):
                         raise VideoError(f"{masks}: the mask count does not match the "
                                          f"frames decoded from {path}")
                 else:
-                    found = segmenter.segment(frames, fps_value, previous=box)
-                    mask, box = found.masks, found.box
+                    if k >= len(crops):
+                        raise VideoError(f"{path}: decodes to more chunks on a second read")
+                    found = segmenter.segment_at(frames, crops[k], fps_value)
+                    mask = found.masks
                     confidences.append(found.confidence)
                 if first < INTENSITY_MAX_FRAMES:
                     thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))

@@ -14,8 +14,10 @@ With a known frame rate the coarse pass's candidates are weighed by how much the
 intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`): a still
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats the
 place that does is tried too. Along a video the previous chunk's crop competes too, so a heart
-found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`;
-`predict_chunks` and the pipeline pass it). Three-channel models also get a motion plane
+found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`), and
+where the chunks still settle on different places, the place that scores best over the whole
+video is used in all of them (`locate_video`, then `segment_at` each chunk, as the pipeline
+and `predict_chunks` do). Three-channel models also get a motion plane
 (what changed over the chunk's middle 2 s). If nothing is found (by the coarse pass, or in
 the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a
 coarse_size run one pass on whole frames. A model folder with a ``localiser/`` model folder
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from .model.checkpoint import LOCALISER_DIR, ModelInfo, load_checkpoint, model_h
 from .model.device import cpu_threads, resolve_device
 from .model.samples import COARSE, FINE, MOTION_WINDOW_S, motion_image, network_input
 from .model.unet import fuse_batchnorm
+from .places import Box, best_place, group_places
 from .preprocess import (
     normalise_intensity,
     prepare_input,
@@ -190,8 +193,6 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
         gray = np.pad(gray, tuple((max(a, 0), max(b, 0)) for a, b in pads), mode="edge")
     return gray[:, :n, :n], (x0, y0, n)
 
-
-Box = tuple[float, float, float]  # crop centre x, centre y, side; native px
 
 
 @dataclass(frozen=True)
@@ -405,9 +406,8 @@ class Segmenter:
         frame's larger side. None if the coarse pass finds nothing and the previous crop (if
         any) shows nothing either.
         """
-        t, h, w = frames.shape[:3]
-        n = min(t, max(MIN_COARSE_FRAMES, -(-t // self.coarse_every)))
-        sample = frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
+        h, w = frames.shape[1:3]
+        sample = self._coarse_sample(frames)
         sc = self.coarse_size
         prob = self.coarse_pass(sample, self.motion_plane(frames, fps))
         if prob.max() < WEAK_COARSE_PEAK:  # a small heart (plate wells): look again, closer
@@ -439,20 +439,83 @@ class Segmenter:
             weights.append(HANDED_ON_WEIGHT)
         best, best_score = None, -1.0
         for (cx, cy, extent), weight in zip(starts, weights, strict=True):
-            side = max(extent, MIN_BOX_PX) * self.info.crop_scale
-            side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
-            box, score = self._refine(sample, (cx, cy, min(side, largest)))
+            box, score = self._judge(sample, beat, self._crop_for(cx, cy, extent, largest), (h, w))
             score *= weight
-            if beat is not None:  # where the chunk beats regularly, a still structure loses
-                heart = box[2] / self.info.crop_scale
-                power = beat_at(beat, (box[0], box[1], heart, heart),
-                                w / beat.shape[1], h / beat.shape[0])
-                score *= self._beat_weight(power)
             if score > best_score:
                 best, best_score = box, score
         if best_score <= 0 and len(starts) == 1 and previous is not None:
             return None  # nothing found here, nor any longer where the heart was
         return best
+
+    def locate_video(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None = None
+                     ) -> list[Box | None]:
+        """Where to segment each chunk of one video: a crop box per chunk, for `segment_at`.
+
+        `chunks()` yields the video's chunks (T, H, W[, C]) in order; it is called a second
+        time only where the chunks disagree. Each chunk is `locate`d with the previous one's
+        crop handed on. Where they settle on more than one place (`places.group_places`),
+        every place is judged on every chunk, as `locate` judges a candidate, and the place
+        most chunks found (the highest mean score among equals; `places.best_place`) is used
+        in the others wherever it shows something: the heart does not jump within a video,
+        and a chunk's coarse pass may have missed the place the others found.
+        Models without a coarse_size: None for every chunk.
+        """
+        if not self.coarse_size:
+            return [None for _ in chunks()]
+        boxes: list[Box | None] = []
+        box = None
+        for frames in chunks():
+            box = self.locate(np.asarray(frames), fps, box)
+            boxes.append(box)
+        labels = group_places(boxes, self.info.crop_scale)
+        n_places = len({label for label in labels if label is not None})
+        if n_places < 2:
+            return boxes
+        places = [boxes[labels.index(k)] for k in range(n_places)]  # each one's first box
+        judged = [self._judge_places(np.asarray(frames), fps, places) for frames in chunks()]
+        if len(judged) != len(boxes):
+            raise ValueError(f"the video gave {len(boxes)} chunks, then {len(judged)}")
+        scores = [[chunk[k][1] for chunk in judged] for k in range(n_places)]
+        best = best_place([labels.count(k) for k in range(n_places)], scores)
+        log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
+                  np.round(np.mean(scores, axis=1), 3).tolist(), best)
+        return [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
+                for box, label, chunk in zip(boxes, labels, judged, strict=True)]
+
+    def _judge_places(self, frames: np.ndarray, fps: float | None, places: Sequence[Box]
+                      ) -> list[tuple[Box, float]]:
+        """Each place's (refined box, score) on one chunk, as `locate` judges a candidate."""
+        h, w = frames.shape[1:3]
+        sample, beat, largest = self._coarse_sample(frames), self.beat_map(frames, fps), max(h, w)
+        return [self._judge(sample, beat, self._crop_for(cx, cy, side / self.info.crop_scale,
+                                                         largest), (h, w))
+                for cx, cy, side in places]
+
+    def _coarse_sample(self, frames: np.ndarray) -> np.ndarray:
+        """Every `coarse_every`-th frame of a chunk, evenly spread, at least MIN_COARSE_FRAMES."""
+        t = len(frames)
+        n = min(t, max(MIN_COARSE_FRAMES, -(-t // self.coarse_every)))
+        return frames[np.unique(np.linspace(0, t - 1, n).round().astype(int))]
+
+    def _crop_for(self, cx: float, cy: float, extent: float, largest: float) -> Box:
+        """The crop box for a heart of `extent` px at (cx, cy): `crop_scale` x the extent, at
+        least MIN_CROP_FRACTION and at most all of the frame's larger side `largest` px."""
+        side = max(extent, MIN_BOX_PX) * self.info.crop_scale
+        side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
+        return cx, cy, min(side, largest)
+
+    def _judge(self, sample: np.ndarray, beat: np.ndarray | None, box: Box,
+               shape: tuple[int, int]) -> tuple[Box, float]:
+        """`_refine` a crop on a chunk's coarse sample: (box, confidence x, with a beat map,
+        the beat weight of the refined box). `shape`: the frames' (H, W)."""
+        h, w = shape
+        box, score = self._refine(sample, box)
+        if beat is not None:  # where the chunk beats regularly, a still structure loses
+            heart = box[2] / self.info.crop_scale
+            power = beat_at(beat, (box[0], box[1], heart, heart),
+                            w / beat.shape[1], h / beat.shape[0])
+            score *= self._beat_weight(power)
+        return box, score
 
     def _beat_weight(self, power: float) -> float:
         """Score factor of a place whose beat power (share of the strongest) is `power`."""
@@ -489,12 +552,22 @@ class Segmenter:
         frames = np.asarray(frames)
         if frames.ndim == 2:
             frames = frames[None]
+        box = self.locate(frames, fps, previous) if self.coarse_size else None
+        return self.segment_at(frames, box, fps)
+
+    def segment_at(self, frames: np.ndarray, box: Box | None, fps: float | None = None
+                   ) -> ChunkSegmentation:
+        """Segment a chunk of frames (T, H, W[, C]) in the crop `box` (from `locate` or
+        `locate_video`); None: the whole frames (at coarse_size, for a two-pass model). `fps`
+        sets the span of a three-channel model's motion plane."""
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
         height, width = frames.shape[1:3]
         if not self.coarse_size:
             small = prepare_input(frames, self.size, self.low_percentile, self.high_percentile)
             prob = self.predict_small(small.astype(np.float32, copy=False))
             return self._result(restore_geometry(prob, height, width), prob, None)
-        box = self.locate(frames, fps, previous)
         if box is None:  # nothing found: whole frames at the coarse size
             prob = self.coarse_pass(frames, self.motion_plane(frames, fps))
             return self._result(restore_geometry(prob, height, width), prob, None)
@@ -519,13 +592,15 @@ class Segmenter:
         found = self.segment(frames, fps)
         return found.prob, found.confidence
 
-    def predict_chunks(self, chunks: Iterable[np.ndarray], fps: float | None = None
-                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """`predict` on each chunk of one video's stream, each chunk's crop offered to the next."""
-        box = None
-        for chunk in chunks:
-            found = self.segment(chunk, fps, previous=box)
-            box = found.box
+    def predict_chunks(self, chunks: Sequence[np.ndarray] | Callable[[], Iterable[np.ndarray]],
+                       fps: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(prob, confidence) of each chunk of one video, as the pipeline segments them: where
+        `locate_video` places it. `chunks`: the chunks, or a function returning a fresh iterator
+        over them (so that a long video need not be held in memory)."""
+        source = chunks if callable(chunks) else (lambda kept=list(chunks): kept)
+        boxes = self.locate_video(source, fps)
+        for chunk, box in zip(source(), boxes, strict=True):
+            found = self.segment_at(chunk, box, fps)
             yield found.prob, found.confidence
 
     def masks(self, frames: np.ndarray, fps: float | None = None

@@ -85,7 +85,7 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
             video = video.with_suffix(".tif")
         dice = []
         reader = open_video(video)
-        predictions = seg.predict_chunks(reader.chunks(chunk), reader.info.fps)
+        predictions = seg.predict_chunks(lambda: reader.chunks(chunk), reader.info.fps)
         for (prob, _), masks in zip(predictions, mask_chunks(truth, chunk), strict=True):
             dice.append(dice_per_frame(prob > seg.threshold, masks))
         d = np.concatenate(dice)

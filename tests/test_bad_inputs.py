@@ -63,7 +63,10 @@ class FakeSegmenter:
         prob = restore_geometry(small, frames.shape[1], frames.shape[2])
         return prob, np.ones(len(frames))
 
-    def segment(self, frames, fps=None, previous=None):
+    def locate_video(self, chunks, fps=None):
+        return [None for _ in chunks()]
+
+    def segment_at(self, frames, box, fps=None):
         prob, confidence = self.predict(frames, fps)
         return types.SimpleNamespace(masks=prob >= 0.5, confidence=confidence, box=None)
 

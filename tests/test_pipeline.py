@@ -12,20 +12,24 @@ from medaka_heart.config import Config, with_overrides
 from medaka_heart.pipeline import analyze_video
 
 
-class RecordingSegmenter:
-    """Thresholds the frames; records the `previous` box it is given for each chunk."""
+class PlanningSegmenter:
+    """Thresholds the frames; plans a box per chunk and records where each chunk is segmented."""
 
     def __init__(self):
-        self.given = []
+        self.plans, self.used = [], []
 
-    def segment(self, frames, fps=None, previous=None):
-        self.given.append(previous)
-        box = (float(len(self.given)), 0.0, 10.0)
+    def locate_video(self, chunks, fps=None):
+        plan = [(float(len(self.plans)), float(i), 10.0) for i, _ in enumerate(chunks())]
+        self.plans.append(plan)
+        return plan
+
+    def segment_at(self, frames, box, fps=None):
+        self.used.append(box)
         masks = np.asarray(frames) > 100
         return types.SimpleNamespace(masks=masks, confidence=np.ones(len(frames)), box=box)
 
     def provenance(self):
-        return {"model": "recording"}
+        return {"model": "planning"}
 
 
 def _beating_video(path, n=60, fps=10.0):
@@ -36,14 +40,15 @@ def _beating_video(path, n=60, fps=10.0):
     tifffile.imwrite(path, frames, metadata={"fps": fps})
 
 
-def test_each_chunk_gets_the_crop_of_the_chunk_before_within_a_video_only(tmp_path):
+def test_each_chunk_is_segmented_where_the_plan_of_its_own_video_puts_it(tmp_path):
     video = tmp_path / "fish.tif"
     _beating_video(video)
     config = with_overrides(Config(), "io", chunk_frames=20)
-    seg = RecordingSegmenter()
+    seg = PlanningSegmenter()
     analyze_video(video, tmp_path / "out", config, segmenter=seg, show_progress=False,
                   plots=False)
-    assert seg.given == [None, (1.0, 0.0, 10.0), (2.0, 0.0, 10.0)]  # 3 chunks of 20 frames
+    assert seg.plans == [[(0.0, 0.0, 10.0), (0.0, 1.0, 10.0), (0.0, 2.0, 10.0)]]  # 3 chunks
+    assert seg.used == seg.plans[0]
     analyze_video(video, tmp_path / "out2", config, segmenter=seg, show_progress=False,
                   plots=False)
-    assert seg.given[3] is None  # a new video starts afresh
+    assert len(seg.plans) == 2 and seg.used[3:] == seg.plans[1]  # a new video, a new plan

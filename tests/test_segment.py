@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -391,24 +392,69 @@ def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch)
     assert found.box is None and not found.masks.any()  # whole frames, nothing in them
 
 
-def test_predict_chunks_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
-    from medaka_heart.segment import ChunkSegmentation
-
+def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
     given = []
 
-    def segment(frames, fps=None, previous=None):
+    def locate(frames, fps=None, previous=None):
         given.append(previous)
-        box = (float(len(given)), 0.0, 10.0)
-        return ChunkSegmentation(np.zeros(frames.shape, np.float32), np.ones(len(frames)), box,
-                                 0.5)
+        return (50.0, 60.0, 40.0 + len(given))  # one place, slightly resized
 
-    monkeypatch.setattr(seg, "segment", segment)
+    monkeypatch.setattr(seg, "locate", locate)
     frames = np.zeros((3, 8, 8), np.uint8)
+    calls = []
+
+    def chunks():
+        calls.append(1)
+        return iter([frames, frames, frames])
+
+    assert seg.locate_video(chunks, 10.0) == [(50.0, 60.0, 41.0), (50.0, 60.0, 42.0),
+                                              (50.0, 60.0, 43.0)]
+    assert given == [None, (50.0, 60.0, 41.0), (50.0, 60.0, 42.0)]
+    assert len(calls) == 1  # the chunks agree: they are read once
+    segmented = []
+    monkeypatch.setattr(seg, "segment_at", lambda f, box, fps=None: segmented.append(box) or
+                        types.SimpleNamespace(prob=np.zeros(f.shape), confidence=np.ones(len(f))))
     assert len(list(seg.predict_chunks([frames, frames, frames], 10.0))) == 3
-    assert given == [None, (1.0, 0.0, 10.0), (2.0, 0.0, 10.0)]
-    assert seg.predict(frames)[0].shape == (3, 8, 8)
-    assert given[-1] is None  # a lone chunk has no previous one
+    assert segmented == [(50.0, 60.0, 44.0), (50.0, 60.0, 45.0), (50.0, 60.0, 46.0)]
+
+
+def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_dir,
+                                                                        monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
+    frames, fps = _static_and_beating(n=80)
+    first, second = frames[:20], frames[20:]  # 1 s (too short to tell a beat), then 3 s
+    cx, cy, _ = seg.locate(first, fps)  # on its own the first chunk settles on the still disk
+    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    calls = []
+
+    def chunks():
+        calls.append(1)
+        return iter([first, second])
+
+    boxes = seg.locate_video(chunks, fps)
+    assert len(calls) == 2  # two places: every place is judged on every chunk
+    for cx, cy, _ in boxes:  # the beating ellipse scores best over the video: used in both
+        assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    masks = [p > seg.threshold for p, _ in seg.predict_chunks(chunks, fps)]
+    ys, xs = np.nonzero(masks[0][0])
+    assert abs(xs.mean() - 50) < 4 and abs(ys.mean() - 75) < 4
+
+
+def test_segment_at_looks_only_in_its_box(two_pass_dir, monkeypatch):
+    from medaka_heart.evaluate import dice_per_frame
+
+    seg = Segmenter(two_pass_dir, threads=1)
+    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (x > 0.5).astype(np.float32))
+    frames, truth = _ellipse_video()  # the ellipse near (150, 40)
+    found = seg.segment_at(frames, (150.0, 42.0, 90.0))
+    assert found.box == (150.0, 42.0, 90.0)
+    assert dice_per_frame(found.masks, truth).min() > 0.8
+    elsewhere = seg.segment_at(frames, (50.0, 80.0, 60.0)).masks
+    assert not elsewhere[:, :, 100:].any()  # nothing outside the crop
+    whole = seg.segment_at(frames, None)  # whole frames at the coarse size
+    assert whole.box is None and dice_per_frame(whole.masks, truth).mean() > 0.6
 
 
 def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
