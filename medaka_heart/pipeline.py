@@ -23,6 +23,7 @@ from .cardiac import BeatSummary, beat_table, summarise_beats
 from .config import Config
 from .cycles import detect_cycles
 from .io.masks import MaskStackWriter, mask_chunks
+from .io.replay import replayable
 from .io.results import staged_folder, write_csv_atomic, write_json_atomic
 from .intensity_rate import IntensityRate, intensity_heart_rate
 from .io.video import VideoError, VideoInfo, open_video
@@ -180,13 +181,14 @@ def analyze_video(
         bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
                    disable=not show_progress)
         try:
-            crops = None
+            chunks, crops = (lambda: reader.chunks(chunk)), None
             if given is None:  # where to look in each chunk, decided over the whole video
+                chunks = replayable(chunks)  # read twice: kept in memory if small enough
                 bar.set_description(f"{name} (locating)")
-                crops = segmenter.locate_video(lambda: reader.chunks(chunk), fps_value)
+                crops = segmenter.locate_video(chunks, fps_value)
                 bar.set_description(name)
             first = 0
-            for k, frames in enumerate(reader.chunks(chunk)):
+            for k, frames in enumerate(chunks()):
                 if given is not None:
                     mask = next(given, None)
                     if mask is None or len(mask) != len(frames):

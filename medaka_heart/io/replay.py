@@ -1,0 +1,41 @@
+"""Read a video's chunks more than once without decoding them again (when they fit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+REPLAY_BUDGET_BYTES = 256 * 2**20  # decoded chunks kept for a second read, at most
+
+
+def replayable(chunks: Callable[[], Iterable[np.ndarray]],
+               budget_bytes: int = REPLAY_BUDGET_BYTES) -> Callable[[], Iterator[np.ndarray]]:
+    """`chunks` as a function whose later calls replay, from memory, the chunks of the first
+    complete call if they took at most `budget_bytes`; otherwise every call decodes again.
+
+    Kept chunks are made read-only, so that no reader of one pass can change the next.
+    """
+    kept: list[np.ndarray] = []
+    complete = False
+
+    def read() -> Iterator[np.ndarray]:
+        nonlocal complete
+        if complete:
+            yield from kept
+            return
+        kept.clear()
+        used, fits = 0, True
+        for chunk in chunks():
+            if fits:
+                used += chunk.nbytes
+                fits = used <= budget_bytes
+                if fits:
+                    chunk.flags.writeable = False
+                    kept.append(chunk)
+                else:
+                    kept.clear()
+            yield chunk
+        complete = fits
+
+    return read
