@@ -15,9 +15,9 @@ intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`): a 
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats the
 place that does is tried too. Along a video the previous chunk's crop competes too, so a heart
 found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`), and
-where the chunks still settle on different places, the place that scores best over the whole
-video is used in all of them (`locate_video`, then `segment_at` each chunk, as the pipeline
-and `predict_chunks` do). Three-channel models also get a motion plane
+where the chunks still settle on different places, the place most of them found (the better
+score over the video among equals) is used in all of them (`locate_video`, then `segment_at`
+each chunk, as the pipeline and `predict_chunks` do). Three-channel models also get a motion plane
 (what changed over the chunk's middle 2 s). If nothing is found (by the coarse pass, or in
 the previous chunk's crop), the whole frames are segmented at coarse_size. Models without a
 coarse_size run one pass on whole frames. A model folder with a ``localiser/`` model folder
@@ -192,7 +192,6 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
     if any(a or b for a, b in pads):
         gray = np.pad(gray, tuple((max(a, 0), max(b, 0)) for a, b in pads), mode="edge")
     return gray[:, :n, :n], (x0, y0, n)
-
 
 
 @dataclass(frozen=True)
