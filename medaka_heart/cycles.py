@@ -292,7 +292,7 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
 def beat_intervals_s(ed_times_s, es_times_s) -> np.ndarray:
     """Interval (s) from each beat to the next; NaN for the last beat.
 
-    Measured between the two beats' end-systoles where both are seen, else between their
+    Measured between the two beats' end-systoles where both are timed, else between their
     end-diastoles. The ventricle's minimum is a sharp turn while its maximum often lies on a
     flat end-diastolic plateau, so ES times carry less timing noise; per-beat heart rates
     from ES-ES intervals are more precise (measured in the model card).

@@ -59,10 +59,6 @@ class ChunkSegmentation(Protocol):
     def confidence(self) -> np.ndarray:
         """(t,) float in [0, 1]."""
 
-    @property
-    def box(self) -> tuple[float, float, float] | None:
-        """Where it looked (crop centre x, y, side, native px); handed back with the next chunk."""
-
 
 class Segmenter(Protocol):
     """Anything that turns frames into ventricle masks at native geometry."""
@@ -212,6 +208,9 @@ def analyze_video(
                     overlay.write(frames, mask)
                 first += len(frames)
                 bar.update(len(frames))
+            if crops is not None and len(tables) != len(crops):
+                raise VideoError(f"{path}: decodes to fewer chunks on a second read")
+            chunks = None  # lets go of the frames kept for the second read
         finally:
             bar.close()
             if writer is not None:

@@ -21,7 +21,7 @@ BEAT_COLUMNS = (
     "es_frame",  # end-systolic frame that follows it (smallest ventricle)
     "ed_time_s",  # sub-frame refined times
     "es_time_s",
-    "rr_s",  # interval to the next beat (ES to ES where both are seen, else ED to ED), NaN last
+    "rr_s",  # interval to the next beat (ES to ES where both are timed, else ED to ED), NaN last
     "hr_bpm",  # 60 / rr_s
     "edv_pl",
     "esv_pl",

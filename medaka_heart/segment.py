@@ -14,7 +14,7 @@ With a known frame rate the coarse pass's candidates are weighed by how much the
 intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`): a still
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats the
 place that does is tried too. Along a video the previous chunk's crop competes too, so a heart
-found once is not lost to a look-alike in the next chunk (`segment(..., previous=box)`), and
+found once is not lost to a look-alike in the next chunk (`locate(..., previous=box)`), and
 where the chunks still settle on different places, the place most of them found (the better
 score over the video among equals) is used in all of them (`locate_video`, then `segment_at`
 each chunk, as the pipeline and `predict_chunks` do). Three-channel models also get a motion plane
@@ -196,7 +196,7 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
 
 @dataclass(frozen=True)
 class ChunkSegmentation:
-    """What `Segmenter.segment` finds in one chunk of frames."""
+    """What `Segmenter.segment` or `segment_at` finds in one chunk of frames."""
 
     prob: np.ndarray  # (T, H, W) float32 ventricle probability at native geometry
     confidence: np.ndarray  # (T,) float in [0, 1], `frame_confidence` of the (fine) pass

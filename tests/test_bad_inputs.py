@@ -68,7 +68,7 @@ class FakeSegmenter:
 
     def segment_at(self, frames, box, fps=None):
         prob, confidence = self.predict(frames, fps)
-        return types.SimpleNamespace(masks=prob >= 0.5, confidence=confidence, box=None)
+        return types.SimpleNamespace(masks=prob >= 0.5, confidence=confidence)
 
     def provenance(self):
         return {"model": "fake"}

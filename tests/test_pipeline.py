@@ -26,7 +26,7 @@ class PlanningSegmenter:
     def segment_at(self, frames, box, fps=None):
         self.used.append(box)
         masks = np.asarray(frames) > 100
-        return types.SimpleNamespace(masks=masks, confidence=np.ones(len(frames)), box=box)
+        return types.SimpleNamespace(masks=masks, confidence=np.ones(len(frames)))
 
     def provenance(self):
         return {"model": "planning"}
@@ -52,3 +52,31 @@ def test_each_chunk_is_segmented_where_the_plan_of_its_own_video_puts_it(tmp_pat
     analyze_video(video, tmp_path / "out2", config, segmenter=seg, show_progress=False,
                   plots=False)
     assert len(seg.plans) == 2 and seg.used[3:] == seg.plans[1]  # a new video, a new plan
+
+
+def test_a_video_is_decoded_once_when_it_fits_in_memory(tmp_path, monkeypatch):
+    from medaka_heart import pipeline
+
+    video = tmp_path / "fish.tif"
+    _beating_video(video)
+    reads = []
+    real_open = pipeline.open_video
+
+    def counting_open(path):
+        reader = real_open(path)
+        chunks = reader.chunks
+
+        def counted(n):
+            reads.append(n)
+            return chunks(n)
+
+        reader.chunks = counted
+        return reader
+
+    monkeypatch.setattr(pipeline, "open_video", counting_open)
+    config = with_overrides(Config(), "io", chunk_frames=20)
+    seg = PlanningSegmenter()
+    analyze_video(video, tmp_path / "out", config, segmenter=seg, show_progress=False,
+                  plots=False)
+    assert len(reads) == 1  # located and segmented from one decoding
+    assert seg.used == seg.plans[0]

@@ -442,6 +442,32 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
     assert abs(xs.mean() - 50) < 4 and abs(ys.mean() - 75) < 4
 
 
+def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1)  # crop_scale 2: these boxes show 20 px hearts
+    atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
+    found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
+    monkeypatch.setattr(seg, "locate", lambda *a, **k: next(found))
+    # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
+    judged = iter([[(atrium, 0.9), (heart, 0.8)], [(atrium, 0.9), (heart, 0.0)],
+                   [(atrium, 0.9), ((31.0, 30.0, 40.0), 0.8)], [(atrium, 0.9), (heart, 0.8)]])
+    monkeypatch.setattr(seg, "_judge_places", lambda *a, **k: next(judged))
+    frames = np.zeros((2, 8, 8), np.uint8)
+    boxes = seg.locate_video(lambda: iter([frames] * 4))
+    # two chunks found the heart, one the atrium: the heart, where it shows; chunk 1 keeps its
+    # own crop (the heart scores 0 there); the chunk that found nothing takes the heart's
+    assert boxes == [heart, heart, (31.0, 30.0, 40.0), heart]
+
+
+def test_a_video_that_reads_differently_the_second_time_is_refused(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1)
+    found = iter([(100.0, 100.0, 40.0), (30.0, 30.0, 40.0)])
+    monkeypatch.setattr(seg, "locate", lambda *a, **k: next(found))
+    frames = np.zeros((2, 8, 8), np.uint8)
+    reads = iter([[frames, frames], [frames]])
+    with pytest.raises(ValueError, match="2 chunks, then 1"):
+        seg.locate_video(lambda: iter(next(reads)))
+
+
 def test_segment_at_looks_only_in_its_box(two_pass_dir, monkeypatch):
     from medaka_heart.evaluate import dice_per_frame
 

@@ -14,7 +14,8 @@ def replayable(chunks: Callable[[], Iterable[np.ndarray]],
     """`chunks` as a function whose later calls replay, from memory, the chunks of the first
     complete call if they took at most `budget_bytes`; otherwise every call decodes again.
 
-    Kept chunks are made read-only, so that no reader of one pass can change the next.
+    Every chunk of a first read is made read-only, so that no reader of one pass can change
+    the next (and a write shows up whether the video fits or not).
     """
     kept: list[np.ndarray] = []
     complete = False
@@ -27,11 +28,11 @@ def replayable(chunks: Callable[[], Iterable[np.ndarray]],
         kept.clear()
         used, fits = 0, True
         for chunk in chunks():
+            chunk.flags.writeable = False
             if fits:
                 used += chunk.nbytes
                 fits = used <= budget_bytes
                 if fits:
-                    chunk.flags.writeable = False
                     kept.append(chunk)
                 else:
                     kept.clear()
