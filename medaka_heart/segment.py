@@ -194,6 +194,14 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
     return gray[:, :n, :n], (x0, y0, n)
 
 
+def _check_sizes(path: Path, info: ModelInfo, sides: dict[str, int]) -> None:
+    """Refuse input sides (px, by name) the network's depth cannot halve to whole pixels."""
+    multiple = 2 ** info.architecture.depth
+    for name, side in sides.items():
+        if side % multiple:
+            raise ValueError(f"{path}: {name} {side} is not a multiple of {multiple}")
+
+
 @dataclass(frozen=True)
 class ChunkSegmentation:
     """What `Segmenter.segment` or `segment_at` finds in one chunk of frames."""
@@ -250,10 +258,8 @@ class Segmenter:
         self.refine = max(0, int(refine))
         self.candidates = max(1, int(candidates)) if self.refine else 1
         self.beat_gate = max(0.0, float(beat_gate))
-        multiple = 2 ** self.info.architecture.depth
-        for side in (self.size, self.coarse_size):
-            if side % multiple:
-                raise ValueError(f"{self.path}: input size {side} is not a multiple of {multiple}")
+        _check_sizes(self.path, self.info, {"input size": self.size,
+                                            "coarse size": self.coarse_size})
         self.batch_size = batch_size * (CUDA_BATCH_FACTOR if self.device.type == "cuda" else 1)
         if self.device.type == "cpu":
             self.threads = cpu_threads(threads, workers)
@@ -267,9 +273,7 @@ class Segmenter:
         localiser = self.path / LOCALISER_DIR
         if localiser.is_dir():  # a network of its own
             found = load_checkpoint(localiser)
-            if self.coarse_size % 2 ** found.info.architecture.depth:
-                raise ValueError(f"{localiser}: coarse size {self.coarse_size} "
-                                 f"is not a multiple of {2 ** found.info.architecture.depth}")
+            _check_sizes(localiser, found.info, {"coarse size": self.coarse_size})
             self.coarse_net, self.coarse_info = self._ready(found), found.info
         log.info("segmenter %s (sha256 %s...) on %s, input %dx%d", self.path, self.sha256[:12],
                  self.device, self.size, self.size)
@@ -438,7 +442,7 @@ class Segmenter:
             weights.append(HANDED_ON_WEIGHT)
         best, best_score = None, -1.0
         for (cx, cy, extent), weight in zip(starts, weights, strict=True):
-            box, score = self._judge(sample, beat, self._crop_for(cx, cy, extent, largest), (h, w))
+            box, score = self._judge(sample, beat, self._crop_for(cx, cy, extent, largest))
             score *= weight
             if score > best_score:
                 best, best_score = box, score
@@ -484,10 +488,10 @@ class Segmenter:
     def _judge_places(self, frames: np.ndarray, fps: float | None, places: Sequence[Box]
                       ) -> list[tuple[Box, float]]:
         """Each place's (refined box, score) on one chunk, as `locate` judges a candidate."""
-        h, w = frames.shape[1:3]
-        sample, beat, largest = self._coarse_sample(frames), self.beat_map(frames, fps), max(h, w)
-        return [self._judge(sample, beat, self._crop_for(cx, cy, side / self.info.crop_scale,
-                                                         largest), (h, w))
+        sample, beat = self._coarse_sample(frames), self.beat_map(frames, fps)
+        largest = max(frames.shape[1:3])
+        return [self._judge(sample, beat,
+                            self._crop_for(cx, cy, side / self.info.crop_scale, largest))
                 for cx, cy, side in places]
 
     def _coarse_sample(self, frames: np.ndarray) -> np.ndarray:
@@ -503,11 +507,11 @@ class Segmenter:
         side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
         return cx, cy, min(side, largest)
 
-    def _judge(self, sample: np.ndarray, beat: np.ndarray | None, box: Box,
-               shape: tuple[int, int]) -> tuple[Box, float]:
-        """`_refine` a crop on a chunk's coarse sample: (box, confidence x, with a beat map,
-        the beat weight of the refined box). `shape`: the frames' (H, W)."""
-        h, w = shape
+    def _judge(self, sample: np.ndarray, beat: np.ndarray | None, box: Box
+               ) -> tuple[Box, float]:
+        """`_refine` a crop on a chunk's coarse sample (T, H, W[, C]): (box, confidence x, with
+        a beat map, the beat weight of the refined box)."""
+        h, w = sample.shape[1:3]
         box, score = self._refine(sample, box)
         if beat is not None:  # where the chunk beats regularly, a still structure loses
             heart = box[2] / self.info.crop_scale
