@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 SAME_PLACE = 0.5  # centres closer than this share of the larger heart extent: one place
 
@@ -28,22 +30,15 @@ def group_places(boxes: Sequence[Box | None], crop_scale: float) -> list[int | N
 
     Boxes linked by a chain of `same_place` pairs share a place.
     """
-    n = len(boxes)
-    label = list(range(n))
-
-    def root(i: int) -> int:
-        while label[i] != i:
-            i = label[i]
-        return i
-
-    for i in range(n):
-        for j in range(i):
-            if boxes[i] is not None and boxes[j] is not None and same_place(
-                    boxes[i], boxes[j], crop_scale):
-                label[root(i)] = root(j)
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    links = np.array([[same_place(boxes[i], boxes[j], crop_scale) for j in found]
+                      for i in found], dtype=bool).reshape(len(found), len(found))
+    _, component = connected_components(csr_matrix(links), directed=False)
     names: dict[int, int] = {}
-    return [None if box is None else names.setdefault(root(i), len(names))
-            for i, box in enumerate(boxes)]
+    label: list[int | None] = [None] * len(boxes)
+    for i, c in zip(found, component, strict=True):
+        label[i] = names.setdefault(int(c), len(names))
+    return label
 
 
 def best_place(votes: Sequence[int], scores) -> int:
