@@ -409,6 +409,11 @@ class Segmenter:
         frame's larger side. None if the coarse pass finds nothing and the previous crop (if
         any) shows nothing either.
         """
+        return self._locate(frames, fps, previous, self.beat_map(frames, fps))
+
+    def _locate(self, frames: np.ndarray, fps: float | None, previous: Box | None,
+                beat: np.ndarray | None) -> Box | None:
+        """`locate` with the chunk's `beat_map` given."""
         h, w = frames.shape[1:3]
         sample = self._coarse_sample(frames)
         sc = self.coarse_size
@@ -417,7 +422,6 @@ class Segmenter:
             closer = self.coarse_pass(sample, self.motion_plane(frames, fps, 2 * sc), 2 * sc)
             if closer.max() > prob.max():
                 prob, sc = closer, 2 * sc
-        beat = self.beat_map(frames, fps)
         proposal = None
         if beat is None:
             found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
@@ -466,18 +470,25 @@ class Segmenter:
         if not self.coarse_size:
             return [None for _ in chunks()]
         boxes: list[Box | None] = []
+        beats: list[np.ndarray | None] = []  # kept for judging the places, if it comes to that
         box = None
         for frames in chunks():
-            box = self.locate(np.asarray(frames), fps, box)
+            frames = np.asarray(frames)
+            beats.append(self.beat_map(frames, fps))
+            box = self._locate(frames, fps, box, beats[-1])
             boxes.append(box)
         labels = group_places(boxes, self.info.crop_scale)
         n_places = len({label for label in labels if label is not None})
         if n_places < 2:
             return boxes
         places = [boxes[labels.index(k)] for k in range(n_places)]  # each one's first box
-        judged = [self._judge_places(np.asarray(frames), fps, places) for frames in chunks()]
-        if len(judged) != len(boxes):
-            raise ValueError(f"the video gave {len(boxes)} chunks, then {len(judged)}")
+        judged, count = [], 0
+        for frames in chunks():
+            if count < len(beats):
+                judged.append(self._judge_places(np.asarray(frames), beats[count], places))
+            count += 1
+        if count != len(boxes):
+            raise ValueError(f"the video gave {len(boxes)} chunks, then {count}")
         scores = [[chunk[k][1] for chunk in judged] for k in range(n_places)]
         best = best_place([labels.count(k) for k in range(n_places)], scores)
         log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
@@ -485,11 +496,11 @@ class Segmenter:
         return [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
                 for box, label, chunk in zip(boxes, labels, judged, strict=True)]
 
-    def _judge_places(self, frames: np.ndarray, fps: float | None, places: Sequence[Box]
+    def _judge_places(self, frames: np.ndarray, beat: np.ndarray | None, places: Sequence[Box]
                       ) -> list[tuple[Box, float]]:
-        """Each place's (refined box, score) on one chunk, as `locate` judges a candidate."""
-        sample, beat = self._coarse_sample(frames), self.beat_map(frames, fps)
-        largest = max(frames.shape[1:3])
+        """Each place's (refined box, score) on one chunk whose `beat_map` is `beat`, as
+        `locate` judges a candidate."""
+        sample, largest = self._coarse_sample(frames), max(frames.shape[1:3])
         return [self._judge(sample, beat,
                             self._crop_for(cx, cy, side / self.info.crop_scale, largest))
                 for cx, cy, side in places]

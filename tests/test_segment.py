@@ -396,11 +396,11 @@ def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatc
     seg = Segmenter(two_pass_dir, threads=1)
     given = []
 
-    def locate(frames, fps=None, previous=None):
+    def locate(frames, fps, previous, beat):
         given.append(previous)
         return (50.0, 60.0, 40.0 + len(given))  # one place, slightly resized
 
-    monkeypatch.setattr(seg, "locate", locate)
+    monkeypatch.setattr(seg, "_locate", locate)
     frames = np.zeros((3, 8, 8), np.uint8)
     calls = []
 
@@ -433,8 +433,12 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
         calls.append(1)
         return iter([first, second])
 
+    beat_maps = []
+    beat_map = seg.beat_map
+    monkeypatch.setattr(seg, "beat_map", lambda *a: beat_maps.append(1) or beat_map(*a))
     boxes = seg.locate_video(chunks, fps)
     assert len(calls) == 2  # two places: every place is judged on every chunk
+    assert len(beat_maps) == 2  # each chunk's beat map from the first read serves the second
     for cx, cy, _ in boxes:  # the beating ellipse scores best over the video: used in both
         assert abs(cx - 50) < 8 and abs(cy - 75) < 8
     masks = [p > seg.threshold for p, _ in seg.predict_chunks(chunks, fps)]
@@ -446,7 +450,7 @@ def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monke
     seg = Segmenter(two_pass_dir, threads=1)  # crop_scale 2: these boxes show 20 px hearts
     atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
     found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
-    monkeypatch.setattr(seg, "locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg, "_locate", lambda *a, **k: next(found))
     # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
     judged = iter([[(atrium, 0.9), (heart, 0.8)], [(atrium, 0.9), (heart, 0.0)],
                    [(atrium, 0.9), ((31.0, 30.0, 40.0), 0.8)], [(atrium, 0.9), (heart, 0.8)]])
@@ -461,7 +465,7 @@ def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monke
 def test_a_video_that_reads_differently_the_second_time_is_refused(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
     found = iter([(100.0, 100.0, 40.0), (30.0, 30.0, 40.0)])
-    monkeypatch.setattr(seg, "locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg, "_locate", lambda *a, **k: next(found))
     frames = np.zeros((2, 8, 8), np.uint8)
     reads = iter([[frames, frames], [frames]])
     with pytest.raises(ValueError, match="2 chunks, then 1"):
