@@ -53,7 +53,7 @@ from .run.jobs import (
 )
 from .run.progress import Progress, run_log
 from .run.resume import fingerprint, fingerprint_inputs, model_identity, reusable_row
-from .schema import BEAT_COLUMNS, SUMMARY_COLUMNS
+from .schema import BEAT_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def beats_all(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str]) -> pd.D
         for k, col in enumerate(["video", *meta]):
             beats.insert(k, col, row[col])
         parts.append(beats)
-    columns = ["video", *meta, *BEAT_COLUMNS]
+    columns = ["video", *meta, *BEAT_COLUMNS, *RHYTHM_BEAT_COLUMNS]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 

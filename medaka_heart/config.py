@@ -49,6 +49,16 @@ class CycleConfig:
 
 
 @dataclass(frozen=True)
+class RhythmConfig:
+    """Fusing the volume signal's beats with the model-free intensity beats (rhythm.py)."""
+
+    min_intensity_periodicity: float = 0.3  # below: the intensity trace does not time beats
+    agreement_pct: float = 5.0  # the volume signal's beats are used within this of the rate
+    min_segmentation_periodicity: float = 0.5  # volume signal's beat similarity to be trusted
+    max_thumbnail_frames: int = 16384  # frames kept (48-px thumbnails, ~7 kB each) for it
+
+
+@dataclass(frozen=True)
 class SegmentConfig:
     """U-Net inference."""
 
@@ -73,7 +83,8 @@ class QCConfig:
     min_beats: int = 3  # too_few_beats: fewer detected beats than this
     min_confidence: float = 0.6  # low_confidence: median per-frame segmentation confidence (0-1)
     min_periodicity: float = 0.5  # weak_periodicity: median correlation of consecutive beats
-    max_hr_difference_pct: float = 15.0  # hr_mismatch: |hr_bpm_median - hr_bpm_intensity|, %
+    min_rhythm_periodicity: float = 0.4  # weak_rhythm: repeatability of the train's signal
+    max_hr_difference_pct: float = 5.0  # hr_mismatch: masks' rate vs the heart's, %
     hr_min_bpm: float = 50.0  # implausible_hr: median heart rate outside this range (medaka)
     hr_max_bpm: float = 250.0
     ef_min_pct: float = 10.0  # implausible_ef: mean ejection fraction outside this range
@@ -90,6 +101,7 @@ class Config:
     io: IOConfig = field(default_factory=IOConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     cycles: CycleConfig = field(default_factory=CycleConfig)
+    rhythm: RhythmConfig = field(default_factory=RhythmConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     qc: QCConfig = field(default_factory=QCConfig)
 

@@ -57,12 +57,14 @@ def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = 40.0,
     return (power / top if top > 0 else power).reshape(h, w).astype(np.float32)
 
 
-def spectral_peak_hz(signals: np.ndarray, fps: float, low_hz: float, high_hz: float) -> float:
+def spectral_peak_hz(signals: np.ndarray, fps: float, low_hz: float, high_hz: float, *,
+                     subharmonic_check: bool = True) -> float:
     """Fundamental frequency (Hz) of (P, T) signals from their summed, zero-padded power spectrum.
 
-    The highest peak in [low_hz, high_hz] is refined by a parabola on the log power; if the
-    spectrum has a peak at half that frequency with at least a quarter of its power, the
-    half frequency is the fundamental and the first peak its harmonic.
+    The highest peak in [low_hz, high_hz] is refined by a parabola on the log power; with
+    `subharmonic_check`, if the spectrum has a peak at half that frequency with at least a
+    quarter of its power, the half frequency is the fundamental and the first peak its
+    harmonic (`beat_signal` decides the octave by autocorrelation instead).
     """
     t = signals.shape[-1]
     nfft = 1 << int(np.ceil(np.log2(8 * t)))
@@ -81,7 +83,7 @@ def spectral_peak_hz(signals: np.ndarray, fps: float, low_hz: float, high_hz: fl
     f, p = peak_near(band[0], band[-1] + 1)
     half = int(round(f / 2 * nfft / fps))
     width = max(2, int(round(0.1 * half)))
-    if half - width >= band[0]:
+    if subharmonic_check and half - width >= band[0]:
         f_half, p_half = peak_near(half - width, half + width + 1)
         if p_half >= 0.25 * p:
             f = f_half

@@ -7,6 +7,7 @@ frames.csv, beats.csv, provenance.json, the QC plots trace.png and montage.png (
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator
@@ -25,18 +26,17 @@ from .cycles import detect_cycles
 from .io.masks import MaskStackWriter, mask_chunks
 from .io.replay import replayable
 from .io.results import staged_folder, write_csv_atomic, write_json_atomic
-from .intensity_rate import IntensityRate, intensity_heart_rate
 from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
 from .preprocess import thumbnails
 from .qc import QCResult, assess_quality
+from .rhythm import VideoRhythm, video_rhythm
 from .report.montage import FrameReservoir
 from .report.overlay import OverlayWriter
 
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 3
-INTENSITY_MAX_FRAMES = 2048  # frames kept (as 48-px thumbnails) for the model-free heart rate
 
 
 class VideoReader(Protocol):
@@ -89,7 +89,7 @@ class VideoResult:
     frames: pd.DataFrame
     beats: pd.DataFrame
     summary: BeatSummary
-    intensity: IntensityRate
+    rhythm: VideoRhythm
     qc: QCResult
 
     def summary_row(self) -> dict[str, Any]:
@@ -104,8 +104,11 @@ class VideoResult:
             "pixel_size_um": self.pixel_size_um,
             "pixel_size_source": self.pixel_size_source,
             **self.summary.to_dict(),
-            "hr_bpm_intensity": self.intensity.hr_bpm,
-            "intensity_periodicity": self.intensity.periodicity,
+            "hr_source": self.rhythm.choice.source,
+            "hr_bpm_segmentation": self.rhythm.segmentation_hr_bpm,
+            "hr_bpm_segmentation_median": self.rhythm.segmentation_hr_bpm_median,
+            "hr_bpm_intensity": self.rhythm.intensity.hr_bpm,
+            "intensity_periodicity": self.rhythm.intensity.periodicity,
             **self.qc.to_dict(),
         }
 
@@ -167,6 +170,7 @@ def analyze_video(
         raise ValueError("analyze_video needs masks or a segmenter")
 
     chunk = config.io.chunk_frames
+    max_thumbs = config.rhythm.max_thumbnail_frames
     given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
     tables, confidences, thumbs, state = [], [], [], None
     with staged_folder(Path(out_dir) / name) as stage:
@@ -196,8 +200,8 @@ def analyze_video(
                     found = segmenter.segment_at(frames, crops[k], fps_value)
                     mask = found.masks
                     confidences.append(found.confidence)
-                if first < INTENSITY_MAX_FRAMES:
-                    thumbs.append(thumbnails(frames[: INTENSITY_MAX_FRAMES - first]))
+                if first < max_thumbs:
+                    thumbs.append(thumbnails(frames[: max_thumbs - first]))
                 table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
                 tables.append(table)
                 if writer is not None:
@@ -225,14 +229,27 @@ def analyze_video(
             frames_table["confidence"] = np.concatenate(confidences)
         detection = detect_cycles(frames_table[config.cycles.signal].to_numpy(), fps_value,
                                   config.cycles)
-        beats = beat_table(frames_table, detection)
+        if first > max_thumbs:
+            log.info("%s: the model-free beat signal covers the first %d of %d frames",
+                     path, max_thumbs, first)
+        rhythm = video_rhythm(frames_table, detection, beat_table(frames_table, detection),
+                              np.concatenate(thumbs), fps_value, config.cycles, config.rhythm)
+        trace = np.full(len(frames_table), np.nan)
+        trace[: rhythm.intensity.trace.size] = rhythm.intensity.trace
+        frames_table["intensity_signal"] = trace
+        beats = rhythm.beats
         summary = summarise_beats(beats)
-        intensity = intensity_heart_rate(np.concatenate(thumbs), fps_value,
-                                         config.cycles.hr_min_bpm, config.cycles.hr_max_bpm)
+        if not np.isfinite(summary.hr_bpm) and np.isfinite(rhythm.choice.period_frames):
+            # fewer than two beats (a clip of about one beat): the period the signals share
+            rate = 60.0 * fps_value / rhythm.choice.period_frames
+            summary = dataclasses.replace(summary, hr_bpm=rate, hr_bpm_median=rate)
         qc = assess_quality(frames_table, beats, fps=fps_value,
                             period_frames=detection.period_frames,
-                            hr_bpm_intensity=intensity.hr_bpm, signal=config.cycles.signal,
-                            config=config.qc)
+                            hr_bpm_intensity=rhythm.intensity.hr_bpm,
+                            hr_bpm_segmentation_median=rhythm.segmentation_hr_bpm_median,
+                            rhythm_periodicity=rhythm.periodicity,
+                            hr_source=rhythm.choice.source,
+                            signal=config.cycles.signal, config=config.qc)
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")
         write_json_atomic(
@@ -241,15 +258,15 @@ def analyze_video(
             stage / "provenance.json",
         )
         if reservoir is not None:
-            _write_plots(stage, name, frames_table, beats, summary, intensity, qc, reservoir,
+            _write_plots(stage, name, frames_table, beats, summary, rhythm, qc, reservoir,
                          pixel, config)
     log.debug("%s: %d frames, %d beats", path, len(frames_table), len(beats))
     return VideoResult(name, info, fps_value, fps_source, pixel, pixel_source, frames_table, beats,
-                       summary, intensity, qc)
+                       summary, rhythm, qc)
 
 
 def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFrame,
-                 summary: BeatSummary, intensity: IntensityRate, qc: QCResult,
+                 summary: BeatSummary, rhythm: VideoRhythm, qc: QCResult,
                  reservoir: FrameReservoir, pixel_size_um: float, config: Config) -> None:
     """trace.png and montage.png into `folder`; a drawing problem is logged, never fatal."""
     from .report.montage import plot_montage
@@ -258,8 +275,9 @@ def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFr
     verdict = "QC pass" if qc.passed else "QC flags: " + ", ".join(f.name for f in qc.problems)
     if qc.findings:
         verdict += "; findings: " + ", ".join(f.name for f in qc.findings)
-    subtitle = (f"{summary.n_beats} beats, {summary.hr_bpm:.1f} bpm (model-free "
-                f"{intensity.hr_bpm:.1f}), EF {summary.ef_pct:.1f}%. {verdict}")
+    subtitle = (f"{summary.n_beats} beats, {summary.hr_bpm:.1f} bpm from {rhythm.choice.source} "
+                f"(masks {rhythm.segmentation_hr_bpm:.1f}, model-free "
+                f"{rhythm.intensity.hr_bpm:.1f}), EF {summary.ef_pct:.1f}%. {verdict}")
     try:
         plot_trace(frames, beats, folder / "trace.png", title=name, subtitle=subtitle,
                    skipped_ratio=config.qc.skipped_beat_ratio)

@@ -1,18 +1,31 @@
 """Quality control of one analysed video: measured QC values and the flags they raise (pure).
 
-Every check reads what the analysis already produced (the per-frame table, the beat table,
-the model-free heart rate) and compares one number with one threshold of `config.QCConfig`:
+Every check reads what the analysis already produced (the per-frame table, the fused beat
+table, the rates of each beat signal) and compares one number with one threshold of
+`config.QCConfig`. The checks are split by what they vouch for.
+
+The rhythm (``qc_rhythm_pass``: heart rate, RR intervals, HRV, the beat train):
+
+- ``too_few_beats``: fewer than `min_beats` beats in the fused train;
+- ``weak_rhythm``: the beat signal the train rests on (the more periodic of the two where
+  both time it) repeats less than `min_rhythm_periodicity` from beat to beat;
+- ``implausible_hr``: hr_bpm_median outside [`hr_min_bpm`, `hr_max_bpm`];
+- ``unconfirmed_rhythm``: the train rests on the masks alone (hr_source `segmentation`):
+  the model-free signal does not beat, so nothing independent confirms the rate, and masks
+  that follow the wrong structure are the commonest cause of a wrong rate;
+
+the dimensions (``qc_dimensions_pass``: volumes, EF, FS, from the masks):
 
 - ``no_heart``: the ventricle mask is empty in every frame;
 - ``empty_masks``: it is empty in more than `max_empty_fraction` of the frames;
-- ``too_few_beats``: fewer than `min_beats` beats were detected;
+- ``too_few_measured_beats``: fewer than `min_beats` beats with an ejection fraction;
 - ``low_confidence``: the median per-frame segmentation confidence is below `min_confidence`;
 - ``weak_periodicity``: consecutive beats of the ventricle volume correlate less than
   `min_periodicity` (median; the autocorrelation at the period, beat by beat);
-- ``hr_mismatch``: the heart rate of the beats (hr_bpm_median, from the median interval,
-  so that a skipped beat does not count) and the model-free hr_bpm_intensity differ by more
-  than `max_hr_difference_pct` percent (of hr_bpm_intensity);
-- ``implausible_hr``: hr_bpm_median outside [`hr_min_bpm`, `hr_max_bpm`];
+- ``hr_mismatch``: the rate of the masks' own beats (hr_bpm_segmentation_median, from their
+  median interval) and the video's rate (hr_bpm_median of the fused train) differ by more
+  than `max_hr_difference_pct` percent: the masks follow something that does not beat
+  with the heart;
 - ``implausible_ef``: ef_pct outside [`ef_min_pct`, `ef_max_pct`];
 - ``large_motion``: the ventricle's centroid travels (95th percentile of its distance from
   its median position) more than `max_motion_diameters` ventricle diameters;
@@ -24,8 +37,10 @@ and one *finding*, which is biology rather than a measurement problem and so lea
 confidence, no model-free rate, no beats) raises nothing; `too_few_beats` covers the rest.
 
 The flags are a function of `QCMetrics` alone, which are the ``qc_*`` columns of summary.csv
-together with n_frames, n_beats, hr_bpm, hr_bpm_median, hr_bpm_intensity and ef_pct, so the
-reasons can be rebuilt from a summary row (`metrics_from_row`) without the video.
+together with n_frames, n_beats, hr_bpm, hr_bpm_median, hr_bpm_intensity,
+hr_bpm_segmentation_median and ef_pct, so the reasons can be rebuilt from a summary row
+(`metrics_from_row`) without the video. ``qc_pass`` is ``qc_rhythm_pass and
+qc_dimensions_pass``.
 """
 
 from __future__ import annotations
@@ -54,7 +69,11 @@ class QCMetrics:
     hr_bpm: float  # 60 / mean RR
     hr_bpm_median: float  # median of the per-beat rates 60 / RR
     hr_bpm_intensity: float  # model-free heart rate
-    hr_difference_pct: float  # 100 |hr_bpm_median - hr_bpm_intensity| / hr_bpm_intensity
+    hr_bpm_segmentation_median: float  # median rate of the masks' own beats
+    hr_difference_pct: float  # 100 |hr_bpm_segmentation_median - hr_bpm_median| / hr_bpm_median
+    rhythm_periodicity: float  # beat-to-beat repeatability of the signal the train rests on
+    measured_beats: int  # beats with an ejection fraction
+    hr_source: str  # what the beat train rests on: both | segmentation | intensity ("": own)
     ef_pct: float
     rr_cv_pct: float  # 100 SD / mean of the RR intervals
     skipped_beats: int  # RR intervals longer than skipped_beat_ratio x their median
@@ -68,6 +87,7 @@ class QCFlag:
     name: str
     message: str
     finding: bool = False  # True: biology worth a look (qc_pass unaffected), not a failure
+    rhythm: bool = False  # True: vouches for the rhythm; False: for the dimensions
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,16 @@ class QCResult:
         return not self.problems
 
     @property
+    def rhythm_passed(self) -> bool:
+        """True when no rhythm flag was raised: the beat train can be trusted."""
+        return not any(f.rhythm for f in self.problems)
+
+    @property
+    def dimensions_passed(self) -> bool:
+        """True when no dimensions flag was raised: volumes, EF and FS can be trusted."""
+        return not any(not f.rhythm for f in self.problems)
+
+    @property
     def problems(self) -> tuple[QCFlag, ...]:
         return tuple(f for f in self.flags if not f.finding)
 
@@ -95,12 +125,16 @@ class QCResult:
         m = self.metrics
         return {
             "qc_pass": self.passed,
+            "qc_rhythm_pass": self.rhythm_passed,
+            "qc_dimensions_pass": self.dimensions_passed,
             "qc_flags": ";".join(f.name for f in self.problems),
             "qc_findings": ";".join(f.name for f in self.findings),
             "qc_empty_fraction": m.empty_fraction,
             "qc_confidence": m.confidence,
             "qc_periodicity": m.periodicity,
             "qc_hr_difference_pct": m.hr_difference_pct,
+            "qc_rhythm_periodicity": m.rhythm_periodicity,
+            "qc_measured_beats": m.measured_beats,
             "qc_rr_cv_pct": m.rr_cv_pct,
             "qc_skipped_beats": m.skipped_beats,
             "qc_motion_diameters": m.motion_diameters,
@@ -165,6 +199,9 @@ def quality_metrics(
     fps: float,
     period_frames: float = float("nan"),
     hr_bpm_intensity: float = float("nan"),
+    hr_bpm_segmentation_median: float = float("nan"),
+    rhythm_periodicity: float = float("nan"),
+    hr_source: str = "",
     signal: str = "volume_pl",
     skipped_beat_ratio: float = QCConfig.skipped_beat_ratio,
 ) -> QCMetrics:
@@ -173,11 +210,17 @@ def quality_metrics(
     Parameters
     ----------
     frames : frames.csv table (schema.FRAME_COLUMNS, + `confidence` when segmented).
-    beats : beats.csv table (schema.BEAT_COLUMNS).
+    beats : beats.csv table (schema.BEAT_COLUMNS): the fused beat train (rhythm.py), or
+        the volume signal's own beats where nothing was fused.
     fps : frames per second.
     period_frames : dominant period the beats were found with (cycles.CycleDetection);
         NaN: the median RR interval is used.
-    hr_bpm_intensity : the model-free heart rate (intensity_rate), NaN if unknown.
+    hr_bpm_intensity : the model-free heart rate (beat_signal), NaN if unknown.
+    hr_bpm_segmentation_median : median rate of the masks' own beats; NaN: not compared.
+    rhythm_periodicity : repeatability of the signal the beat train rests on; NaN: the
+        volume signal's (the beats are its own).
+    hr_source : what the train rests on (`rhythm.RhythmChoice.source`); "" where the beats
+        are the volume signal's own and nothing was fused.
     signal : the frames column the beats were found on.
     skipped_beat_ratio : an RR longer than this times the median RR is a skipped beat.
     """
@@ -194,23 +237,30 @@ def quality_metrics(
     hr = 60.0 / finite_rr.mean() if finite_rr.size else float("nan")
     hr_median = float(np.median(60.0 / finite_rr)) if finite_rr.size else float("nan")
     difference = float("nan")
-    if np.isfinite(hr_median) and np.isfinite(hr_bpm_intensity) and hr_bpm_intensity > 0:
-        difference = float(100.0 * abs(hr_median - hr_bpm_intensity) / hr_bpm_intensity)
-    ef = beats["ef_pct"].to_numpy(dtype=float)
-    ef = float(ef[np.isfinite(ef)].mean()) if np.isfinite(ef).any() else float("nan")
+    if np.isfinite(hr_median) and np.isfinite(hr_bpm_segmentation_median) and hr_median > 0:
+        difference = float(100.0 * abs(hr_bpm_segmentation_median - hr_median) / hr_median)
+    ef_all = beats["ef_pct"].to_numpy(dtype=float)
+    ef = float(ef_all[np.isfinite(ef_all)].mean()) if np.isfinite(ef_all).any() else float("nan")
     cv, skipped = rr_irregularity(rr, skipped_beat_ratio)
     _, motion = centroid_travel(frames)
+    ed_frames = beats["ed_frame"].to_numpy()
+    periodicity = beat_similarity(frames[signal].to_numpy(dtype=float),
+                                  ed_frames[ed_frames >= 0], period_frames)
     return QCMetrics(
         n_frames=n,
         empty_fraction=empty,
         confidence=confidence,
-        periodicity=beat_similarity(frames[signal].to_numpy(dtype=float),
-                                    beats["ed_frame"].to_numpy(), period_frames),
+        periodicity=periodicity,
         n_beats=len(beats),
         hr_bpm=float(hr),
         hr_bpm_median=hr_median,
         hr_bpm_intensity=float(hr_bpm_intensity),
+        hr_bpm_segmentation_median=float(hr_bpm_segmentation_median),
         hr_difference_pct=difference,
+        rhythm_periodicity=(float(rhythm_periodicity) if np.isfinite(rhythm_periodicity)
+                            else periodicity),
+        measured_beats=int(np.isfinite(ef_all).sum()),
+        hr_source=hr_source,
         ef_pct=ef,
         rr_cv_pct=cv,
         skipped_beats=skipped,
@@ -236,9 +286,22 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
     elif _above(m.empty_fraction, c.max_empty_fraction):
         flags.append(QCFlag("empty_masks", f"ventricle mask empty in {100 * m.empty_fraction:.0f}%"
                             f" of frames (limit {100 * c.max_empty_fraction:.0f}%)"))
-    if m.n_beats < c.min_beats and not no_heart:
+    if m.n_beats < c.min_beats:
         flags.append(QCFlag("too_few_beats", f"{m.n_beats} beat(s) detected (at least "
-                            f"{c.min_beats} needed)"))
+                            f"{c.min_beats} needed)", rhythm=True))
+    if _below(m.rhythm_periodicity, c.min_rhythm_periodicity):
+        flags.append(QCFlag("weak_rhythm", f"the beat signal repeats {m.rhythm_periodicity:.2f} "
+                            f"from beat to beat (limit {c.min_rhythm_periodicity:.2f})",
+                            rhythm=True))
+    if _below(m.hr_bpm_median, c.hr_min_bpm) or _above(m.hr_bpm_median, c.hr_max_bpm):
+        flags.append(QCFlag("implausible_hr", f"heart rate {m.hr_bpm_median:.0f} bpm (median) "
+                            f"outside {c.hr_min_bpm:.0f}-{c.hr_max_bpm:.0f} bpm", rhythm=True))
+    if m.hr_source == "segmentation":
+        flags.append(QCFlag("unconfirmed_rhythm", "only the masks beat: the model-free signal "
+                            "does not confirm the rate", rhythm=True))
+    if m.measured_beats < c.min_beats and not no_heart:
+        flags.append(QCFlag("too_few_measured_beats", f"{m.measured_beats} beat(s) with an "
+                            f"ejection fraction (at least {c.min_beats} needed)"))
     if _below(m.confidence, c.min_confidence):
         flags.append(QCFlag("low_confidence", f"median segmentation confidence {m.confidence:.2f}"
                             f" (limit {c.min_confidence:.2f})"))
@@ -246,13 +309,10 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
         flags.append(QCFlag("weak_periodicity", f"consecutive beats correlate "
                             f"{m.periodicity:.2f} (limit {c.min_periodicity:.2f})"))
     if _above(m.hr_difference_pct, c.max_hr_difference_pct):
-        flags.append(QCFlag("hr_mismatch", f"heart rate {m.hr_bpm_median:.0f} bpm from the beats "
-                            f"(median interval) but "
-                            f"{m.hr_bpm_intensity:.0f} bpm model-free ({m.hr_difference_pct:.0f}% "
-                            f"apart, limit {c.max_hr_difference_pct:.0f}%)"))
-    if _below(m.hr_bpm_median, c.hr_min_bpm) or _above(m.hr_bpm_median, c.hr_max_bpm):
-        flags.append(QCFlag("implausible_hr", f"heart rate {m.hr_bpm_median:.0f} bpm (median) "
-                            f"outside {c.hr_min_bpm:.0f}-{c.hr_max_bpm:.0f} bpm"))
+        flags.append(QCFlag("hr_mismatch", f"the masks beat at {m.hr_bpm_segmentation_median:.0f}"
+                            f" bpm but the heart at {m.hr_bpm_median:.0f} bpm (median intervals,"
+                            f" {m.hr_difference_pct:.1f}% apart, limit "
+                            f"{c.max_hr_difference_pct:g}%)"))
     if _below(m.ef_pct, c.ef_min_pct) or _above(m.ef_pct, c.ef_max_pct):
         flags.append(QCFlag("implausible_ef", f"ejection fraction {m.ef_pct:.0f}% outside "
                             f"{c.ef_min_pct:.0f}-{c.ef_max_pct:.0f}%"))
@@ -266,7 +326,7 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
     if _above(m.rr_cv_pct, c.max_rr_cv_pct):
         irregular.append(f"RR varies by {m.rr_cv_pct:.0f}% (CV, limit {c.max_rr_cv_pct:.0f}%)")
     if irregular:
-        flags.append(QCFlag("irregular_rhythm", "; ".join(irregular), finding=True))
+        flags.append(QCFlag("irregular_rhythm", "; ".join(irregular), finding=True, rhythm=True))
     return tuple(flags)
 
 
@@ -277,13 +337,19 @@ def assess_quality(
     fps: float,
     period_frames: float = float("nan"),
     hr_bpm_intensity: float = float("nan"),
+    hr_bpm_segmentation_median: float = float("nan"),
+    rhythm_periodicity: float = float("nan"),
+    hr_source: str = "",
     signal: str = "volume_pl",
     config: QCConfig | None = None,
 ) -> QCResult:
     """QC values and flags of one video (arguments as in `quality_metrics`)."""
     config = config or QCConfig()
     metrics = quality_metrics(frames, beats, fps=fps, period_frames=period_frames,
-                              hr_bpm_intensity=hr_bpm_intensity, signal=signal,
+                              hr_bpm_intensity=hr_bpm_intensity,
+                              hr_bpm_segmentation_median=hr_bpm_segmentation_median,
+                              rhythm_periodicity=rhythm_periodicity, hr_source=hr_source,
+                              signal=signal,
                               skipped_beat_ratio=config.skipped_beat_ratio)
     return QCResult(metrics, quality_flags(metrics, config))
 
@@ -311,7 +377,11 @@ def metrics_from_row(row: Mapping[str, Any]) -> QCMetrics:
         hr_bpm=_number(row, "hr_bpm"),
         hr_bpm_median=_number(row, "hr_bpm_median"),
         hr_bpm_intensity=_number(row, "hr_bpm_intensity"),
+        hr_bpm_segmentation_median=_number(row, "hr_bpm_segmentation_median"),
         hr_difference_pct=_number(row, "qc_hr_difference_pct"),
+        rhythm_periodicity=_number(row, "qc_rhythm_periodicity"),
+        measured_beats=count("qc_measured_beats" if "qc_measured_beats" in row else "n_beats"),
+        hr_source=row["hr_source"] if isinstance(row.get("hr_source"), str) else "",
         ef_pct=_number(row, "ef_pct"),
         rr_cv_pct=_number(row, "qc_rr_cv_pct"),
         skipped_beats=count("qc_skipped_beats"),

@@ -38,6 +38,11 @@ BEAT_COLUMNS = (
     "es_minor_um",
 )
 
+RHYTHM_BEAT_COLUMNS = (  # beats.csv of an analysis (not of a truth): the fused beat train
+    "beat_time_s",  # the beat's time on the end-systolic reference, s (what rr_s is measured on)
+    "hr_source",  # which signal timed the beat: both | segmentation | intensity
+)
+
 SUMMARY_COLUMNS = (
     "video",
     "status",  # ok | failed | skipped
@@ -48,7 +53,8 @@ SUMMARY_COLUMNS = (
     "pixel_size_um",
     "pixel_size_source",
     "n_beats",
-    "hr_bpm",
+    "hr_source",  # what the beat train rests on: both | segmentation | intensity
+    "hr_bpm",  # 60 / mean interval of the fused beat train
     "hr_bpm_std",
     "hr_bpm_median",
     "hr_bpm_q1",
@@ -66,15 +72,21 @@ SUMMARY_COLUMNS = (
     "edv_pl",
     "esv_pl",
     "sv_pl",
-    "hr_bpm_intensity",  # model-free heart rate from pixel intensities (cross-check)
+    "hr_bpm_segmentation",  # 60 / mean interval of the masks' own beats (comparison)
+    "hr_bpm_segmentation_median",  # the same from their median interval
+    "hr_bpm_intensity",  # model-free heart rate from pixel intensities alone (comparison)
     "intensity_periodicity",  # 0-1, how periodic that intensity signal is
-    "qc_pass",  # True unless a QC flag was raised (see qc.py; findings do not count)
+    "qc_pass",  # qc_rhythm_pass and qc_dimensions_pass (see qc.py; findings do not count)
+    "qc_rhythm_pass",  # no rhythm flag: heart rate, intervals, HRV can be trusted
+    "qc_dimensions_pass",  # no dimensions flag: volumes, EF, FS can be trusted
     "qc_flags",  # ;-separated QC flags: reasons to look at the video before trusting it
     "qc_findings",  # ;-separated findings (irregular_rhythm): biology worth a look
     "qc_empty_fraction",  # frames with an empty ventricle mask, 0-1
     "qc_confidence",  # median per-frame segmentation confidence, 0-1 (empty with --masks)
     "qc_periodicity",  # median correlation of consecutive beats of the volume signal, <= 1
-    "qc_hr_difference_pct",  # 100 |hr_bpm_median - hr_bpm_intensity| / hr_bpm_intensity
+    "qc_hr_difference_pct",  # 100 |hr_bpm_segmentation_median - hr_bpm_median| / hr_bpm_median
+    "qc_rhythm_periodicity",  # beat-to-beat repeatability of the signal the train rests on
+    "qc_measured_beats",  # beats with an ejection fraction
     "qc_rr_cv_pct",  # coefficient of variation of the RR intervals, %
     "qc_skipped_beats",  # RR intervals longer than [qc] skipped_beat_ratio x median
     "qc_motion_diameters",  # centroid travel (95th percentile) in ventricle diameters

@@ -25,7 +25,7 @@ from medaka_heart.batch import OutputError, run_batch
 from medaka_heart.cli import main
 from medaka_heart.config import Config
 from medaka_heart.io.discover import VideoSource
-from medaka_heart.schema import BEAT_COLUMNS, SUMMARY_COLUMNS
+from medaka_heart.schema import BEAT_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
 
 SMALL = {"height": 48, "width": 64, "a0": 16.0, "b0": 10.0, "pixel_size_um": 1.5}
 
@@ -65,7 +65,7 @@ def test_corrupt_video_in_the_middle_fails_alone(tmp_path):
     np.testing.assert_allclose(summary.loc[[0, 2, 3], "hr_bpm"], 130.0, rtol=0.01)
     assert not (tmp_path / "out" / "v1").exists()
     beats = pd.read_csv(tmp_path / "out" / "beats_all.csv")
-    assert list(beats.columns) == ["video", *BEAT_COLUMNS]
+    assert list(beats.columns) == ["video", *BEAT_COLUMNS, *RHYTHM_BEAT_COLUMNS]
     assert set(beats["video"]) == {"v0", "v2", "v3"}
     assert "v1.tif" in (tmp_path / "out" / "run.log").read_text()
 

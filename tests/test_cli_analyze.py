@@ -12,7 +12,7 @@ import tifffile
 from click.testing import CliRunner
 
 from medaka_heart.cli import main
-from medaka_heart.schema import BEAT_COLUMNS, FRAME_COLUMNS, SUMMARY_COLUMNS
+from medaka_heart.schema import BEAT_COLUMNS, FRAME_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_analyze_with_masks_writes_the_contract(tmp_path, law, law_video):
     beats = pd.read_csv(out / "heart" / "beats.csv")
     summary = pd.read_csv(out / "summary.csv")
     assert set(FRAME_COLUMNS) <= set(frames.columns)
-    assert list(beats.columns) == list(BEAT_COLUMNS)
+    assert list(beats.columns) == [*BEAT_COLUMNS, *RHYTHM_BEAT_COLUMNS]
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     row = summary.iloc[0]
     assert row["status"] == "ok" and row["fps"] == pytest.approx(law.fps)

@@ -72,8 +72,9 @@ def ellipse_masks(ed_times: np.ndarray, n_frames: int, *, shape=(48, 64), a0=16.
 
 
 def analyse(masks: np.ndarray, *, confidence=None, hr_bpm_intensity=HR_BPM,
-            config: QCConfig | None = None):
-    """The pipeline's measurement, cycle detection and QC on a mask stack."""
+            hr_bpm_segmentation=HR_BPM, config: QCConfig | None = None):
+    """The pipeline's measurement, cycle detection and QC on a mask stack; its beats stand
+    for the fused train, `hr_bpm_segmentation` for the masks' own median rate."""
     frames, _ = measure_masks(masks, PIXEL_UM)
     frames.insert(1, "time_s", frames["frame"] / FPS)
     if confidence is not None:
@@ -81,7 +82,8 @@ def analyse(masks: np.ndarray, *, confidence=None, hr_bpm_intensity=HR_BPM,
     detection = detect_cycles(frames["volume_pl"].to_numpy(), FPS)
     beats = beat_table(frames, detection)
     return assess_quality(frames, beats, fps=FPS, period_frames=detection.period_frames,
-                          hr_bpm_intensity=hr_bpm_intensity, config=config)
+                          hr_bpm_intensity=hr_bpm_intensity,
+                          hr_bpm_segmentation_median=hr_bpm_segmentation, config=config)
 
 
 def names(result) -> list[str]:
@@ -103,7 +105,7 @@ def test_clean_video_raises_nothing(clean_masks):
     assert m.rr_cv_pct < 2
     assert m.skipped_beats == 0
     assert m.motion_diameters < 0.02
-    assert m.hr_difference_pct < 1  # hr_bpm_intensity given as the law's rate
+    assert m.hr_difference_pct < 1  # the masks' rate given as the law's
     np.testing.assert_allclose(m.confidence, 0.9)
     row = qc.to_dict()
     assert row["qc_pass"] is True
@@ -111,11 +113,12 @@ def test_clean_video_raises_nothing(clean_masks):
     assert row["qc_findings"] == ""
 
 
-def test_empty_masks_are_no_heart_only():
-    qc = analyse(np.zeros((60, 48, 64), dtype=bool), hr_bpm_intensity=float("nan"))
-    assert names(qc) == ["no_heart"]  # too_few_beats would only repeat it
-    assert not qc.passed
-    assert qc.to_dict()["qc_flags"] == "no_heart"
+def test_empty_masks_without_beats_fail_dimensions_and_rhythm():
+    qc = analyse(np.zeros((60, 48, 64), dtype=bool), hr_bpm_intensity=float("nan"),
+                 hr_bpm_segmentation=float("nan"))
+    assert names(qc) == ["no_heart", "too_few_beats"]  # too_few_measured_beats would repeat it
+    assert not qc.passed and not qc.rhythm_passed and not qc.dimensions_passed
+    assert qc.to_dict()["qc_flags"] == "no_heart;too_few_beats"
 
 
 def test_mask_empty_in_many_frames(clean_masks):
@@ -230,15 +233,26 @@ def test_rr_irregularity_counts_skipped_beats():
     np.testing.assert_allclose(cv, 100 * finite.std(ddof=1) / finite.mean())
 
 
-@pytest.mark.parametrize(("factor", "fired"), [(1.3, True), (0.8, True), (1.05, False)])
-def test_heart_rates_that_disagree(clean_masks, factor, fired):
-    qc = analyse(clean_masks, hr_bpm_intensity=HR_BPM * factor)
+@pytest.mark.parametrize(("factor", "fired"),
+                         [(1.3, True), (0.8, True), (1.06, True), (0.94, True), (1.02, False)])
+def test_masks_that_beat_at_another_rate_fail_the_dimensions(clean_masks, factor, fired):
+    qc = analyse(clean_masks, hr_bpm_segmentation=HR_BPM * factor)
     assert ("hr_mismatch" in names(qc)) is fired
-    np.testing.assert_allclose(qc.metrics.hr_difference_pct, 100 * abs(1 / factor - 1), rtol=0.02)
+    assert qc.dimensions_passed is not fired
+    assert qc.rhythm_passed  # the heart's rhythm is not in question
+    np.testing.assert_allclose(qc.metrics.hr_difference_pct, 100 * abs(factor - 1), rtol=0.05,
+                               atol=0.1)
+
+
+def test_rhythm_flags_leave_the_dimensions_alone(clean_masks):
+    qc = analyse(clean_masks[:12])  # about two beats: too few to trust a rhythm
+    assert "too_few_beats" in names(qc)
+    assert not qc.rhythm_passed and not qc.passed
+    assert qc.to_dict()["qc_rhythm_pass"] is False
 
 
 def test_missing_cross_check_or_confidence_raises_nothing(clean_masks):
-    qc = analyse(clean_masks, hr_bpm_intensity=float("nan"))
+    qc = analyse(clean_masks, hr_bpm_intensity=float("nan"), hr_bpm_segmentation=float("nan"))
     assert names(qc) == []
     assert np.isnan(qc.metrics.hr_difference_pct)
     assert np.isnan(qc.metrics.confidence)
@@ -263,7 +277,7 @@ def test_low_segmentation_confidence(clean_masks):
 def test_implausible_rate_and_ejection_fraction(kwargs, hr_bpm, flag):
     n = 240 if hr_bpm < 60 else 120
     masks = ellipse_masks(regular_ed_times(n / FPS, hr_bpm), n, **kwargs)
-    qc = analyse(masks, hr_bpm_intensity=hr_bpm)
+    qc = analyse(masks, hr_bpm_intensity=hr_bpm, hr_bpm_segmentation=hr_bpm)
     assert names(qc) == [flag]
 
 
@@ -279,11 +293,11 @@ def test_thresholds_come_from_the_config(tmp_path, clean_masks):
 
 def test_reasons_are_rebuilt_from_a_summary_row():
     qc = analyse(ellipse_masks(skipped_ed_times(8.0, skip=(4,)), 120),
-                 confidence=np.full(120, 0.4), hr_bpm_intensity=100.0)
+                 confidence=np.full(120, 0.4), hr_bpm_segmentation=100.0)
     assert names(qc) == ["low_confidence", "hr_mismatch", "irregular_rhythm"]
     m = qc.metrics
     row = {**qc.to_dict(), "n_frames": m.n_frames, "n_beats": m.n_beats, "hr_bpm": m.hr_bpm,
            "hr_bpm_median": m.hr_bpm_median, "hr_bpm_intensity": m.hr_bpm_intensity,
-           "ef_pct": m.ef_pct}
+           "hr_bpm_segmentation_median": m.hr_bpm_segmentation_median, "ef_pct": m.ef_pct}
     row = pd.read_csv(io.StringIO(pd.DataFrame([row]).to_csv(index=False))).iloc[0]
     assert quality_flags(metrics_from_row(row)) == qc.flags  # through a CSV round trip

@@ -237,7 +237,9 @@ def test_summary_has_the_qc_columns(report_run):
     summary = summary.set_index("video")
     assert summary.loc["clean", "qc_pass"] == "True"
     assert summary.loc["no_heart", "qc_pass"] == "False"
-    assert summary.loc["no_heart", "qc_flags"] == "no_heart"
+    assert summary.loc["no_heart", "qc_flags"] == "no_heart;weak_rhythm"  # noise beats nowhere
+    assert summary.loc["no_heart", "qc_rhythm_pass"] == summary.loc["no_heart", "qc_dimensions_pass"] == "False"
+    assert summary.loc["clean", "hr_source"] == "both"
     assert summary.loc["skipping", "qc_pass"] == "True"
     assert summary.loc["skipping", "qc_findings"] == "irregular_rhythm"
     assert summary.loc["clean", "qc_flags"] == summary.loc["clean", "qc_findings"] == ""

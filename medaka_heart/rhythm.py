@@ -1,0 +1,328 @@
+"""One beat train per video from two independent beat signals (pure numpy/pandas).
+
+The ventricle's volume signal (from the masks, `cycles.detect_cycles`) times each beat's
+end-diastole and end-systole below one frame, but only where the masks follow the
+ventricle. The model-free beat trace (`beat_signal`) beats wherever the heart does, whatever
+was segmented. `choose_rhythm` settles the period from both; `fuse_trains` builds the beat
+train: beats both signals see take the volume signal's timing (`both`), beats only the
+intensity sees fill the gaps (`intensity`), and a signal that does not beat at the chosen
+rate is not used at all. Every beat time is put on one reference, the end-systole (the
+ventricle's sharp turn), so that intervals between beats of either source are comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .beat_signal import (IntensityBeats, acf_near, intensity_beats, octave_candidates,
+                          shortest_supported, trace_beats)
+from .config import CycleConfig, RhythmConfig
+from .cycles import CycleDetection, autocorrelation, fill_gaps
+from .qc import beat_similarity
+
+BOTH, SEGMENTATION, INTENSITY = "both", "segmentation", "intensity"
+MATCH_PERIODS = 0.3  # two beats within this share of a period are the same beat
+GAP_PERIODS = 0.6  # a beat of one signal fills a gap of the other only this far from any beat
+
+
+@dataclass(frozen=True)
+class RhythmChoice:
+    """The video's period and which beat signals beat at it.
+
+    period_frames : the chosen beat period (NaN where neither signal beats).
+    use_segmentation, use_intensity : whether each signal's beats go into the train.
+    segmentation_period_frames : median beat interval of the volume signal (NaN: none).
+    """
+
+    period_frames: float
+    use_segmentation: bool
+    use_intensity: bool
+    segmentation_period_frames: float
+
+    @property
+    def source(self) -> str:
+        """`both`, `segmentation` or `intensity`: what the video's beat train rests on."""
+        if self.use_segmentation and self.use_intensity:
+            return BOTH
+        return SEGMENTATION if self.use_segmentation else INTENSITY
+
+
+@dataclass(frozen=True)
+class BeatTrain:
+    """The fused beats of one video, in time order.
+
+    times_s : (n,) beat times on the end-systolic reference, s.
+    source : (n,) str, which signal timed each beat (`both`, `segmentation`, `intensity`).
+    segmentation_beat : (n,) int, the row of the volume signal's beat table (-1: none).
+    """
+
+    times_s: np.ndarray
+    source: np.ndarray
+    segmentation_beat: np.ndarray
+
+    @property
+    def rr_s(self) -> np.ndarray:
+        """Interval from each beat to the next, s; NaN for the last."""
+        if self.times_s.size == 0:
+            return np.empty(0)
+        return np.append(np.diff(self.times_s), np.nan)
+
+
+def reference_times(ed_times_s, es_times_s, duration_s: float = np.inf) -> np.ndarray:
+    """Beat times on the end-systolic reference: the ES where timed, else the ED shifted by
+    the median ED-to-ES delay of the beats that have both (the ED itself if none do); NaN
+    where that lands after `duration_s` (the time of the last frame, s)."""
+    ed = np.asarray(ed_times_s, dtype=float)
+    es = np.asarray(es_times_s, dtype=float)
+    both = np.isfinite(ed) & np.isfinite(es)
+    delay = float(np.median(es[both] - ed[both])) if both.any() else 0.0
+    times = np.where(np.isfinite(es), es, ed + delay)
+    return np.where(times <= duration_s, times, np.nan)
+
+
+def timed_es(es_times_s, es_frames, n_frames: int) -> np.ndarray:
+    """ES times, NaN where not seen or on the first or last frame (where the minimum may lie
+    outside the video, so the time is not known)."""
+    es = np.asarray(es_times_s, dtype=float)
+    frames = np.asarray(es_frames, dtype=int)
+    return np.where((frames > 0) & (frames < n_frames - 1), es, np.nan)
+
+
+def in_phase(trace: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """The (T',) intensity trace, its sign turned where it falls as the (T,) volume rises, so
+    that its minima are the ventricle's end-systoles (the intensity then times the same event
+    as the masks, whatever the rhythm)."""
+    v = np.asarray(volume, dtype=float)[: trace.size]
+    ok = np.isfinite(v) & np.isfinite(trace)
+    if ok.sum() < 3 or np.ptp(v[ok]) == 0 or np.ptp(trace[ok]) == 0:
+        return trace
+    return -trace if np.corrcoef(trace[ok], v[ok])[0, 1] < 0 else trace
+
+
+def segmentation_acf(signal: np.ndarray) -> np.ndarray:
+    """Autocorrelation of a (T,) ventricle signal, gaps filled; zeros where it is flat or empty."""
+    x = fill_gaps(np.asarray(signal, dtype=float))
+    if not np.isfinite(x).all() or np.ptp(x) == 0:
+        return np.zeros(x.size)
+    return autocorrelation(x)
+
+
+def choose_rhythm(intensity: IntensityBeats, seg_acf: np.ndarray, seg_rr_frames: np.ndarray,
+                  seg_votes: bool, fps: float, hr_range_bpm: tuple[float, float],
+                  config: RhythmConfig) -> RhythmChoice:
+    """Settle the beat period of a video from both beat signals.
+
+    Where the intensity beats (periodicity >= `min_intensity_periodicity`), its rate is the
+    precise one and only its octave is in question. The intensity's own period (octave
+    settled by `beat_signal.intensity_beats`) stands unless half of it is supported by
+    both signals together: of its period, half and twice it (inside the plausible
+    `hr_range_bpm`), the shortest whose autocorrelation summed over the intensity's pixels
+    and (where `seg_votes`: its beats are alike) the volume signal reaches
+    `beat_signal.OCTAVE_SHARE` of the best candidate's. A signal that repeats every beat
+    also repeats every second beat, so the shortest supported period is the beat: the
+    intensity's period is never lengthened by masks that beat slower (a structure that is
+    not the heart), a halved intensity rate is mended where the masks repeat every beat,
+    and masks that double the rate (two chambers in one outline) are outvoted by the
+    pixels, which each repeat once per beat. The volume signal's beats are used when their
+    median interval (`seg_rr_frames`) lies within `agreement_pct` of that period. Where the
+    intensity does not beat, the volume signal's beats, if any, give the period alone; where
+    neither has beats, the intensity's own period is kept (QC then says the rhythm is weak).
+    """
+    rr = np.asarray(seg_rr_frames, dtype=float)
+    rr = rr[np.isfinite(rr) & (rr > 0)]
+    seg_period = float(np.median(rr)) if rr.size else float("nan")
+    intensity_ok = (np.isfinite(intensity.period_frames)
+                    and intensity.periodicity >= config.min_intensity_periodicity)
+    if not intensity_ok:
+        if np.isfinite(seg_period):
+            return RhythmChoice(seg_period, True, False, seg_period)
+        return RhythmChoice(intensity.period_frames, False,
+                            bool(np.isfinite(intensity.period_frames)), seg_period)
+    min_period, max_period = 60.0 * fps / hr_range_bpm[1], 60.0 * fps / hr_range_bpm[0]
+    candidates = octave_candidates(intensity.period_frames, min_period, max_period)
+    summed = [acf_near(intensity.pixel_acf, p) + (acf_near(seg_acf, p) if seg_votes else 0.0)
+              for p in candidates]
+    period = float(np.nanmin([intensity.period_frames, shortest_supported(candidates, summed)]))
+    agrees = bool(np.isfinite(seg_period)
+                  and abs(seg_period - period) <= config.agreement_pct / 100.0 * period)
+    return RhythmChoice(float(period), agrees, True, seg_period)
+
+
+def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
+                choice: RhythmChoice) -> BeatTrain:
+    """One beat train from the volume signal's beats and the intensity's.
+
+    seg_times_s : (m,) the volume signal's beats on the ES reference (`reference_times`).
+    seg_usable : (m,) bool, beats whose masks are there (a beat over a mask dropout is not).
+    intensity_times_s : (k,) the intensity trace's beats, on its own reference.
+    period_s : the chosen beat period.
+
+    The intensity's times are moved onto the ES reference by their typical (circular mean)
+    offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
+    periods takes the volume signal's time (`both`); an intensity beat alone keeps its own
+    (`intensity`); a usable volume beat alone is kept where no intensity beat lies within
+    `GAP_PERIODS` periods (`segmentation`). Only the signals `choice` uses take part.
+    """
+    seg_t = np.asarray(seg_times_s, dtype=float)
+    usable = np.asarray(seg_usable, dtype=bool) & np.isfinite(seg_t)
+    int_t = np.asarray(intensity_times_s, dtype=float)
+    int_t = int_t[np.isfinite(int_t)]
+    seg_rows = np.flatnonzero(usable)
+    if not choice.use_intensity or int_t.size == 0:
+        rows = seg_rows if choice.use_segmentation else np.empty(0, dtype=int)
+        return _train(seg_t[rows], np.full(rows.size, SEGMENTATION), rows)
+    if not choice.use_segmentation or seg_rows.size == 0:
+        return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))
+    shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
+    times, source, owner = [], [], []
+    taken = np.zeros(seg_t.size, dtype=bool)
+    for t in shifted:
+        distance = np.where(usable & ~taken, np.abs(seg_t - t), np.inf)
+        k = int(np.argmin(distance))
+        if distance[k] <= MATCH_PERIODS * period_s:
+            taken[k] = True
+            times.append(seg_t[k])
+            source.append(BOTH)
+            owner.append(k)
+        else:
+            times.append(t)
+            source.append(INTENSITY)
+            owner.append(-1)
+    for k in np.flatnonzero(usable & ~taken):
+        if np.min(np.abs(shifted - seg_t[k])) > GAP_PERIODS * period_s:
+            times.append(seg_t[k])
+            source.append(SEGMENTATION)
+            owner.append(k)
+    times, source, owner = np.asarray(times), np.asarray(source), np.asarray(owner, dtype=int)
+    keep = _not_crowded(times, source, GAP_PERIODS * period_s)
+    order = np.argsort(times[keep], kind="stable")
+    return _train(times[keep][order], source[keep][order], owner[keep][order])
+
+
+def _not_crowded(times: np.ndarray, source: np.ndarray, gap_s: float) -> np.ndarray:
+    """(n,) bool: beats to keep, dropping a one-signal beat that lies within `gap_s` of a
+    beat both signals saw (or an intensity-only one within `gap_s` of a masks-only one): one
+    signal mistimed a beat the other timed, and it is not a beat of its own."""
+    rank = {BOTH: 2, SEGMENTATION: 1, INTENSITY: 0}
+    level = np.array([rank[x] for x in source])
+    keep = np.ones(times.size, dtype=bool)
+    for i in range(times.size):
+        near = np.abs(times - times[i]) <= gap_s
+        keep[i] = not np.any(near & (level > level[i]))
+    return keep
+
+
+def phase_offset_s(reference_s: np.ndarray, other_s: np.ndarray, period_s: float) -> float:
+    """Typical delay (s) from each `other` beat to the nearest `reference` beat, as the
+    circular mean over one period (so beats half a period apart do not cancel); 0 if none."""
+    if reference_s.size == 0 or other_s.size == 0 or not period_s > 0:
+        return 0.0
+    nearest = other_s[np.argmin(np.abs(reference_s[:, None] - other_s[None, :]), axis=1)]
+    angle = 2 * np.pi * (reference_s - nearest) / period_s
+    return float(np.angle(np.mean(np.exp(1j * angle))) * period_s / (2 * np.pi))
+
+
+def _train(times, source, owner) -> BeatTrain:
+    return BeatTrain(np.asarray(times, dtype=float), np.asarray(source, dtype=object),
+                     np.asarray(owner, dtype=int))
+
+
+def usable_beats(beats: pd.DataFrame, area: np.ndarray) -> np.ndarray:
+    """(m,) bool: beats of a volume-signal beat table whose masks are there from one frame
+    before the ED to one frame after the ES (the ED alone where no ES is seen)."""
+    present = np.isfinite(np.asarray(area, dtype=float))
+    n = present.size
+    out = np.zeros(len(beats), dtype=bool)
+    for i, (ed, es) in enumerate(zip(beats["ed_frame"], beats["es_frame"], strict=True)):
+        end = es if es >= 0 else ed
+        lo, hi = max(0, int(ed) - 1), min(n, int(end) + 2)
+        out[i] = ed >= 0 and hi > lo and bool(present[lo:hi].all())
+    return out
+
+
+def fused_beat_table(seg_beats: pd.DataFrame, train: BeatTrain) -> pd.DataFrame:
+    """The beat table of the fused train: one row per fused beat, in time order.
+
+    A beat the volume signal timed keeps its row of `seg_beats` (ED/ES frames, volumes,
+    axes); an intensity-only beat has frames -1 and no dimensions. `beat` counts the fused
+    beats, `beat_time_s` is the beat's time on the ES reference, `rr_s` the interval to the
+    next fused beat (NaN for the last), `hr_bpm` = 60 / `rr_s`, and `hr_source` says which
+    signal timed it.
+    """
+    columns = list(seg_beats.columns)
+    blank = {c: np.nan for c in columns}
+    blank.update({"ed_frame": -1, "es_frame": -1})
+    rows = [seg_beats.iloc[k].to_dict() if k >= 0 else dict(blank)
+            for k in train.segmentation_beat]
+    table = pd.DataFrame(rows, columns=columns)
+    rr = train.rr_s
+    table["beat"] = np.arange(len(table))
+    table["beat_time_s"] = train.times_s
+    table["rr_s"] = rr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["hr_bpm"] = np.where(rr > 0, 60.0 / rr, np.nan)
+    table["hr_source"] = train.source.astype(str)
+    return table.astype({"beat": int, "ed_frame": int, "es_frame": int})
+
+
+@dataclass(frozen=True)
+class VideoRhythm:
+    """The rhythm of one video: the fused beats and what they rest on.
+
+    beats : the fused beat table (`fused_beat_table`).
+    choice : the period and the signals used (`choose_rhythm`).
+    intensity : the model-free beat signal.
+    segmentation_hr_bpm : 60 / mean interval of the volume signal's own beats (NaN: none).
+    segmentation_periodicity : how alike its consecutive beats are (`qc.beat_similarity`).
+    """
+
+    beats: pd.DataFrame
+    choice: RhythmChoice
+    intensity: IntensityBeats
+    segmentation_hr_bpm: float
+    segmentation_hr_bpm_median: float
+    segmentation_periodicity: float
+
+    @property
+    def periodicity(self) -> float:
+        """Beat-to-beat repeatability of the signal(s) the beat train rests on (the better
+        of the two where both time it); NaN where unknown."""
+        values = {BOTH: (self.intensity.periodicity, self.segmentation_periodicity),
+                  INTENSITY: (self.intensity.periodicity,),
+                  SEGMENTATION: (self.segmentation_periodicity,)}[self.choice.source]
+        finite = [v for v in values if np.isfinite(v)]
+        return float(max(finite)) if finite else float("nan")
+
+
+def video_rhythm(frames: pd.DataFrame, detection: CycleDetection, seg_beats: pd.DataFrame,
+                 thumbs: np.ndarray, fps: float, cycles: CycleConfig,
+                 config: RhythmConfig) -> VideoRhythm:
+    """Fuse the volume signal's beats (`detection`, `seg_beats` of `frames`) with the beats of
+    the model-free trace of (T', h, w) `thumbs` (the first T' <= T frames) at `fps`."""
+    hr_range = (cycles.hr_min_bpm, cycles.hr_max_bpm)
+    intensity = intensity_beats(thumbs, fps, *hr_range)
+    signal = frames[cycles.signal].to_numpy(dtype=float)
+    similarity = beat_similarity(signal, seg_beats["ed_frame"].to_numpy(), detection.period_frames)
+    choice = choose_rhythm(intensity, segmentation_acf(signal), detection.rr_s * fps,
+                           bool(similarity >= config.min_segmentation_periodicity), fps, hr_range,
+                           config)
+    int_times = np.empty(0)
+    if choice.use_intensity and np.isfinite(choice.period_frames):
+        trace = in_phase(intensity.trace, signal) if choice.use_segmentation else intensity.trace
+        found = trace_beats(trace, fps, choice.period_frames, cycles)
+        es_times = timed_es((found.es_index + found.es_offset) / fps, found.es_sample,
+                            found.signal.size)
+        int_times = reference_times(found.ed_times_s, es_times, (trace.size - 1) / fps)
+    seg_times = reference_times(seg_beats["ed_time_s"],
+                                timed_es(seg_beats["es_time_s"], detection.es_sample, len(frames)),
+                                (len(frames) - 1) / fps)
+    train = fuse_trains(seg_times, usable_beats(seg_beats, frames["area_um2"]), int_times,
+                        choice.period_frames / fps, choice)
+    rr = np.asarray(seg_beats["rr_s"], dtype=float)
+    rr = rr[np.isfinite(rr) & (rr > 0)]
+    return VideoRhythm(fused_beat_table(seg_beats, train), choice, intensity,
+                       60.0 / rr.mean() if rr.size else float("nan"),
+                       float(np.median(60.0 / rr)) if rr.size else float("nan"), similarity)
