@@ -37,7 +37,9 @@ USABLE = ("ok", "skipped")
 THUMB_WIDTH = 440  # px, embedded trace/montage thumbnails of flagged videos
 TABLE_COLUMNS = (  # (summary column, heading, decimals)
     ("n_beats", "beats", 0),
-    ("hr_bpm", "HR (bpm)", 1),
+    # the statistic the QC's hr_mismatch compares: median beat interval, fused train vs masks
+    ("hr_bpm_median", "HR median (bpm)", 1),
+    ("hr_bpm_segmentation_median", "HR masks (median)", 1),
     ("hr_bpm_intensity", "HR model-free", 1),
     ("sdnn_ms", "SDNN (ms)", 1),
     ("ef_pct", "EF (%)", 1),
@@ -285,8 +287,9 @@ def _flagged_section(rows: list[dict], out_dir: Path, meta: Sequence[str], qc: Q
 
 
 def _table_section(rows: list[dict], out_dir: Path, meta: Sequence[str]) -> str:
-    head = ["video", *meta, "status", "QC", *(h for _, h, _ in TABLE_COLUMNS), "figures"]
-    text_cols = {"video", *meta, "status", "QC", "figures"}
+    head = ["video", *meta, "status", "QC", "HR from", *(h for _, h, _ in TABLE_COLUMNS),
+            "figures"]
+    text_cols = {"video", *meta, "status", "QC", "HR from", "figures"}
     out = ["<h2>All videos</h2>", '<table id="summary"><thead><tr>']
     out += [f'<th class="{"text" if h in text_cols else "num"}">{_e(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
@@ -302,6 +305,7 @@ def _table_section(rows: list[dict], out_dir: Path, meta: Sequence[str]) -> str:
         cells += [f'<td class="text">{_e(_text(r.get(m)))}</td>' for m in meta]
         cells += [f'<td class="text">{_e(_text(r.get("status")))}</td>',
                   f'<td class="text">{_e(verdict)}</td>']
+        cells.append(f'<td class="text">{_e(_text(r.get("hr_source")))}</td>')
         cells += [f"<td>{_number(r.get(c), d)}</td>" for c, _, d in TABLE_COLUMNS]
         cells.append(f'<td class="text">{_links(video, out_dir) if video else ""}</td>')
         out.append(f'<tr class="{state}">' + "".join(cells) + "</tr>")
