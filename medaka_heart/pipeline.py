@@ -99,6 +99,7 @@ class VideoResult:
             "status": "ok",
             "error": "",
             "n_frames": len(self.frames),
+            "n_frames_declared": self.info.n_frames,
             "fps": self.fps,
             "fps_source": self.fps_source,
             "pixel_size_um": self.pixel_size_um,

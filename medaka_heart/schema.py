@@ -47,7 +47,8 @@ SUMMARY_COLUMNS = (
     "video",
     "status",  # ok | failed | skipped
     "error",
-    "n_frames",
+    "n_frames",  # frames decoded and analysed
+    "n_frames_declared",  # frames the container declares (an estimate for many codecs)
     "fps",
     "fps_source",
     "pixel_size_um",

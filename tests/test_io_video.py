@@ -121,8 +121,11 @@ def test_mask_stack_round_trip_and_size_check(tmp_path):
     np.testing.assert_array_equal(back > 0, masks)
     with pytest.raises(VideoError, match="masks are 64x48 px but the video is 640x480"):
         next(mask_chunks(tmp_path / "masks.tif", 4, expected=(12, 480, 640)))
-    with pytest.raises(VideoError, match="12 masks for a video of 13 frames"):
-        next(mask_chunks(tmp_path / "masks.tif", 4, expected=(13, 48, 64)))
+    with pytest.raises(VideoError, match="12 masks for a video of 16 frames"):
+        next(mask_chunks(tmp_path / "masks.tif", 4, expected=(16, 48, 64)))
+    with pytest.raises(VideoError, match="12 masks for a video of 11 frames"):
+        next(mask_chunks(tmp_path / "masks.tif", 4, expected=(11, 48, 64)))
+    assert next(mask_chunks(tmp_path / "masks.tif", 4, expected=(13, 48, 64))).shape[0] == 4
 
 
 @pytest.mark.parametrize(

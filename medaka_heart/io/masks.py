@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .video import VideoError, open_video
+from .video import MAX_SHORT_FRACTION, MAX_SHORT_FRAMES, VideoError, open_video
 
 
 def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, int] | None = None
                 ) -> Iterator[np.ndarray]:
     """(t, H, W) bool chunks of a mask stack or folder; any nonzero pixel (any channel) is True.
 
-    `expected` = (n_frames, H, W) of the video the masks belong to; a mismatch is a VideoError.
+    `expected` = (n_frames, H, W) of the video the masks belong to (n_frames as declared: as
+    many masks, or as many fewer as may not decode, see `io.video.MAX_SHORT_FRACTION`); a
+    mismatch is a VideoError (the pipeline checks the decoded count chunk by chunk).
     """
     reader = open_video(path)
     info = reader.info
@@ -23,7 +25,8 @@ def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, i
         n, h, w = expected
         if (info.height, info.width) != (h, w):
             raise VideoError(f"{path}: masks are {info.width}x{info.height} px but the video is {w}x{h}")
-        if info.n_frames != n:
+        short = n - info.n_frames  # a container may declare a few frames that never decode
+        if short < 0 or short > max(MAX_SHORT_FRAMES, MAX_SHORT_FRACTION * n):
             raise VideoError(f"{path}: {info.n_frames} masks for a video of {n} frames")
     for chunk in reader.chunks(chunk_frames):
         yield chunk.any(axis=-1) if chunk.ndim == 4 else chunk != 0
