@@ -33,6 +33,7 @@ import pandas as pd
 
 from .aggregate import conditions_table
 from .config import Config
+from .io.atomic import describe_os_error
 from .io.discover import VideoSource
 from .io.results import write_csv_atomic
 from .run.executors import (
@@ -197,6 +198,14 @@ def write_run_tables(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str],
             log.info("wells not on a 96- or 384-well layout; no plate.png")
 
 
+def _checkpoint(summary: pd.DataFrame, out_dir: Path) -> None:
+    """summary.csv so far, while the run goes on; a failure is said, the run goes on."""
+    try:
+        write_csv_atomic(summary, out_dir / "summary.csv")
+    except OSError as exc:
+        log.warning("summary.csv not updated during the run (%s)", describe_os_error(exc))
+
+
 def write_run_report(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str],
                      group_by: Sequence[str], config: Config) -> None:
     """report.html; a problem drawing it is logged, the run's tables are already written."""
@@ -267,7 +276,7 @@ def run_batch(
                     log.error("%s", result.detail.rstrip())
                 progress.update(result.message, failed=result.status == "failed")
                 if time.monotonic() - last_checkpoint > CHECKPOINT_S:
-                    write_csv_atomic(_table(outcomes, jobs, meta), out_dir / "summary.csv")
+                    _checkpoint(_table(outcomes, jobs, meta), out_dir)
                     last_checkpoint = time.monotonic()
         except KeyboardInterrupt:
             log.warning("interrupted: %d of %d video(s) done; run the same command again to "
@@ -277,7 +286,13 @@ def run_batch(
         finally:
             progress.close()
         summary = _table(outcomes, jobs, meta)
-        write_run_tables(summary, out_dir, meta, group_by)
+        try:
+            write_run_tables(summary, out_dir, meta, group_by)
+        except OSError as exc:
+            n_done = int(summary["status"].isin(("ok", "skipped")).sum())
+            raise OutputError(f"{describe_os_error(exc)}: the run's tables (summary.csv) could "
+                              f"not be written; the folders of the {n_done} finished video(s) "
+                              "are complete: free space and run the same command again") from None
         write_run_report(summary, out_dir, meta, group_by, config)
         counts = summary["status"].value_counts()
         log.info("done: %d ok, %d reused, %d failed; summary in %s", counts.get("ok", 0),

@@ -284,6 +284,8 @@ def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFr
                    skipped_ratio=config.qc.skipped_beat_ratio)
         plot_montage(reservoir, frames, beats, folder / "montage.png",
                      pixel_size_um=pixel_size_um, title=name, signal=config.cycles.signal)
+    except OSError:  # not a drawing problem: the disk failed, so the video fails whole
+        raise
     except Exception as exc:  # the numbers are written already; a figure must not lose them
         log.warning("%s: QC plots not drawn (%s: %s)", name, type(exc).__name__, exc)
 

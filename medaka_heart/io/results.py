@@ -1,8 +1,8 @@
 """Writing results so that nothing half-written is ever left behind.
 
 A video's outputs are written into a hidden staging folder beside their final place and
-renamed into place only when complete; single files are written to a temporary name and
-renamed (`os.replace` is atomic on one filesystem).
+renamed into place only when every file in it is flushed to the disk; single files are
+written by `io.atomic` (a temporary name, fsync, rename). Both honour the user's umask.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,19 +18,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import atomic
+from .atomic import atomic_path, staging_dir, write_text_atomic
+
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a DataFrame as CSV (no index) to `path` via a temporary file."""
     path = Path(path)
-    with _temporary_beside(path) as tmp:
-        frame.to_csv(tmp, index=False)
+    with atomic_path(path) as tmp:
+        try:
+            frame.to_csv(tmp, index=False)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_json_atomic(data: Any, path: str | Path) -> None:
     """Write JSON (NaN as null, numpy scalars as numbers) to `path` via a temporary file."""
-    path = Path(path)
-    with _temporary_beside(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,29 +52,27 @@ def _jsonable(value: Any) -> Any:
 
 
 @contextmanager
-def _temporary_beside(path: Path) -> Iterator[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
 def staged_folder(final: str | Path) -> Iterator[Path]:
     """Yield an empty hidden staging folder; on success it replaces `final` whole.
 
-    On any exception the staging folder is removed and `final` is left as it was.
+    Before the rename every file in it is flushed to the disk, so a write error that the
+    disk reports late (a full disk) fails the video instead of leaving a short file in a
+    folder that looks complete. On any exception the staging folder is removed and `final`
+    is left as it was.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    stage = staging_dir(final)
     try:
-        yield stage
+        try:
+            yield stage
+            for written in stage.rglob("*"):
+                if written.is_file():
+                    atomic.fsync_file(written)
+        except OSError as exc:  # name the file where it was to be, not its staging place
+            if exc.filename and str(exc.filename).startswith(str(stage)):
+                where = str(final) + str(exc.filename)[len(str(stage)):]
+                raise OSError(exc.errno, exc.strerror, where) from None
+            raise
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -33,7 +33,7 @@ def png_bytes(fig, *, dpi: int = DPI) -> bytes:
 
 
 def save_png(fig, path: str | Path, *, dpi: int = DPI) -> Path:
-    """Write the figure to `path` as PNG (inside a staging folder: no temporary name needed)."""
-    path = Path(path)
-    path.write_bytes(png_bytes(fig, dpi=dpi))
-    return path
+    """Write the figure to `path` as PNG, whole or not at all (`io.atomic`)."""
+    from ..io.atomic import write_bytes_atomic
+
+    return write_bytes_atomic(path, png_bytes(fig, dpi=dpi))

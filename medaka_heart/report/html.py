@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import QCConfig
+from ..io.atomic import write_text_atomic
 from ..qc import metrics_from_row, quality_flags
 from .figure import agg_figure, png_bytes
 
@@ -79,14 +78,7 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, *, group_by: Sequen
     out_dir = Path(out_dir)
     path = Path(path) if path is not None else out_dir / "report.html"
     text = render_report(summary, out_dir, group_by=group_by, meta=meta, qc=qc)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)  # never a half-written report
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, text)  # never a half-written report
 
 
 def render_report(summary: pd.DataFrame, out_dir: Path, *, group_by: Sequence[str] = (),

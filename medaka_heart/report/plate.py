@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -71,6 +70,8 @@ def plot_plate(summary: pd.DataFrame, path: str | Path, *, well_column: str = "w
         return None
     from matplotlib.figure import Figure  # a bare Figure draws with Agg: no display, no pyplot
 
+    from .figure import save_png
+
     rows, cols = shape
     fig = Figure(figsize=(5.2 * len(metrics), 0.45 * rows + 1.4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -86,11 +87,4 @@ def plot_plate(summary: pd.DataFrame, path: str | Path, *, well_column: str = "w
         ax.set_facecolor("0.85")
         ax.set_title(label)
     fig.suptitle(f"{rows * cols}-well plate (grey: no data, x: failed)", fontsize=9)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)  # never a half-written picture
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_png(fig, path, dpi=110)  # never a half-written picture

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, PreprocessConfig, SegmentConfig, with_overrides
+from ..io.atomic import describe_os_error
 from ..io.discover import VideoSource
 from ..io.video import VideoError
 
@@ -89,7 +90,10 @@ def _segmenter(options: RunOptions, config: Config):
 
 def error_message(source: VideoSource, exc: BaseException) -> str:
     """One line naming the video and what went wrong."""
-    detail = str(exc) if isinstance(exc, VideoError | OSError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and not isinstance(exc, VideoError):
+        detail = describe_os_error(exc)
+    else:
+        detail = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
     where = str(source.display)
     return detail if where in detail else f"{where}: {detail}"
 
