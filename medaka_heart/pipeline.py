@@ -250,6 +250,7 @@ def analyze_video(
                             hr_bpm_segmentation_median=rhythm.segmentation_hr_bpm_median,
                             rhythm_periodicity=rhythm.periodicity,
                             hr_source=rhythm.choice.source,
+                            missing_frames=len(info.missing_frames),
                             signal=config.cycles.signal, config=config.qc)
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")

@@ -13,6 +13,8 @@ The rhythm (``qc_rhythm_pass``: heart rate, RR intervals, HRV, the beat train):
 - ``unconfirmed_rhythm``: the train rests on the masks alone (hr_source `segmentation`):
   the model-free signal does not beat, so nothing independent confirms the rate, and masks
   that follow the wrong structure are the commonest cause of a wrong rate;
+- ``frame_gaps``: frames were missing from a numbered folder (put back at their times as
+  the mean of their neighbours: the timing is right, those frames are guesses);
 
 the dimensions (``qc_dimensions_pass``: volumes, EF, FS, from the masks):
 
@@ -74,6 +76,7 @@ class QCMetrics:
     rhythm_periodicity: float  # beat-to-beat repeatability of the signal the train rests on
     measured_beats: int  # beats with an ejection fraction
     hr_source: str  # what the beat train rests on: both | segmentation | intensity ("": own)
+    missing_frames: int  # frames missing from a numbered folder (rebuilt from neighbours)
     ef_pct: float
     rr_cv_pct: float  # 100 SD / mean of the RR intervals
     skipped_beats: int  # RR intervals longer than skipped_beat_ratio x their median
@@ -135,6 +138,7 @@ class QCResult:
             "qc_hr_difference_pct": m.hr_difference_pct,
             "qc_rhythm_periodicity": m.rhythm_periodicity,
             "qc_measured_beats": m.measured_beats,
+            "qc_missing_frames": m.missing_frames,
             "qc_rr_cv_pct": m.rr_cv_pct,
             "qc_skipped_beats": m.skipped_beats,
             "qc_motion_diameters": m.motion_diameters,
@@ -202,6 +206,7 @@ def quality_metrics(
     hr_bpm_segmentation_median: float = float("nan"),
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
+    missing_frames: int = 0,
     signal: str = "volume_pl",
     skipped_beat_ratio: float = QCConfig.skipped_beat_ratio,
 ) -> QCMetrics:
@@ -261,6 +266,7 @@ def quality_metrics(
                             else periodicity),
         measured_beats=int(np.isfinite(ef_all).sum()),
         hr_source=hr_source,
+        missing_frames=int(missing_frames),
         ef_pct=ef,
         rr_cv_pct=cv,
         skipped_beats=skipped,
@@ -299,6 +305,9 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
     if m.hr_source == "segmentation":
         flags.append(QCFlag("unconfirmed_rhythm", "only the masks beat: the model-free signal "
                             "does not confirm the rate", rhythm=True))
+    if m.missing_frames:
+        flags.append(QCFlag("frame_gaps", f"{m.missing_frames} frame(s) missing from the "
+                            "numbering, rebuilt from their neighbours", rhythm=True))
     if m.measured_beats < c.min_beats and not no_heart:
         flags.append(QCFlag("too_few_measured_beats", f"{m.measured_beats} beat(s) with an "
                             f"ejection fraction (at least {c.min_beats} needed)"))
@@ -340,6 +349,7 @@ def assess_quality(
     hr_bpm_segmentation_median: float = float("nan"),
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
+    missing_frames: int = 0,
     signal: str = "volume_pl",
     config: QCConfig | None = None,
 ) -> QCResult:
@@ -349,7 +359,7 @@ def assess_quality(
                               hr_bpm_intensity=hr_bpm_intensity,
                               hr_bpm_segmentation_median=hr_bpm_segmentation_median,
                               rhythm_periodicity=rhythm_periodicity, hr_source=hr_source,
-                              signal=signal,
+                              missing_frames=missing_frames, signal=signal,
                               skipped_beat_ratio=config.skipped_beat_ratio)
     return QCResult(metrics, quality_flags(metrics, config))
 
@@ -382,6 +392,7 @@ def metrics_from_row(row: Mapping[str, Any]) -> QCMetrics:
         rhythm_periodicity=_number(row, "qc_rhythm_periodicity"),
         measured_beats=count("qc_measured_beats" if "qc_measured_beats" in row else "n_beats"),
         hr_source=row["hr_source"] if isinstance(row.get("hr_source"), str) else "",
+        missing_frames=count("qc_missing_frames"),
         ef_pct=_number(row, "ef_pct"),
         rr_cv_pct=_number(row, "qc_rr_cv_pct"),
         skipped_beats=count("qc_skipped_beats"),

@@ -88,6 +88,7 @@ SUMMARY_COLUMNS = (
     "qc_hr_difference_pct",  # 100 |hr_bpm_segmentation_median - hr_bpm_median| / hr_bpm_median
     "qc_rhythm_periodicity",  # beat-to-beat repeatability of the signal the train rests on
     "qc_measured_beats",  # beats with an ejection fraction
+    "qc_missing_frames",  # frames missing from a numbered folder, rebuilt from neighbours
     "qc_rr_cv_pct",  # coefficient of variation of the RR intervals, %
     "qc_skipped_beats",  # RR intervals longer than [qc] skipped_beat_ratio x median
     "qc_motion_diameters",  # centroid travel (95th percentile) in ventricle diameters

@@ -102,3 +102,79 @@ def test_atomic_write_leaves_the_old_file_when_it_fails(tmp_path, monkeypatch):
 def test_describe_os_error_is_one_line_naming_the_file():
     exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "OUT/v/montage.png")
     assert atomic.describe_os_error(exc) == "no space left on device: OUT/v/montage.png"
+
+
+# ---------------------------------------------------------------------------------------------
+# time
+
+
+def _zero_rate_avi(path: Path, frames) -> Path:
+    """An AVI whose headers state no frame rate (stream dwRate 0, main header 0 us/frame)."""
+    import struct
+
+    data = bytearray(write_avi(path, frames).read_bytes())
+    strh = data.find(b"strh")
+    data[strh + 32 : strh + 36] = struct.pack("<I", 0)
+    avih = data.find(b"avih")
+    data[avih + 8 : avih + 12] = struct.pack("<I", 0)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_avi_that_states_no_frame_rate_is_not_read_at_25_fps(tmp_path, beating):
+    import cv2
+
+    masks, frames = beating
+    video = _zero_rate_avi(tmp_path / "norate.avi", frames)
+    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) == 25.0  # OpenCV's stand-in
+    mask_file = str(write_masks(tmp_path / "m.tif", masks))
+    result, summary = analyze(tmp_path / "out", str(video), "--masks", mask_file)
+    assert result.exit_code == 1
+    assert "norate.avi: frame rate unknown" in summary["error"].iloc[0]
+    assert "pass --fps" in summary["error"].iloc[0]
+    result, summary = analyze(tmp_path / "out2", str(video), "--masks", mask_file, "--fps", "15")
+    assert result.exit_code == 0
+    assert (summary["fps"].iloc[0], summary["fps_source"].iloc[0]) == (15.0, "user")
+
+
+def _frame_folder(folder: Path, frames, numbers) -> Path:
+    import cv2
+
+    folder.mkdir()
+    for number, frame in zip(numbers, frames, strict=False):
+        cv2.imwrite(str(folder / f"frame_{number:04d}.png"), frame)
+    return folder
+
+
+def test_frames_missing_from_the_numbering_keep_their_times(tmp_path, beating):
+    """Every 25th frame is missing: the rate must not rise 4 % (frames squeezed together)."""
+    masks, frames = beating
+    keep = [i for i in range(len(frames)) if i % 25 != 12]
+    folder = _frame_folder(tmp_path / "frames", frames[keep], keep)
+    truth_out, gapped_out = tmp_path / "whole", tmp_path / "gapped"
+    whole = _frame_folder(tmp_path / "all", frames, range(len(frames)))
+    _, truth = analyze(truth_out, str(whole), "--fps", "15", "--masks",
+                       str(write_masks(tmp_path / "m.tif", masks)))
+    mask_folder = tmp_path / "masks"
+    mask_folder.mkdir()
+    import cv2
+
+    for i in keep:
+        cv2.imwrite(str(mask_folder / f"mask_{i:04d}.png"), masks[i].astype("uint8") * 255)
+    result, summary = analyze(gapped_out, str(folder), "--fps", "15", "--masks",
+                              str(mask_folder))
+    assert result.exit_code == 0, result.output
+    row = summary.iloc[0]
+    assert row["n_frames"] == len(frames)
+    assert row["qc_missing_frames"] == len(frames) - len(keep)
+    assert "frame_gaps" in row["qc_flags"] and not row["qc_pass"]
+    assert row["hr_bpm"] == pytest.approx(truth["hr_bpm"].iloc[0], rel=0.01)
+
+
+def test_long_frame_gaps_are_an_error(tmp_path, beating):
+    _, frames = beating
+    keep = [i for i in range(len(frames)) if not 20 <= i < 30]
+    folder = _frame_folder(tmp_path / "frames", frames[keep], keep)
+    result, summary = analyze(tmp_path / "out", str(folder), "--fps", "15")
+    assert result.exit_code == 1
+    assert "10 of 90 numbered frames are missing" in summary["error"].iloc[0]

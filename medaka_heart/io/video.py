@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class VideoInfo:
     fps_source: str  # container | metadata | none
     pixel_size_um: float | None = None
     pixel_size_source: str = "none"
+    missing_frames: tuple[int, ...] = ()  # frame indices absent from a numbered folder
 
 
 def frames_per_chunk(height: int, width: int, chunk_frames: int, n_frames: int | None = None
@@ -103,6 +105,36 @@ def _as_frames(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
+MAX_FPS = 10_000.0  # a stated frame rate above this (or <= 0) is not believed
+
+
+def avi_stated_fps(path: Path) -> float | None:
+    """The frame rate an AVI's header states (video stream dwRate / dwScale, else the main
+    header's microseconds per frame); NaN where it states none (0); None for a file that is
+    not an AVI. OpenCV reports 25 fps for an AVI whose header gives 0, so AVIs are read here.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    at = head.find(b"strh")
+    while at >= 0 and head[at + 8 : at + 12] != b"vids":  # the video stream's header
+        at = head.find(b"strh", at + 4)
+    if at >= 0 and at + 36 <= len(head):
+        scale, rate = struct.unpack("<II", head[at + 28 : at + 36])  # dwScale, dwRate
+        if scale > 0 and rate > 0:
+            return rate / scale
+    at = head.find(b"avih")
+    if at >= 0 and at + 12 <= len(head):
+        (us_per_frame,) = struct.unpack("<I", head[at + 8 : at + 12])
+        if us_per_frame > 0:
+            return 1e6 / us_per_frame
+    return float("nan")
+
+
 class ContainerReader:
     """AVI/MP4/MOV/... decoded by OpenCV; frames are RGB uint8."""
 
@@ -120,7 +152,10 @@ class ContainerReader:
         finally:
             cap.release()
         h, w = frame.shape[:2]
-        valid_fps = np.isfinite(fps) and 0 < fps < 10000
+        stated = avi_stated_fps(path)
+        if stated is not None:  # an AVI: its header's rate, never OpenCV's 25 fps stand-in
+            fps = stated
+        valid_fps = np.isfinite(fps) and 0 < fps <= MAX_FPS
         self.info = VideoInfo(path, max(n, 1), h, w, fps if valid_fps else None,
                               "container" if valid_fps else "none")
 
@@ -284,8 +319,48 @@ def _read_image(path: Path) -> np.ndarray:
     return image
 
 
+# A numbered folder with frames missing: each missing frame is put back at its true time as
+# the mean of its two neighbours, when the gaps are short (at most MAX_GAP_FRAMES in a row)
+# and few (at most MAX_MISSING_FRACTION of the span); otherwise time cannot be rebuilt.
+MAX_GAP_FRAMES = 2
+MAX_MISSING_FRACTION = 0.05
+
+
+def frame_numbers(files: list[Path]) -> list[int] | None:
+    """The last number in each file name; None unless every name has one, all different."""
+    numbers = []
+    for f in files:
+        found = re.findall(r"\d+", f.stem)
+        if not found:
+            return None
+        numbers.append(int(found[-1]))
+    return numbers if len(set(numbers)) == len(numbers) else None
+
+
+def missing_frame_slots(path: Path, files: list[Path]) -> list[int]:
+    """Positions (0-based, in the full numbering) of the frames missing between the first
+    and the last file; a VideoError where the gaps are too long or too many to rebuild time."""
+    numbers = frame_numbers(files)
+    if numbers is None or numbers != sorted(numbers):
+        return []
+    start, span = numbers[0], numbers[-1] - numbers[0] + 1
+    missing = sorted(set(range(start, start + span)) - set(numbers))
+    if not missing:
+        return []
+    longest = max(np.diff(np.array(numbers))) - 1
+    if longest > MAX_GAP_FRAMES or len(missing) > MAX_MISSING_FRACTION * span:
+        raise VideoError(f"{path}: {len(missing)} of {span} numbered frames are missing (up to "
+                         f"{longest} in a row, from number {missing[0]}): the frames' times "
+                         "cannot be rebuilt; supply the missing frames or a video")
+    return [m - start for m in missing]
+
+
 class FrameFolderReader:
-    """A folder of numbered frame images, in natural sort order."""
+    """A folder of numbered frame images, in natural sort order.
+
+    Frames missing from the numbering (a short gap, see MAX_GAP_FRAMES) are put back at their
+    true place as the mean of their neighbours and listed in `info.missing_frames`.
+    """
 
     def __init__(self, path: Path, files: list[Path] | None = None):
         self.path = path
@@ -294,19 +369,45 @@ class FrameFolderReader:
             raise VideoError(f"{path}: folder holds no frame images ({', '.join(FRAME_SUFFIXES)})")
         first = _read_image(self.files[0])
         self._shape = first.shape
-        self.info = VideoInfo(path, len(self.files), first.shape[0], first.shape[1], None, "none")
+        # given files (a screening microscope's) carry their own time base; a plain folder's
+        # numbering is its time
+        missing = tuple(missing_frame_slots(path, self.files)) if files is None else ()
+        if missing:
+            log.warning("%s: %d frame(s) missing from the numbering (first at frame %d); put "
+                        "back at their times as the mean of their neighbours", path,
+                        len(missing), missing[0])
+        self.info = VideoInfo(path, len(self.files) + len(missing), first.shape[0],
+                              first.shape[1], None, "none", missing_frames=missing)
+
+    def _images(self) -> Iterator[np.ndarray]:
+        """Every frame in time order, the missing ones rebuilt from their neighbours."""
+        missing = set(self.info.missing_frames)
+        files = iter(self.files)
+        previous, held = None, 0
+        for slot in range(self.info.n_frames):
+            if slot in missing:
+                held += 1
+                continue
+            file = next(files)
+            image = _read_image(file)
+            if image.shape != self._shape:
+                raise VideoError(f"{file}: frame shape {image.shape} differs from the "
+                                 f"first frame's {self._shape}")
+            for _ in range(held):  # the gap before this frame
+                yield ((previous.astype(np.float32) + image) / 2).astype(image.dtype)
+            previous, held = image, 0
+            yield image
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
                                         self.info.n_frames)
-        for start in range(0, len(self.files), chunk_frames):
-            batch = []
-            for file in self.files[start : start + chunk_frames]:
-                image = _read_image(file)
-                if image.shape != self._shape:
-                    raise VideoError(f"{file}: frame shape {image.shape} differs from the "
-                                     f"first frame's {self._shape}")
-                batch.append(image)
+        batch = []
+        for image in self._images():
+            batch.append(image)
+            if len(batch) == chunk_frames:
+                yield _as_frames(np.stack(batch), self.path)
+                batch = []
+        if batch:
             yield _as_frames(np.stack(batch), self.path)
 
 
