@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 30.0  # summary.csv is rewritten at most this often while a run goes on
 LOCK_FILE = ".medaka-heart.lock"
+OWNER_FILE = ".medaka-heart.owner"  # host and pid of the run that holds the lock
 STALE_PATTERNS = (".*.partial", ".*.old", ".*.tmp", ".*.tmp.png")  # left by a killed run
 
 
@@ -96,31 +98,33 @@ def check_writable(out_dir: Path) -> None:
 
 @contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
-    """One run at a time per output folder; a lock left by a killed run is taken over."""
-    lock = out_dir / LOCK_FILE
+    """One run at a time per output folder.
+
+    The lock is an operating-system file lock (`filelock`), taken atomically and released by
+    the system when the run ends, however it ends (a kill -9 too), so no stale lock is ever
+    trusted or taken over by guesswork; the owner file beside it (host and pid) only says
+    who holds it. Staging folders left by an earlier, dead run are removed once it is held.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out_dir / LOCK_FILE), timeout=0)
+    owner = out_dir / OWNER_FILE
     try:
-        pid = int(lock.read_text().strip() or 0)
-    except (OSError, ValueError):
-        pid = 0
-    if pid and pid != os.getpid() and _alive(pid):
-        raise OutputError(f"{out_dir}: another run (pid {pid}) is writing here; "
-                          f"wait for it or remove {lock}")
-    _remove_stale(out_dir)
-    lock.write_text(f"{os.getpid()}\n")
+        lock.acquire()
+    except Timeout:
+        try:
+            who = owner.read_text().strip()
+        except OSError:
+            who = "unknown"
+        raise OutputError(f"{out_dir}: another run ({who}) is writing here; wait for it to "
+                          "finish or use another output folder") from None
     try:
+        owner.write_text(f"host {socket.gethostname()}, pid {os.getpid()}\n")
+        _remove_stale(out_dir)
         yield
     finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        owner.unlink(missing_ok=True)
+        lock.release()
 
 
 def _remove_stale(out_dir: Path) -> None:

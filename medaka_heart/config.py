@@ -15,7 +15,8 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,68 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def _type_name(hint: Any) -> str:
+    names = {float: "a number", int: "a whole number", str: "a string", bool: "true or false",
+             type(None): "nothing"}
+    if get_origin(hint) in (UnionType, Union):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    if get_origin(hint) is tuple:
+        return "a list"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a field's type (an int is a fine float; a bool no number)."""
+    origin = get_origin(hint)
+    if origin in (UnionType, Union):
+        return any(matches(value, a) for a in get_args(hint))
+    if origin is tuple:
+        args = get_args(hint)
+        if not isinstance(value, list | tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args,
+                                                                             strict=True))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint) or dataclasses.is_dataclass(hint)
+    return True
+
+
+def build_section(cls: type, values: Any, where: str) -> Any:
+    """`cls(**values)` for the [where] section of a TOML file; an unknown key or a value of
+    the wrong type is a ValueError naming the section.key, the value and the type expected."""
+    if not isinstance(values, dict):
+        raise ValueError(f"[{where}] must be a table of keys, got {values!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        if not matches(value, hints[key]):
+            raise ValueError(f"[{where}] {key} = {value!r}: expected {_type_name(hints[key])}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**values)
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Build a Config from a nested dict; unknown sections or keys are an error."""
+    """Build a Config from a nested dict; unknown sections or keys and values of the wrong
+    type are an error (one line: section.key, value, the type expected)."""
     sections = {f.name: f.type for f in dataclasses.fields(Config)}
     kwargs = {}
     for name, values in data.items():
         if name not in sections:
             raise ValueError(f"unknown config section [{name}]; known: {', '.join(sections)}")
-        section_cls = type(getattr(Config(), name))
-        known = {f.name for f in dataclasses.fields(section_cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))}")
-        kwargs[name] = section_cls(**values)
+        kwargs[name] = build_section(type(getattr(Config(), name)), values, name)
     return Config(**kwargs)
 
 

@@ -21,7 +21,7 @@ import tifffile
 from click.testing import CliRunner
 from conftest import EllipseLaw
 
-from medaka_heart.batch import OutputError, run_batch
+from medaka_heart.batch import LOCK_FILE, OutputError, run_batch
 from medaka_heart.cli import main
 from medaka_heart.config import Config
 from medaka_heart.io.discover import VideoSource
@@ -179,4 +179,4 @@ def test_sigkill_half_way_then_rerun_completes(tmp_path):
     assert set(summary.drop(index=finished)["status"]) == {"ok"}
     np.testing.assert_allclose(summary["hr_bpm"], 130.0, rtol=0.01)
     assert {name: _files(out / name) for name in finished} == snapshot  # left intact
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no debris
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != LOCK_FILE]

@@ -178,3 +178,68 @@ def test_long_frame_gaps_are_an_error(tmp_path, beating):
     result, summary = analyze(tmp_path / "out", str(folder), "--fps", "15")
     assert result.exit_code == 1
     assert "10 of 90 numbered frames are missing" in summary["error"].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# runs and processes
+
+
+LOCK_SCRIPT = """
+import sys, time
+from pathlib import Path
+from medaka_heart.batch import OutputError, output_lock
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+try:
+    with output_lock(Path(sys.argv[1])):
+        print("got", flush=True)
+        time.sleep(1.0)
+except OutputError as exc:
+    print("refused", exc, flush=True)
+"""
+
+
+def test_two_runs_released_together_never_both_get_the_lock(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "lock.py"
+    script.write_text(LOCK_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    for _ in range(5):
+        start = time.time() + 1.5
+        runs = [subprocess.Popen([sys.executable, str(script), str(out), str(start)],
+                                 stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        said = sorted(p.communicate(timeout=30)[0].split()[0] for p in runs)
+        assert said == ["got", "refused"]
+
+
+def test_a_lock_held_elsewhere_names_its_owner(tmp_path):
+    from medaka_heart.batch import OutputError, output_lock
+
+    with output_lock(tmp_path):
+        owner = (tmp_path / ".medaka-heart.owner").read_text()
+        assert f"pid {os.getpid()}" in owner
+        # a second lock in the same process is another open file: refused like another run
+        with pytest.raises(OutputError, match=r"another run \(host .*, pid \d+\) is writing"):
+            with output_lock(tmp_path):
+                pass
+    with output_lock(tmp_path):  # released: taken again
+        pass
+
+
+def test_a_config_of_the_wrong_type_fails_once_before_any_video(tmp_path, beating):
+    _, frames = beating
+    video = write_avi(tmp_path / "heart.avi", frames)
+    config = tmp_path / "c.toml"
+    config.write_text('[qc]\nmin_beats = "3"\n')
+    result, summary = analyze(tmp_path / "out", str(video), "--config", str(config))
+    assert result.exit_code == 1 and summary is None  # no video was read
+    assert result.output.strip() == (f"Error: {config}: [qc] min_beats = '3': expected a "
+                                     "whole number")
+    config.write_text('[cycles]\nhr_min_bpm = "sixty"\n')
+    result, _ = analyze(tmp_path / "out", str(video), "--config", str(config))
+    assert "[cycles] hr_min_bpm = 'sixty': expected a number" in result.output

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_toml
+from ..config import build_section, parse_toml
 from .augment import AugmentConfig
 from .unet import UNetConfig
 
@@ -140,12 +140,7 @@ def _listify(value: Any) -> Any:
 
 
 def _section(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
+    return build_section(cls, values, where)
 
 
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
