@@ -243,3 +243,60 @@ def test_a_config_of_the_wrong_type_fails_once_before_any_video(tmp_path, beatin
     config.write_text('[cycles]\nhr_min_bpm = "sixty"\n')
     result, _ = analyze(tmp_path / "out", str(video), "--config", str(config))
     assert "[cycles] hr_min_bpm = 'sixty': expected a number" in result.output
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (from /proc; zombies are not alive)."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and not fields.get("State", "").startswith("Z"):
+            out.append(int(status.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_workers_die_with_a_killed_run(tmp_path, beating):
+    """kill -9 of `analyze --workers 2`: no worker lives on 10 s later to write into OUT."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    masks, frames = beating
+    videos, given = [], []
+    for i in range(4):  # long enough that the workers are busy when the run is killed
+        videos.append(str(write_avi(tmp_path / f"v{i}.avi", np.concatenate([frames] * 8))))
+        given += ["--masks", str(write_masks(tmp_path / f"m{i}.tif",
+                                             np.concatenate([masks] * 8)))]
+    run = subprocess.Popen([sys.executable, "-m", "medaka_heart", "analyze", *videos,
+                            *given, "-o", str(tmp_path / "out"), "--workers", "2",
+                            "--no-progress"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = [p for p in _children(run.pid)
+                   if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    assert len(workers) >= 2, "the workers never started"
+    time.sleep(1.0)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    every = workers + [p for w in workers for p in _children(w)]
+    time.sleep(10)
+    assert [p for p in every if _alive(p)] == []

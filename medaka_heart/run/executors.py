@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -70,10 +74,39 @@ class SerialExecutor:
             yield i, result
 
 
+PARENT_POLL_S = 0.5  # how often a worker checks that the run that started it is alive
+
+
 def _init_worker(threads: int) -> None:
-    """Limit native thread pools of a fresh worker before numpy/torch/OpenCV start them."""
+    """Limit native thread pools of a fresh worker before numpy/torch/OpenCV start them, and
+    make it die with its parent."""
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """End this process when the one that started it dies (a kill -9 too), so no worker goes
+    on writing into an output folder that a rerun may take: the kernel's parent-death signal
+    on Linux, and everywhere a watchdog thread that sees the parent change."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medaka-heart-parent-watch", daemon=True).start()
 
 
 class ProcessExecutor:
