@@ -167,6 +167,9 @@ def analyze_video(
         raise VideoError(f"{path}: only {info.n_frames} frame(s); at least {MIN_FRAMES} are needed")
     fps_value, fps_source = resolve_fps(info, fps)
     pixel, pixel_source = resolve_pixel_size(info, pixel_size_um, config.io.default_pixel_size_um)
+    if pixel_source == "default":
+        log.warning("%s: no pixel size given (--pixel-size) or in the file: volumes and lengths "
+                    "use the default %g um/px", path, pixel)
     if masks is None and segmenter is None:
         raise ValueError("analyze_video needs masks or a segmenter")
 
@@ -251,6 +254,7 @@ def analyze_video(
                             rhythm_periodicity=rhythm.periodicity,
                             hr_source=rhythm.choice.source,
                             missing_frames=len(info.missing_frames),
+                            pixel_size_default=pixel_source == "default",
                             signal=config.cycles.signal, config=config.qc)
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")

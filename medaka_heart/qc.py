@@ -32,8 +32,9 @@ the dimensions (``qc_dimensions_pass``: volumes, EF, FS, from the masks):
 - ``large_motion``: the ventricle's centroid travels (95th percentile of its distance from
   its median position) more than `max_motion_diameters` ventricle diameters;
 
-and one *finding*, which is biology rather than a measurement problem and so leaves
-`qc_pass` True: ``irregular_rhythm``, when the RR intervals vary by more than
+and two *findings*, which leave `qc_pass` True: ``pixel_size_default`` (the sizes rest on
+the configuration's default pixel size: say so, as nothing else would), and
+``irregular_rhythm``, biology rather than a measurement problem, when the RR intervals vary by more than
 `max_rr_cv_pct` percent (coefficient of variation) or a beat is skipped (an RR longer than
 `skipped_beat_ratio` times the median RR). A check whose input is missing (NaN: no segmenter
 confidence, no model-free rate, no beats) raises nothing; `too_few_beats` covers the rest.
@@ -77,6 +78,7 @@ class QCMetrics:
     measured_beats: int  # beats with an ejection fraction
     hr_source: str  # what the beat train rests on: both | segmentation | intensity ("": own)
     missing_frames: int  # frames missing from a numbered folder (rebuilt from neighbours)
+    pixel_size_default: bool  # sizes rest on the config's default pixel size
     ef_pct: float
     rr_cv_pct: float  # 100 SD / mean of the RR intervals
     skipped_beats: int  # RR intervals longer than skipped_beat_ratio x their median
@@ -207,6 +209,7 @@ def quality_metrics(
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
     missing_frames: int = 0,
+    pixel_size_default: bool = False,
     signal: str = "volume_pl",
     skipped_beat_ratio: float = QCConfig.skipped_beat_ratio,
 ) -> QCMetrics:
@@ -267,6 +270,7 @@ def quality_metrics(
         measured_beats=int(np.isfinite(ef_all).sum()),
         hr_source=hr_source,
         missing_frames=int(missing_frames),
+        pixel_size_default=bool(pixel_size_default),
         ef_pct=ef,
         rr_cv_pct=cv,
         skipped_beats=skipped,
@@ -336,6 +340,10 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
         irregular.append(f"RR varies by {m.rr_cv_pct:.0f}% (CV, limit {c.max_rr_cv_pct:.0f}%)")
     if irregular:
         flags.append(QCFlag("irregular_rhythm", "; ".join(irregular), finding=True, rhythm=True))
+    if m.pixel_size_default:
+        flags.append(QCFlag("pixel_size_default", "volumes and lengths rest on the default "
+                            "pixel size (no --pixel-size, none in the file): check it is your "
+                            "microscope's", finding=True))
     return tuple(flags)
 
 
@@ -350,6 +358,7 @@ def assess_quality(
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
     missing_frames: int = 0,
+    pixel_size_default: bool = False,
     signal: str = "volume_pl",
     config: QCConfig | None = None,
 ) -> QCResult:
@@ -359,7 +368,8 @@ def assess_quality(
                               hr_bpm_intensity=hr_bpm_intensity,
                               hr_bpm_segmentation_median=hr_bpm_segmentation_median,
                               rhythm_periodicity=rhythm_periodicity, hr_source=hr_source,
-                              missing_frames=missing_frames, signal=signal,
+                              missing_frames=missing_frames,
+                              pixel_size_default=pixel_size_default, signal=signal,
                               skipped_beat_ratio=config.skipped_beat_ratio)
     return QCResult(metrics, quality_flags(metrics, config))
 
@@ -393,6 +403,7 @@ def metrics_from_row(row: Mapping[str, Any]) -> QCMetrics:
         measured_beats=count("qc_measured_beats" if "qc_measured_beats" in row else "n_beats"),
         hr_source=row["hr_source"] if isinstance(row.get("hr_source"), str) else "",
         missing_frames=count("qc_missing_frames"),
+        pixel_size_default=row.get("pixel_size_source") == "default",
         ef_pct=_number(row, "ef_pct"),
         rr_cv_pct=_number(row, "qc_rr_cv_pct"),
         skipped_beats=count("qc_skipped_beats"),

@@ -63,3 +63,20 @@ def test_dask_task_whose_worker_dies_is_retried_then_reported():
     for i, expected in ((0, 1), (1, 9), (3, 16)):
         assert by_index[i] == expected or "KilledWorker" in by_index[i].message
     assert sum(by_index[i] == e for i, e in ((0, 1), (1, 9), (3, 16))) >= 2
+
+
+def report_threads(item, threads):
+    return threads
+
+
+def test_each_task_gets_its_worker_process_share_of_the_cores():
+    """Two worker processes of one thread on this host: each task gets cores // 2 threads
+    (not cores // 1, which ran two threads per worker on two cores)."""
+    from medaka_heart.run.executors import dask_threads, usable_cores
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+         distributed.Client(cluster, set_as_default=False) as client:
+        results = dict(DaskExecutor(client).run(report_threads, [0, 1, 2, 3]))
+    assert set(results.values()) == {max(1, usable_cores() // 2)}
+    assert dask_threads(16, 2, 4) == 2 and dask_threads(2, 4, 1) == 1

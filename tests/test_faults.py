@@ -300,3 +300,65 @@ def test_workers_die_with_a_killed_run(tmp_path, beating):
     every = workers + [p for w in workers for p in _children(w)]
     time.sleep(10)
     assert [p for p in every if _alive(p)] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# options: wrong once, up front
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--fps", "0"], "Invalid value for '--fps': 0.0 is not in the range 0<x<=10000"),
+    (["--fps", "-3"], "Invalid value for '--fps'"),
+    (["--pixel-size", "0"], "Invalid value for '--pixel-size'"),
+    (["--model", "nowhere"], "nowhere: --model not found"),
+    (["--config", "nowhere.toml"], "'nowhere.toml' does not exist"),
+])
+def test_bad_options_are_said_once_before_any_video(tmp_path, beating, args, message):
+    _, frames = beating
+    videos = [str(write_avi(tmp_path / f"v{i}.avi", frames)) for i in range(3)]
+    result, summary = analyze(tmp_path / "out", *videos, *args)
+    assert result.exit_code != 0
+    assert summary is None  # no video was read, no row written
+    assert result.output.count(message) == 1, result.output
+
+
+def test_a_random_file_as_model_is_not_a_model_checkpoint(tmp_path, beating):
+    _, frames = beating
+    video = write_avi(tmp_path / "v.avi", frames)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(4096))
+    result, summary = analyze(tmp_path / "out", str(video), "--model", str(junk))
+    assert result.exit_code == 1 and summary is None
+    assert "junk.pt: not a model checkpoint" in result.output
+    assert "pickled" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# silent defaults
+
+
+def test_the_default_pixel_size_is_said(tmp_path, beating, caplog):
+    masks, frames = beating
+    video = write_avi(tmp_path / "heart.avi", frames)
+    mask_file = str(write_masks(tmp_path / "m.tif", masks))
+    _, summary = analyze(tmp_path / "out", str(video), "--masks", mask_file)
+    row = summary.iloc[0]
+    assert row["pixel_size_source"] == "default"
+    assert "pixel_size_default" in row["qc_findings"]
+    assert "no pixel size given" in caplog.text
+    _, summary = analyze(tmp_path / "out2", str(video), "--masks", mask_file,
+                         "--pixel-size", "1.2")
+    assert "pixel_size_default" not in str(summary.iloc[0]["qc_findings"])
+
+
+def test_evaluate_warns_when_the_pixel_sizes_differ(tmp_path, caplog):
+    import json
+
+    from medaka_heart.io.truth import VideoSources, warn_pixel_size
+
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"pixel_size_um": 1.3}))
+    truth = VideoSources("v", meta=meta)
+    assert warn_pixel_size(VideoSources("v", pixel_size_um=1.115), truth)
+    assert "analysed at 1.115 um/px but the truth's meta.json says 1.3 um/px" in caplog.text
+    assert not warn_pixel_size(VideoSources("v", pixel_size_um=1.3), truth)

@@ -228,7 +228,7 @@ def report_run(tmp_path_factory) -> Path:
         sources.append(VideoSource(video, masks=mask_path,
                                    metadata={"well": well, "genotype": genotype}))
     run_batch(sources, list(cases), root / "out", Config(), workers=1, show_progress=False,
-              group_by=["genotype"])
+              group_by=["genotype"], pixel_size_um=1.5)
     return root / "out"
 
 

@@ -18,8 +18,9 @@ import click
 @click.option("--masks", "masks", multiple=True, type=click.Path(path_type=Path),
               help="Ventricle masks to measure instead of segmenting (stack or folder; any "
                    "nonzero pixel is ventricle). Give once per input, in the same order.")
-@click.option("--fps", type=float, default=None, help="Frame rate; overrides the file's.")
-@click.option("--pixel-size", "pixel_size", type=float, default=None,
+@click.option("--fps", type=click.FloatRange(0, 10_000, min_open=True), default=None,
+              help="Frame rate; overrides the file's.")
+@click.option("--pixel-size", "pixel_size", type=click.FloatRange(0, min_open=True), default=None,
               help="Pixel size in um; overrides the file's metadata and the config default.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="TOML file overriding the default configuration.")
@@ -77,8 +78,11 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
                                        f"{len(sources)} video(s); give one per video")
         sources = [VideoSource(s.path, s.screening, s.metadata, m.resolve())
                    for s, m in zip(sources, masks, strict=True)]
-    if config.segment.model is None and any(s.masks is None for s in sources):
-        _require_default_model()
+    if any(s.masks is None for s in sources):
+        if config.segment.model is None:
+            _require_default_model()
+        else:
+            _check_model(config.segment.model)
     try:
         summary = run_batch(
             sources, source_names(sources), out_dir, config,
@@ -96,6 +100,23 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
                f"{out_dir / 'summary.csv'}")
     if n_ok == 0:
         ctx.exit(1)
+
+
+def _check_model(model: str) -> None:
+    """A one-line error, once and before any video is read, for a --model that is not one."""
+    from pathlib import Path
+
+    path = Path(model)
+    if not path.exists():
+        raise click.ClickException(f"{path}: --model not found (a model folder or checkpoint)")
+    try:
+        from ..model.checkpoint import load_checkpoint
+    except ImportError:  # no torch: the segmenter says so when it is made
+        return
+    try:
+        load_checkpoint(path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _require_default_model() -> None:

@@ -51,6 +51,7 @@ class VideoSources:
     fps: float | None = None  # from PRED/summary.csv
     status: str = "ok"  # status in PRED/summary.csv
     qc_pass: bool | None = None  # qc_pass in PRED/summary.csv; None = not there
+    pixel_size_um: float | None = None  # from PRED/summary.csv
 
 
 def _first_existing(folder: Path, names) -> Path | None:
@@ -151,7 +152,8 @@ def find_pred_videos(pred_dir: str | Path) -> dict[str, VideoSources]:
             s = _sources_in(root / stem, stem) if (root / stem).is_dir() else VideoSources(stem)
             found[stem] = VideoSources(stem, s.beats, s.frames, s.masks, s.meta,
                                        fps=_float_or_none(row.get("fps")), status=status,
-                                       qc_pass=_bool_or_none(row.get("qc_pass")))
+                                       qc_pass=_bool_or_none(row.get("qc_pass")),
+                                       pixel_size_um=_float_or_none(row.get("pixel_size_um")))
     for p in sorted(root.iterdir()):
         if p.is_dir() and not p.name.startswith(".") and p.name not in found:
             s = _sources_in(p, p.name)
@@ -179,6 +181,28 @@ def _fps_from_frames_csv(path: Path) -> float | None:
     f = table["frame"].to_numpy(float)
     ok = np.isfinite(t) & (t > 0)
     return _float_or_none(np.median(f[ok] / t[ok])) if ok.any() else None
+
+
+def _pixel_size_from_meta(path: Path | None) -> float | None:
+    try:
+        meta = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    return _float_or_none(meta.get("pixel_size_um")) if isinstance(meta, dict) else None
+
+
+def warn_pixel_size(pred: VideoSources, true: VideoSources, tolerance: float = 0.01) -> bool:
+    """Warn (and return True) where the prediction's pixel size differs from the truth's
+    meta.json by more than `tolerance` (relative): its volumes cannot be compared."""
+    truth = _pixel_size_from_meta(true.meta)
+    if pred.pixel_size_um is None or truth is None:
+        return False
+    if abs(pred.pixel_size_um - truth) <= tolerance * truth:
+        return False
+    log.warning("%s: analysed at %g um/px but the truth's meta.json says %g um/px: volumes and "
+                "lengths are not comparable (analyze again with --pixel-size %g)", pred.stem,
+                pred.pixel_size_um, truth, truth)
+    return True
 
 
 def _fps_from_meta(path: Path) -> float | None:
@@ -255,6 +279,7 @@ def _evaluate_video(pred: VideoSources, true: VideoSources, chunk_frames: int) -
         # masks-only truth: Dice, but no beat metrics and no false events
         pred_beats = read_beats(pred.beats if true.beats is not None else None)
         fps = read_fps(true, pred)
+        warn_pixel_size(pred, true)
         dice = _video_dice(pred, true, chunk_frames)
         if true.beats is not None and fps is None:
             raise ValueError("frame rate unknown (no meta.json, summary.csv or frames.csv)")

@@ -154,12 +154,12 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
-            reason = ("it contains a pickled Python object (only tensors and plain metadata "
-                      "are loaded)")
-        else:
-            reason = f"cannot be read by torch.load ({type(exc).__name__})"
-        raise ValueError(f"{path}: not a medaka_heart checkpoint: {reason}") from None
+        if "Unsupported global" in text:  # a real pickle that would run code on loading
+            raise ValueError(f"{path}: not a medaka_heart checkpoint: it contains a pickled "
+                             "Python object (only tensors and plain metadata are loaded)"
+                             ) from None
+        raise ValueError(f"{path}: not a model checkpoint (torch cannot read it: "
+                         f"{type(exc).__name__})") from None
 
 
 def _is_state_dict(obj: Any) -> bool:

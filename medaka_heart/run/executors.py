@@ -16,12 +16,13 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +171,24 @@ class ProcessExecutor:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _on_dask_worker(fn: Task, item: Any) -> Any:
-    """Run `fn` on a Dask worker, with threads = usable cores // the worker's task slots."""
+def dask_threads(cores: int, processes_on_host: int, slots: int) -> int:
+    """Threads one task may use: the host's cores shared between its worker processes, and
+    each worker's share between its task slots (nthreads); at least 1."""
+    return max(1, cores // max(1, processes_on_host) // max(1, slots))
+
+
+def _host(address: str) -> str:
+    return urlparse(address).hostname or address
+
+
+def _on_dask_worker(fn: Task, item: Any, processes: Mapping[str, int]) -> Any:
+    """Run `fn` on a Dask worker with its fair share of the host's cores (`dask_threads`);
+    `processes` counts the worker processes of each host, as the scheduler saw them."""
     from distributed import get_worker
 
-    slots = get_worker().state.nthreads
-    return fn(item, max(1, usable_cores() // max(1, slots)))
+    worker = get_worker()
+    return fn(item, dask_threads(usable_cores(), processes.get(_host(worker.address), 1),
+                                 worker.state.nthreads))
 
 
 class DaskExecutor:
@@ -205,7 +218,9 @@ class DaskExecutor:
             client = self.address
         try:
             token = uuid.uuid4().hex[:8]
-            futures = {client.submit(_on_dask_worker, fn, item, pure=False, retries=self.retries,
+            processes = Counter(_host(a) for a in client.scheduler_info()["workers"])
+            futures = {client.submit(_on_dask_worker, fn, item, dict(processes), pure=False,
+                                     retries=self.retries,
                                      key=f"medaka-heart-{token}-{i}"): i
                        for i, item in enumerate(items)}
             for future in as_completed(futures, loop=client.loop):
