@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .schema import USABLE_STATUSES
+
 CONDITION_METRICS = ("hr_bpm", "ef_pct", "fs_minor_pct")
-USABLE_STATUS = ("ok", "skipped")  # skipped = complete results reused from an earlier run
+USABLE_STATUS = USABLE_STATUSES  # reused (or, before, skipped) = an earlier run's results
 
 
 def conditions_table(summary: pd.DataFrame, group_by: Sequence[str] = (),

@@ -55,7 +55,7 @@ from .run.jobs import (
 )
 from .run.progress import Progress, run_log
 from .run.resume import fingerprint, fingerprint_inputs, model_identity, reusable_row
-from .schema import BEAT_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
+from .schema import BEAT_COLUMNS, REUSED, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS, USABLE_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def plan_jobs(sources: Sequence[VideoSource], names: Sequence[str], options: Run
                                               plots=options.plots,
                                               overlay_video=options.overlay_video)
         if row is not None:
-            row.update(video=name, status="skipped", error="")
-            reused[i] = JobOutcome(name, "skipped", row, f"{name}: complete results reused")
+            row.update(video=name, status=REUSED, error="")
+            reused[i] = JobOutcome(name, REUSED, row, f"{name}: complete results reused")
     return jobs, reused
 
 
@@ -176,7 +176,7 @@ def _table(outcomes: dict[int, JobOutcome], jobs: Sequence[VideoJob], meta: Sequ
 def beats_all(summary: pd.DataFrame, out_dir: Path, meta: Sequence[str]) -> pd.DataFrame:
     """Every beat of every analysed video, with its video name and metadata in front."""
     parts = []
-    for _, row in summary[summary["status"].isin(("ok", "skipped"))].iterrows():
+    for _, row in summary[summary["status"].isin(USABLE_STATUSES)].iterrows():
         try:
             beats = pd.read_csv(out_dir / row["video"] / "beats.csv")
         except (OSError, pd.errors.EmptyDataError) as exc:
@@ -293,12 +293,13 @@ def run_batch(
         try:
             write_run_tables(summary, out_dir, meta, group_by)
         except OSError as exc:
-            n_done = int(summary["status"].isin(("ok", "skipped")).sum())
+            n_done = int(summary["status"].isin(USABLE_STATUSES).sum())
             raise OutputError(f"{describe_os_error(exc)}: the run's tables (summary.csv) could "
                               f"not be written; the folders of the {n_done} finished video(s) "
                               "are complete: free space and run the same command again") from None
         write_run_report(summary, out_dir, meta, group_by, config)
+        _remove_stale(out_dir)  # staging left by a worker that died mid-video
         counts = summary["status"].value_counts()
         log.info("done: %d ok, %d reused, %d failed; summary in %s", counts.get("ok", 0),
-                 counts.get("skipped", 0), counts.get("failed", 0), out_dir / "summary.csv")
+                 counts.get(REUSED, 0), counts.get("failed", 0), out_dir / "summary.csv")
     return summary

@@ -38,6 +38,9 @@ BEAT_COLUMNS = (
     "es_minor_um",
 )
 
+USABLE_STATUSES = ("ok", "reused", "skipped")  # rows with results; "skipped": older runs' name
+REUSED = "reused"
+
 RHYTHM_BEAT_COLUMNS = (  # beats.csv of an analysis (not of a truth): the fused beat train
     "beat_time_s",  # the beat's time on the end-systolic reference, s (what rr_s is measured on)
     "hr_source",  # which signal timed the beat: both | segmentation | intensity
@@ -45,7 +48,7 @@ RHYTHM_BEAT_COLUMNS = (  # beats.csv of an analysis (not of a truth): the fused 
 
 SUMMARY_COLUMNS = (
     "video",
-    "status",  # ok | failed | skipped
+    "status",  # ok | failed | reused (complete results of an earlier run)
     "error",
     "n_frames",  # frames decoded and analysed
     "n_frames_declared",  # frames the container declares (an estimate for many codecs)

@@ -80,14 +80,14 @@ def test_rerun_reuses_complete_results_and_redoes_changed_ones(tmp_path):
     first = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
     before = {n: _files(out / n) for n in names}
     again = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
-    assert list(again["status"]) == ["skipped"] * 3
+    assert list(again["status"]) == ["reused"] * 3
     metrics = [c for c in SUMMARY_COLUMNS if c not in ("status",)]
     pd.testing.assert_frame_equal(first[metrics], again[metrics])
     assert {n: _files(out / n) for n in names} == before  # nothing rewritten
 
     os.utime(pairs[1][0], ns=(1, 1))  # the input of v1 changed: v1 only is redone
     third = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
-    assert list(third["status"]) == ["skipped", "ok", "skipped"]
+    assert list(third["status"]) == ["reused", "ok", "reused"]
 
     changed = Config().__class__(cycles=Config().cycles.__class__(hr_max_bpm=290.0))
     fourth = run_batch(sources_of(pairs), names, out, changed, workers=1, show_progress=False)
@@ -175,7 +175,7 @@ def test_sigkill_half_way_then_rerun_completes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     summary = pd.read_csv(out / "summary.csv").set_index("video")
     assert len(summary) == n
-    assert set(summary.loc[finished, "status"]) == {"skipped"}
+    assert set(summary.loc[finished, "status"]) == {"reused"}
     assert set(summary.drop(index=finished)["status"]) == {"ok"}
     np.testing.assert_allclose(summary["hr_bpm"], 130.0, rtol=0.01)
     assert {name: _files(out / name) for name in finished} == snapshot  # left intact

@@ -362,3 +362,32 @@ def test_evaluate_warns_when_the_pixel_sizes_differ(tmp_path, caplog):
     assert warn_pixel_size(VideoSources("v", pixel_size_um=1.115), truth)
     assert "analysed at 1.115 um/px but the truth's meta.json says 1.3 um/px" in caplog.text
     assert not warn_pixel_size(VideoSources("v", pixel_size_um=1.3), truth)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the run says at the end
+
+
+def test_an_empty_folder_among_inputs_gets_a_failed_row(tmp_path, beating):
+    masks, frames = beating
+    video = write_avi(tmp_path / "heart.avi", frames)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, summary = analyze(tmp_path / "out", str(empty), str(video), "--fps", "15")
+    assert list(summary["status"]) == ["failed", "ok"]
+    assert "empty: folder holds no frame images" in summary.loc[0, "error"]
+    assert result.exit_code == 0  # one video was analysed
+    assert "1/2 video(s) analysed, 1 failed, " in result.output
+    assert "\nfailed: empty\n" in result.output + "\n"
+    strict, _ = analyze(tmp_path / "out", str(empty), str(video), "--fps", "15", "--strict")
+    assert strict.exit_code == 1  # --strict: every video must succeed
+    assert "(1 reused from an earlier run)" in strict.output
+
+
+def test_the_last_line_counts_the_flagged_videos(tmp_path, beating):
+    masks, frames = beating
+    video = write_avi(tmp_path / "heart.avi", frames)
+    empty_masks = write_masks(tmp_path / "m.tif", masks & False)
+    result, summary = analyze(tmp_path / "out", str(video), "--masks", str(empty_masks))
+    assert not summary.loc[0, "qc_pass"]
+    assert "1/1 video(s) analysed, 0 failed, 1 flagged by QC" in result.output

@@ -173,7 +173,7 @@ def test_cli_figures_options_and_resume(tmp_path):
     yellow = (rgb[..., 0] + rgb[..., 1]) / 2 - rgb[..., 2]  # high on the yellow outline
     assert yellow[outline].mean() > 60 > 15 > abs(yellow[~masks].mean())
     result = CliRunner().invoke(main, args)  # everything there: reused
-    assert pd.read_csv(out / "summary.csv").loc[0, "status"] == "skipped"
+    assert pd.read_csv(out / "summary.csv").loc[0, "status"] == "reused"
 
 
 # --- report.html -------------------------------------------------------------------------

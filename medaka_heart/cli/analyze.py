@@ -45,15 +45,21 @@ import click
 @click.option("--overlay-video", is_flag=True,
               help="Also write overlay.avi per video: every frame with its mask outline.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 when any video failed (default: only when none was "
+                   "analysed).")
 @click.pass_context
 def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path, model, device,
             batch_size, save_masks, workers, scheduler, force, group_by, no_plots, overlay_video,
-            no_progress):
+            no_progress, strict):
     """Measure heart rate, volumes, EF and FS beat by beat in each INPUT.
 
     INPUT is a video (AVI/MP4/MOV, multi-page TIFF/OME-TIFF), a folder of numbered frames,
     a folder to search for videos (screening-microscope frame folders are split per well),
     or a glob pattern. Re-running the same command resumes: finished videos are reused.
+
+    Exit status: 0 when at least one video was analysed (with --strict: every video), 1
+    otherwise or on an error before any video was read.
     """
     from ..batch import OutputError, run_batch
     from ..config import load_config, with_overrides
@@ -93,13 +99,27 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
         )
     except (OutputError, OSError, ValueError) as exc:  # OSError: e.g. no Dask scheduler there
         raise click.ClickException(str(exc)) from None
-    n_ok = int(summary["status"].isin(("ok", "skipped")).sum())
-    n_reused = int((summary["status"] == "skipped").sum())
-    reused = f" ({n_reused} reused from an earlier run)" if n_reused else ""
-    click.echo(f"{n_ok}/{len(summary)} video(s) analysed{reused}; summary in "
-               f"{out_dir / 'summary.csv'}")
-    if n_ok == 0:
+    click.echo(closing_line(summary, out_dir))
+    n_failed = int((summary["status"] == "failed").sum())
+    if n_failed == len(summary) or (strict and n_failed):
         ctx.exit(1)
+
+
+def closing_line(summary, out_dir: Path, most: int = 10) -> str:
+    """The run's last line: how many were analysed, reused, failed (named) and flagged."""
+    from ..schema import REUSED, USABLE_STATUSES
+
+    usable = summary["status"].isin(USABLE_STATUSES)
+    n_reused = int(summary["status"].isin((REUSED, "skipped")).sum())
+    failed = list(summary.loc[summary["status"] == "failed", "video"].astype(str))
+    flagged = int((usable & (summary["qc_pass"].astype(str) == "False")).sum())
+    reused = f" ({n_reused} reused from an earlier run)" if n_reused else ""
+    line = (f"{int(usable.sum())}/{len(summary)} video(s) analysed{reused}, {len(failed)} "
+            f"failed, {flagged} flagged by QC; summary in {out_dir / 'summary.csv'}")
+    if failed:
+        more = f" and {len(failed) - most} more" if len(failed) > most else ""
+        line += f"\nfailed: {', '.join(failed[:most])}{more}"
+    return line
 
 
 def _check_model(model: str) -> None:

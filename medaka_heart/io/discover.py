@@ -126,10 +126,18 @@ def _resolved(source: VideoSource) -> VideoSource:
 
 
 def discover_sources(inputs: list[str]) -> list[VideoSource]:
-    """Every video named by `inputs`, each once, in the order given."""
+    """Every video named by `inputs`, each once, in the order given.
+
+    An input that names no video (an empty folder, a glob that matches nothing) among
+    inputs that do is kept as it is, so that it fails with a row of its own instead of
+    going missing in silence; where no input names a video, the list is empty.
+    """
+    found = [(item, sources_for(item)) for item in inputs]
+    if not any(sources for _, sources in found):
+        return []
     seen: dict[Path, VideoSource] = {}
-    for item in inputs:
-        for source in sources_for(item):
+    for item, sources in found:
+        for source in sources or [VideoSource(_resolve(Path(item)))]:
             seen.setdefault(source.display, source)
     return list(seen.values())
 

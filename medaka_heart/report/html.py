@@ -28,11 +28,12 @@ from .. import __version__
 from ..config import QCConfig
 from ..io.atomic import write_text_atomic
 from ..qc import metrics_from_row, quality_flags
+from ..schema import USABLE_STATUSES
 from .figure import agg_figure, png_bytes
 
 log = logging.getLogger(__name__)
 
-USABLE = ("ok", "skipped")
+USABLE = USABLE_STATUSES
 THUMB_WIDTH = 440  # px, embedded trace/montage thumbnails of flagged videos
 TABLE_COLUMNS = (  # (summary column, heading, decimals)
     ("n_beats", "beats", 0),
@@ -167,7 +168,7 @@ def thumbnail_png(path: Path, width: int = THUMB_WIDTH) -> bytes | None:
 
 def _counts(rows: list[dict]) -> str:
     states = [row_state(r) for r in rows]
-    reused = sum(r.get("status") == "skipped" for r in rows)
+    reused = sum(r.get("status") in ("reused", "skipped") for r in rows)
     findings = sum(bool(_text(r.get("qc_findings"))) for r, s in zip(rows, states, strict=True)
                    if s != "failed")
     items = [f"{len(rows)} video(s)",

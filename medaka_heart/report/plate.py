@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..schema import USABLE_STATUSES
+
 PLATE_LAYOUTS = {96: (8, 12), 384: (16, 24)}  # wells -> (rows, columns)
 _WELL = re.compile(r"^\s*([A-Za-z])\s*0*(\d+)\s*$")
 
@@ -37,7 +39,7 @@ def plate_grid(summary: pd.DataFrame, metric: str, shape: tuple[int, int],
                well_column: str = "well") -> np.ndarray:
     """(rows, cols) float array of `metric` per well (mean over a well's analysed videos)."""
     grid = np.full(shape, np.nan)
-    usable = summary[summary["status"].isin(("ok", "skipped"))]
+    usable = summary[summary["status"].isin(USABLE_STATUSES)]
     values = pd.to_numeric(usable[metric], errors="coerce")
     sums, counts = np.zeros(shape), np.zeros(shape)
     for well, value in zip(usable[well_column], values, strict=True):
@@ -52,7 +54,7 @@ def plate_grid(summary: pd.DataFrame, metric: str, shape: tuple[int, int],
 
 def failed_wells(summary: pd.DataFrame, well_column: str = "well") -> set[tuple[int, int]]:
     """Wells none of whose videos could be analysed."""
-    ok = {parse_well(w) for w in summary.loc[summary["status"].isin(("ok", "skipped")),
+    ok = {parse_well(w) for w in summary.loc[summary["status"].isin(USABLE_STATUSES),
                                              well_column]}
     bad = {parse_well(w) for w in summary.loc[summary["status"] == "failed", well_column]}
     return {w for w in bad - ok if w is not None}

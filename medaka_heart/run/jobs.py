@@ -64,7 +64,7 @@ class JobOutcome:
     """What came of one job: a summary.csv row (without metadata) and a log line."""
 
     name: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed | reused
     row: Mapping[str, Any]
     message: str = ""  # one line for the log
     detail: str = ""  # traceback, with --debug
