@@ -313,3 +313,14 @@ def test_report_renders_in_headless_chromium(report_run, tmp_path):
     assert not_white > 0.05  # text, table and figures drawn, not a blank page
     colours = np.unique(image.reshape(-1, 3) // 16, axis=0)
     assert len(colours) > 40  # the embedded figures, not only black text on white
+
+
+def test_montage_captions_carry_the_beat_table_values():
+    from medaka_heart.report.montage import beat_value
+
+    beats = pd.DataFrame({"beat": [0, 1], "edv_pl": [510.5, 498.0], "esv_pl": [300.25, 290.0],
+                          "ed_area_um2": [9000.0, 8900.0], "es_area_um2": [7000.0, 6900.0]})
+    assert beat_value(beats, "beat 1 ED", "volume_pl") == 498.0
+    assert beat_value(beats, "beat 0 ES", "volume_pl") == 300.25
+    assert beat_value(beats, "beat 0 ES", "area_um2") == 7000.0
+    assert beat_value(beats, "largest", "volume_pl") is None

@@ -11,6 +11,8 @@ a few of its frames) are shown instead, and the title says so.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import cv2
@@ -96,6 +98,21 @@ def montage_frames(beats: pd.DataFrame, frames: pd.DataFrame, n_kept: int, *, n_
     return picks, "no ventricle found"
 
 
+BEAT_VALUES = {"volume_pl": ("edv_pl", "esv_pl"), "area_um2": ("ed_area_um2", "es_area_um2")}
+
+
+def beat_value(beats: pd.DataFrame, label: str, signal: str) -> float | None:
+    """The beats.csv value (EDV or ESV, or the ED/ES area) behind a pick labelled "beat k ED"
+    or "beat k ES", so the montage shows the number of the table (read at the beat's refined
+    extremum), not the one of the frame nearest to it; None for other picks."""
+    found = re.fullmatch(r"beat (\d+) (ED|ES)", label)
+    if found is None or signal not in BEAT_VALUES:
+        return None
+    row = beats[beats["beat"] == int(found[1])]
+    column = BEAT_VALUES[signal][found[2] == "ES"]
+    return float(row[column].iloc[0]) if len(row) else None
+
+
 def crop_box(masks: list[np.ndarray], shape: tuple[int, int], *, margin: float = 0.6,
              min_side: int = 24) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1) around the union of the masks, `margin` of its size added on
@@ -153,7 +170,11 @@ def plot_montage(reservoir: FrameReservoir, frames: pd.DataFrame, beats: pd.Data
         caption = f"{label} (frame {i})"
         if i in table.index and np.isfinite(table.at[i, "major_um"]):
             _draw_ellipse(ax, table.loc[i], pixel_size_um, reservoir.scale)
-            caption += f"\n{signal} {table.at[i, signal]:.4g}"
+            value = beat_value(beats, label, signal)
+            if value is not None:  # the beat's number, as in beats.csv
+                caption += f"\n{BEAT_VALUES[signal][label.endswith('ES')]} {value:.4g}"
+            else:
+                caption += f"\n{signal} {table.at[i, signal]:.4g}"
         ax.set_xlim(c0 - 0.5, c1 - 0.5)
         ax.set_ylim(r1 - 0.5, r0 - 0.5)
         ax.set_title(caption, fontsize=8)
