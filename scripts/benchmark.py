@@ -574,6 +574,19 @@ def table(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def rhythm_section(work: Path, presets: list[str], mode: dict, real: Path | None
+                   ) -> dict[str, Any]:
+    """The rhythm rows of `bench_rhythm.py` (per video) and their markdown table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_rhythm
+
+    rows = bench_rhythm.phantom_rows(work / "rhythm", presets, mode["n_videos"],
+                                     mode["duration_s"])
+    if real is not None:
+        rows += bench_rhythm.real_rows(real, work / "rhythm")
+    return {"videos": rows, "table": bench_rhythm.markdown(rows)}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Accuracy on held-out phantoms, speed and memory of medaka_heart.",
@@ -596,6 +609,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(kept; sets found there are reused). Default: a temporary folder, "
                              "removed at the end")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed and memory part")
+    parser.add_argument("--rhythm", action="store_true",
+                        help="also the rhythm section (scripts/bench_rhythm.py: heart rate and "
+                             "beat timing per video, each analysed by the CLI)")
+    parser.add_argument("--real", type=Path, default=None,
+                        help="with --rhythm: a folder laid out like the reference recordings "
+                             "(real-appearance and real rows)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser.parse_args(argv)
 
@@ -651,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
                 work / "data" / "typical", "typical", mode["n_videos"], mode["duration_s"]))[0]
             report["speed"] = speed(video, seg, model_info, work, threads, mode["repeats"])
             report["memory"] = {"cli": cli_memory(video, model_info, threads, work)}
+        if args.rhythm:
+            report["rhythm"] = rhythm_section(work, args.presets, mode, args.real)
         report.setdefault("memory", {})["peak_rss_mb"] = _own_peak_rss_mb()
         report["wall_s"] = round(time.perf_counter() - t_start, 1)
     finally:
@@ -661,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     sys.stdout.write(table(report) + "\n")
+    if "rhythm" in report:
+        sys.stdout.write("\n" + report["rhythm"]["table"] + "\n")
     if args.json is not None:
         sys.stdout.write(f"results: {args.json}\n")
     return 0

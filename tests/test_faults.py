@@ -295,9 +295,10 @@ def test_workers_die_with_a_killed_run(tmp_path, beating):
                    if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
     assert len(workers) >= 2, "the workers never started"
     time.sleep(1.0)
+    every = _children(run.pid)  # the workers and multiprocessing's resource tracker
+    every += [p for w in every for p in _children(w)]
     run.send_signal(signal.SIGKILL)
     run.wait()
-    every = workers + [p for w in workers for p in _children(w)]
     time.sleep(10)
     assert [p for p in every if _alive(p)] == []
 
@@ -391,3 +392,61 @@ def test_the_last_line_counts_the_flagged_videos(tmp_path, beating):
     result, summary = analyze(tmp_path / "out", str(video), "--masks", str(empty_masks))
     assert not summary.loc[0, "qc_pass"]
     assert "1/1 video(s) analysed, 0 failed, 1 flagged by QC" in result.output
+
+
+def test_staging_left_by_a_failed_job_is_removed_at_the_end(tmp_path, beating):
+    """A job that dies half-way (here: its segmenter factory leaves a staging folder and
+    fails) leaves nothing hidden behind once the run is over."""
+    from medaka_heart.batch import LOCK_FILE, run_batch
+    from medaka_heart.config import Config
+
+    _, frames = beating
+    video = write_avi(tmp_path / "heart.avi", frames)
+    out = tmp_path / "out"
+
+    def dying_factory(segment, preprocess):
+        (out / ".heart.abc123.partial").mkdir()
+        raise MemoryError("out of memory")
+
+    summary = run_batch([video], ["heart"], out, Config(), segmenter_factory=dying_factory,
+                        workers=1, show_progress=False, fps=15.0)
+    assert list(summary["status"]) == ["failed"]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [LOCK_FILE]
+
+
+DECODE_SCRIPT = """
+import sys
+if sys.argv[2] == "medaka_heart":
+    from medaka_heart.io.video import open_video
+    for _ in open_video(sys.argv[1]).chunks(64):
+        pass
+else:
+    import cv2
+    cap = cv2.VideoCapture(sys.argv[1])
+    while cap.read()[0]:
+        pass
+"""
+
+
+def test_ffmpeg_messages_stay_off_the_terminal(tmp_path):
+    """A damaged MJPEG stream makes FFmpeg print '[mjpeg @ 0x...] error ...' lines."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    video = write_avi(tmp_path / "damaged.avi",
+                      rng.integers(0, 255, (40, 240, 320), dtype=np.uint8))
+    data = bytearray(video.read_bytes())
+    for k in range(20_000, len(data) - 20_000, 50_000):
+        data[k : k + 200] = bytes(200)
+    video.write_bytes(bytes(data))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+
+    def stderr(how: str) -> str:
+        return subprocess.run([sys.executable, "-c", DECODE_SCRIPT, str(video), how], env=env,
+                              capture_output=True, text=True, timeout=60).stderr
+
+    assert "[mjpeg @" in stderr("cv2")  # the lines are there to be kept off
+    assert "[mjpeg @" not in stderr("medaka_heart")

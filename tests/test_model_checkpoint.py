@@ -61,7 +61,7 @@ def test_pickled_object_is_refused(tmp_path, tiny):
 def test_non_checkpoint_is_refused(tmp_path, content):
     path = tmp_path / "junk.pt"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"junk\.pt: not a medaka_heart checkpoint"):
+    with pytest.raises(ValueError, match=r"junk\.pt: not a model checkpoint \(torch cannot read it"):
         load_checkpoint(path)
 
 

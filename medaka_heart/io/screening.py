@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video import FrameFolderReader, VideoError
+from .video import MAX_FPS, FrameFolderReader, VideoError
 
 _NAME = re.compile(
     r"^WE(?P<well_index>\d+)---(?P<well>[A-Za-z]+\d+)--PO(?P<position>\d+)--LO(?P<loop>\d+)"
@@ -98,7 +98,8 @@ def fps_from_timestamps(time_ms: Iterable[int]) -> float | None:
     if t.size < 2:
         return None
     interval = float(np.median(np.diff(t)))
-    return 1000.0 / interval if interval > 0 else None
+    fps = 1000.0 / interval if interval > 0 else None
+    return fps if fps is not None and fps <= MAX_FPS else None
 
 
 def group_screening_frames(frames: Iterable[ScreeningFrame]) -> list[ScreeningVideo]:

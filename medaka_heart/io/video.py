@@ -269,7 +269,7 @@ class TiffStackReader:
         self._n = int(np.prod(shape[:-frame_axes], dtype=int)) if len(shape) > frame_axes else 1
         self._paged = n_pages == self._n
         self._series = None if one_page_each else 0
-        if fps is not None and not (np.isfinite(fps) and fps > 0):
+        if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
             # not fatal here: --fps may give the rate; without it the pipeline says "unknown"
             log.warning("%s: metadata gives an invalid frame rate (%s); ignored", path, fps)
             fps, source = None, "none"
