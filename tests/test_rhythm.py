@@ -56,8 +56,10 @@ def contraction(phase) -> np.ndarray:
     return (0.5 * (1 - np.cos(phase))) ** 1.5
 
 
-def draw(law: Law, *, atrium: bool = False, alternate: float = 0.0, seed: int = 0):
-    """(frames (T, H, W) uint8, ventricle masks, union masks of both chambers)."""
+def draw(law: Law, *, atrium: bool = False, alternate: float = 0.0, drift_px: float = 0.0,
+         seed: int = 0):
+    """(frames (T, H, W) uint8, ventricle masks, union masks of both chambers); the heart
+    moves `drift_px` to the right over the video."""
     rng = np.random.default_rng(seed)
     n = int(round(law.seconds * law.fps))
     t = np.arange(n) / law.fps
@@ -69,7 +71,9 @@ def draw(law: Law, *, atrium: bool = False, alternate: float = 0.0, seed: int = 
     ventricle = np.zeros((n, *SHAPE), dtype=bool)
     union = np.zeros((n, *SHAPE), dtype=bool)
     for i in range(n):
-        rr, cc = ellipse(*VENTRICLE, 12 * (1 - 0.15 * c[i]), 16 * (1 - 0.3 * c[i]), shape=SHAPE)
+        shift = drift_px * i / max(1, n - 1)
+        rr, cc = ellipse(VENTRICLE[0], VENTRICLE[1] + shift, 12 * (1 - 0.15 * c[i]),
+                         16 * (1 - 0.3 * c[i]), shape=SHAPE)
         ventricle[i, rr, cc] = True
         frames[i, rr, cc] -= 60
         union[i] = ventricle[i]
@@ -81,13 +85,31 @@ def draw(law: Law, *, atrium: bool = False, alternate: float = 0.0, seed: int = 
     return np.clip(frames, 0, 255).astype(np.uint8), ventricle, union
 
 
-def analyse(tmp_path, law: Law, frames: np.ndarray, masks: np.ndarray):
-    video = tmp_path / "heart.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), law.fps,
-                             (SHAPE[1], SHAPE[0]), isColor=False)
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+def write_h264(path, frames: np.ndarray, fps: float):
+    """An H.264 MP4 (libx264, yuv420p) as consumer capture programs write, by FFmpeg."""
+    import subprocess
+
+    import imageio_ffmpeg  # a test dependency: FFmpeg with libx264, from PyPI
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    h, w = frames.shape[1:3]
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray",
+                    "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-crf", "18", str(path)],
+                   input=np.ascontiguousarray(frames).tobytes(), check=True)
+    return path
+
+
+def analyse(tmp_path, law: Law, frames: np.ndarray, masks: np.ndarray, *, h264: bool = False):
+    if h264:
+        video = write_h264(tmp_path / "heart.mp4", frames, law.fps)
+    else:
+        video = tmp_path / "heart.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), law.fps,
+                                 (SHAPE[1], SHAPE[0]), isColor=False)
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
     mask_path = tmp_path / "masks.tif"
     tifffile.imwrite(mask_path, masks.astype(np.uint8) * 255)
     result = analyze_video(video, tmp_path / "out", Config(), masks=mask_path, plots=False,
@@ -158,6 +180,18 @@ def test_a_rate_that_drifts_over_a_minute_is_followed(tmp_path):
     hr = beats["hr_bpm"].to_numpy()
     assert np.nanmedian(hr[-20:]) - np.nanmedian(hr[:20]) == pytest.approx(5.7, abs=1.0)
     assert result.rhythm.choice.source == BOTH
+
+
+def test_a_minute_of_h264_with_a_drifting_larva_and_rate(tmp_path):
+    """The consumer recording: H.264 at 30 fps, 60 s, the larva drifting 8 px, the rate
+    +4 % over the minute; the beat train follows the rate, not one smeared spectrum."""
+    law = Law(114, 118.5, 60.0, 30.0)
+    frames, ventricle, _ = draw(law, drift_px=8.0, seed=3)
+    result, beats = analyse(tmp_path, law, frames, ventricle, h264=True)
+    assert result.info.n_frames == len(frames)
+    check_rate(law, result, beats)
+    hr = beats["hr_bpm"].to_numpy()
+    assert np.nanmedian(hr[-15:]) - np.nanmedian(hr[:15]) == pytest.approx(4.1, abs=0.8)
 
 
 def test_beats_over_mask_dropouts_are_timed_by_the_intensity(tmp_path):
