@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from .rhythm import phase_offset_s
+
 
 @dataclass(frozen=True)
 class RhythmErrors:
@@ -57,10 +59,8 @@ def rhythm_errors(pred_times_s, true_times_s, fps: float) -> RhythmErrors:
     inside = (mid >= true[0]) & (mid <= true[-1])
     beat_err = 100.0 * np.abs(np.diff(true)[k] / np.diff(pred) - 1.0)
     nearest = true[np.argmin(np.abs(pred[:, None] - true[None, :]), axis=1)]
-    delay = pred - nearest
     period = float(np.median(np.diff(true)))
-    angle = np.angle(np.mean(np.exp(2j * np.pi * delay / period)))
-    residual = delay - angle * period / (2 * np.pi)
+    residual = pred - nearest - phase_offset_s(pred, true, period)
     residual = (residual + period / 2) % period - period / 2
     return RhythmErrors(
         hr_err_pct=hr_err,
