@@ -162,9 +162,11 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
 
     The intensity's times are moved onto the ES reference by their typical (circular mean)
     offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
-    periods takes the volume signal's time (`both`); an intensity beat alone keeps its own
-    (`intensity`); a usable volume beat alone is kept where no intensity beat lies within
-    `GAP_PERIODS` periods (`segmentation`). Only the signals `choice` uses take part.
+    periods takes the volume signal's time (`both`); a usable volume beat alone is kept
+    (`segmentation`: the masks beat at the heart's rate, so their beat is trusted over an
+    intensity beat mistimed beside it); an intensity beat alone keeps its own time
+    (`intensity`) where no volume beat lies within `GAP_PERIODS` periods. Only the signals
+    `choice` uses take part.
     """
     seg_t = np.asarray(seg_times_s, dtype=float)
     usable = np.asarray(seg_usable, dtype=bool) & np.isfinite(seg_t)
@@ -191,11 +193,10 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
             times.append(t)
             source.append(INTENSITY)
             owner.append(-1)
-    for k in np.flatnonzero(usable & ~taken):
-        if np.min(np.abs(shifted - seg_t[k])) > GAP_PERIODS * period_s:
-            times.append(seg_t[k])
-            source.append(SEGMENTATION)
-            owner.append(k)
+    for k in np.flatnonzero(usable & ~taken):  # an intensity beat close by gives way to it
+        times.append(seg_t[k])
+        source.append(SEGMENTATION)
+        owner.append(k)
     times, source, owner = np.asarray(times), np.asarray(source), np.asarray(owner, dtype=int)
     keep = _not_crowded(times, source, GAP_PERIODS * period_s)
     order = np.argsort(times[keep], kind="stable")
@@ -204,8 +205,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
 
 def _not_crowded(times: np.ndarray, source: np.ndarray, gap_s: float) -> np.ndarray:
     """(n,) bool: beats to keep, dropping a one-signal beat that lies within `gap_s` of a
-    beat both signals saw (or an intensity-only one within `gap_s` of a masks-only one): one
-    signal mistimed a beat the other timed, and it is not a beat of its own."""
+    beat both signals saw, and an intensity-only one within `gap_s` of a masks-only one:
+    one signal mistimed a beat the other timed, and it is not a beat of its own."""
     rank = {BOTH: 2, SEGMENTATION: 1, INTENSITY: 0}
     level = np.array([rank[x] for x in source])
     keep = np.ones(times.size, dtype=bool)

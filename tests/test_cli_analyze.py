@@ -111,8 +111,7 @@ def test_unknown_fps_is_a_clear_error(tmp_path, law):
 def test_module_entry_point_help_is_fast_and_lists_commands():
     run = subprocess.run([sys.executable, "-m", "medaka_heart", "--help"], capture_output=True,
                          text=True, check=True)
-    assert "analyze" in run.stdout
-    assert "torch" not in sys.modules or True  # imports are checked below in a fresh process
+    assert "analyze" in run.stdout  # (torch and cv2 stay unimported: checked in a fresh process)
     probe = subprocess.run([sys.executable, "-c", "import sys, medaka_heart.cli; "
                             "print('torch' in sys.modules, 'cv2' in sys.modules)"],
                            capture_output=True, text=True, check=True)
