@@ -156,7 +156,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     """One beat train from the volume signal's beats and the intensity's.
 
     seg_times_s : (m,) the volume signal's beats on the ES reference (`reference_times`).
-    seg_usable : (m,) bool, beats whose masks are there (a beat over a mask dropout is not).
+    seg_usable : (m,) bool, beats whose masks are there (a beat over a mask dropout is not;
+        where the masks alone time the train, every beat is kept).
     intensity_times_s : (k,) the intensity trace's beats, on its own reference.
     period_s : the chosen beat period.
 
@@ -173,8 +174,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     int_t = np.asarray(intensity_times_s, dtype=float)
     int_t = int_t[np.isfinite(int_t)]
     seg_rows = np.flatnonzero(usable)
-    if not choice.use_intensity or int_t.size == 0:
-        rows = seg_rows if choice.use_segmentation else np.empty(0, dtype=int)
+    if not choice.use_intensity or int_t.size == 0:  # the masks alone: every beat they have
+        rows = np.flatnonzero(np.isfinite(seg_t)) if choice.use_segmentation else seg_rows[:0]
         return _train(seg_t[rows], np.full(rows.size, SEGMENTATION), rows)
     if not choice.use_segmentation or seg_rows.size == 0:
         return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))

@@ -227,6 +227,9 @@ def test_fusion_uses_only_the_signals_chosen():
     seg, intensity = np.array([0.1, 0.6, 1.1]), np.array([0.3, 0.8, 1.3])
     alone = fuse_trains(seg, np.ones(3, bool), intensity, 0.5, RhythmChoice(10, True, False, 10))
     assert list(alone.source) == [SEGMENTATION] * 3
+    over_a_dropout = fuse_trains(seg, np.array([True, False, True]), intensity, 0.5,
+                                 RhythmChoice(10, True, False, 10))
+    np.testing.assert_allclose(over_a_dropout.times_s, seg)  # nothing else to time it
     model_free = fuse_trains(seg, np.ones(3, bool), intensity, 0.5,
                              RhythmChoice(10, False, True, 12))
     np.testing.assert_allclose(model_free.times_s, intensity)
