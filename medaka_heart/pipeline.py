@@ -30,9 +30,9 @@ from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
 from .preprocess import thumbnails
 from .qc import QCResult, assess_quality
-from .rhythm import VideoRhythm, video_rhythm
 from .report.montage import FrameReservoir
 from .report.overlay import OverlayWriter
+from .rhythm import VideoRhythm, video_rhythm
 
 log = logging.getLogger(__name__)
 

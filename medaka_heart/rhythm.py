@@ -17,8 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .beat_signal import (IntensityBeats, acf_near, intensity_beats, octave_candidates,
-                          shortest_supported, trace_beats)
+from .beat_signal import (
+    IntensityBeats,
+    acf_near,
+    intensity_beats,
+    octave_candidates,
+    shortest_supported,
+    trace_beats,
+)
 from .config import CycleConfig, RhythmConfig
 from .cycles import CycleDetection, autocorrelation, fill_gaps
 from .qc import beat_similarity

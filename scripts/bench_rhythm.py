@@ -242,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = phantom_rows(args.work, args.presets, size["n_videos"], size["duration_s"])
     if args.real is not None:
         rows += real_rows(args.real, args.work)
-    print(markdown(rows))
-    print()
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    sys.stdout.write(markdown(rows) + "\n\n")
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}")
+    sys.stdout.write(table + "\n")
     if args.json is not None:
         args.json.write_text(json.dumps(benchmark._clean(rows), indent=1) + "\n")
     return 0

@@ -78,3 +78,12 @@ def load_script():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture
+def beating(law):
+    """(masks (T, H, W) bool, gray uint8 frames): the ellipse law as a bright region on noise."""
+    masks = law.masks(int(6 * law.fps))
+    rng = np.random.default_rng(7)
+    frames = (rng.integers(20, 60, masks.shape) + 150 * masks).astype(np.uint8)
+    return masks, frames

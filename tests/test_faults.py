@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_bad_inputs import analyze, beating, write_avi, write_masks  # noqa: F401 (fixture)
+from test_bad_inputs import analyze, write_avi, write_masks
 
 import medaka_heart.io.atomic as atomic
 
@@ -167,7 +167,8 @@ def test_frames_missing_from_the_numbering_keep_their_times(tmp_path, beating):
     row = summary.iloc[0]
     assert row["n_frames"] == len(frames)
     assert row["qc_missing_frames"] == len(frames) - len(keep)
-    assert "frame_gaps" in row["qc_flags"] and not row["qc_pass"]
+    assert "frame_gaps" in row["qc_flags"]
+    assert not row["qc_pass"]
     assert row["hr_bpm"] == pytest.approx(truth["hr_bpm"].iloc[0], rel=0.01)
 
 
@@ -237,7 +238,8 @@ def test_a_config_of_the_wrong_type_fails_once_before_any_video(tmp_path, beatin
     config = tmp_path / "c.toml"
     config.write_text('[qc]\nmin_beats = "3"\n')
     result, summary = analyze(tmp_path / "out", str(video), "--config", str(config))
-    assert result.exit_code == 1 and summary is None  # no video was read
+    assert result.exit_code == 1
+    assert summary is None
     assert result.output.strip() == (f"Error: {config}: [qc] min_beats = '3': expected a "
                                      "whole number")
     config.write_text('[cycles]\nhr_min_bpm = "sixty"\n')
@@ -254,7 +256,8 @@ def _children(pid: int) -> list[int]:
                           if ":\t" in line)
         except OSError:
             continue
-        if fields.get("PPid", "").strip() == str(pid) and not fields.get("State", "").startswith("Z"):
+        zombie = fields.get("State", "").startswith("Z")
+        if fields.get("PPid", "").strip() == str(pid) and not zombie:
             out.append(int(status.parent.name))
     return out
 
@@ -329,7 +332,8 @@ def test_a_random_file_as_model_is_not_a_model_checkpoint(tmp_path, beating):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(os.urandom(4096))
     result, summary = analyze(tmp_path / "out", str(video), "--model", str(junk))
-    assert result.exit_code == 1 and summary is None
+    assert result.exit_code == 1
+    assert summary is None
     assert "junk.pt: not a model checkpoint" in result.output
     assert "pickled" not in result.output
 
@@ -370,7 +374,7 @@ def test_evaluate_warns_when_the_pixel_sizes_differ(tmp_path, caplog):
 
 
 def test_an_empty_folder_among_inputs_gets_a_failed_row(tmp_path, beating):
-    masks, frames = beating
+    _masks, frames = beating
     video = write_avi(tmp_path / "heart.avi", frames)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -61,7 +61,7 @@ def draw(law: Law, *, atrium: bool = False, alternate: float = 0.0, drift_px: fl
     """(frames (T, H, W) uint8, ventricle masks, union masks of both chambers); the heart
     moves `drift_px` to the right over the video."""
     rng = np.random.default_rng(seed)
-    n = int(round(law.seconds * law.fps))
+    n = round(law.seconds * law.fps)
     t = np.arange(n) / law.fps
     phase = law.phase(t)
     beat = np.floor(phase / (2 * np.pi))  # alternating beats contract by (1 +- alternate)
@@ -144,7 +144,8 @@ def test_ventricle_with_an_atrium_in_antiphase_is_timed_by_both(tmp_path):
     check_rate(law, result, beats)
     assert result.rhythm.choice.source == BOTH
     assert set(beats["hr_source"]) == {BOTH}
-    assert result.qc.rhythm_passed and result.qc.dimensions_passed
+    assert result.qc.rhythm_passed
+    assert result.qc.dimensions_passed
 
 
 def test_masks_of_both_chambers_do_not_double_the_rate(tmp_path):
@@ -197,7 +198,7 @@ def test_a_minute_of_h264_with_a_drifting_larva_and_rate(tmp_path):
 def test_beats_over_mask_dropouts_are_timed_by_the_intensity(tmp_path):
     law = Law(130, 130, 10.0, 20.0)
     frames, ventricle, _ = draw(law)
-    period = int(round(20.0 * 60 / 130))
+    period = round(20.0 * 60 / 130)
     gone = [3 * period + 2, 7 * period + 2, 11 * period + 2]  # three beats lose their masks
     masks = ventricle.copy()
     for start in gone:
@@ -209,7 +210,8 @@ def test_beats_over_mask_dropouts_are_timed_by_the_intensity(tmp_path):
     assert 2 <= np.sum(sources == INTENSITY) <= 6  # the beats in the gaps (and at their edges)
     assert np.sum(sources == BOTH) >= len(beats) - 6
     gap_beats = beats[sources == INTENSITY]
-    assert (gap_beats["ed_frame"] == -1).all() and gap_beats["ef_pct"].isna().all()
+    assert (gap_beats["ed_frame"] == -1).all()
+    assert gap_beats["ef_pct"].isna().all()
 
 
 def test_fusion_fills_gaps_and_takes_the_volume_timing():
