@@ -454,3 +454,21 @@ def test_ffmpeg_messages_stay_off_the_terminal(tmp_path):
 
     assert "[mjpeg @" in stderr("cv2")  # the lines are there to be kept off
     assert "[mjpeg @" not in stderr("medaka_heart")
+
+
+def test_an_annotation_folder_of_two_runs_is_read_frame_by_frame(tmp_path, beating):
+    """HeartSeg-style mask folders hold several runs (0000-0020, 0207-0227): evaluate reads
+    them in order; as a video, whose numbering is time, they are refused."""
+    import cv2
+
+    from medaka_heart.io.truth import mask_shape
+    from medaka_heart.io.video import VideoError, open_video
+
+    masks, _ = beating
+    folder = tmp_path / "v_mask"
+    folder.mkdir()
+    for k, number in enumerate([*range(21), *range(207, 228)]):
+        cv2.imwrite(str(folder / f"{number:04d}_mask.png"), masks[k].astype("uint8") * 255)
+    assert mask_shape(folder)[0] == 42
+    with pytest.raises(VideoError, match=r"186 of 228 numbered frames are missing"):
+        open_video(folder)

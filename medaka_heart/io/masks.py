@@ -11,15 +11,16 @@ import tifffile
 from .video import MAX_SHORT_FRACTION, MAX_SHORT_FRAMES, VideoError, open_video
 
 
-def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, int] | None = None
-                ) -> Iterator[np.ndarray]:
+def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, int] | None = None,
+                *, numbering: bool = True) -> Iterator[np.ndarray]:
     """(t, H, W) bool chunks of a mask stack or folder; any nonzero pixel (any channel) is True.
 
     `expected` = (n_frames, H, W) of the video the masks belong to (n_frames as declared: as
     many masks, or as many fewer as may not decode, see `io.video.MAX_SHORT_FRACTION`); a
     mismatch is a VideoError (the pipeline checks the decoded count chunk by chunk).
+    `numbering`: as in `io.video.open_video` (False for annotations compared frame by frame).
     """
-    reader = open_video(path)
+    reader = open_video(path, numbering=numbering)
     info = reader.info
     if expected is not None:
         n, h, w = expected

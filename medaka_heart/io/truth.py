@@ -231,7 +231,7 @@ def read_fps(*sources: VideoSources) -> float | None:
 
 def mask_shape(path: Path) -> tuple[int, int, int]:
     """(n_frames, H, W) of a mask stack or folder without decoding the frames."""
-    info = open_video(path).info
+    info = open_video(path, numbering=False).info  # annotations: frame by frame, in order
     return info.n_frames, info.height, info.width
 
 
@@ -259,7 +259,8 @@ def _video_dice(pred: VideoSources, true: VideoSources, chunk_frames: int) -> np
     if n_p != n_t:
         log.warning("%s: %d predicted vs %d true masks; Dice over the first %d frames",
                     pred.stem, n_p, n_t, min(n_p, n_t))
-    return dice_stream(mask_chunks(pred.masks, chunk_frames), mask_chunks(true.masks, chunk_frames),
+    return dice_stream(mask_chunks(pred.masks, chunk_frames, numbering=False),
+                       mask_chunks(true.masks, chunk_frames, numbering=False),
                        batch=chunk_frames)
 
 

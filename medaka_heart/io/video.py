@@ -362,7 +362,7 @@ class FrameFolderReader:
     true place as the mean of their neighbours and listed in `info.missing_frames`.
     """
 
-    def __init__(self, path: Path, files: list[Path] | None = None):
+    def __init__(self, path: Path, files: list[Path] | None = None, *, numbering: bool = True):
         self.path = path
         self.files = files if files is not None else frame_files(path)
         if not self.files:
@@ -371,7 +371,8 @@ class FrameFolderReader:
         self._shape = first.shape
         # given files (a screening microscope's) carry their own time base; a plain folder's
         # numbering is its time
-        missing = tuple(missing_frame_slots(path, self.files)) if files is None else ()
+        numbered = numbering and files is None
+        missing = tuple(missing_frame_slots(path, self.files)) if numbered else ()
         if missing:
             log.warning("%s: %d frame(s) missing from the numbering (first at frame %d); put "
                         "back at their times as the mean of their neighbours", path,
@@ -417,13 +418,19 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=natural_key)
 
 
-def open_video(path: str | Path) -> ContainerReader | TiffStackReader | FrameFolderReader:
-    """Reader for a video file or frame folder, chosen by suffix; raises VideoError."""
+def open_video(path: str | Path, *, numbering: bool = True
+               ) -> ContainerReader | TiffStackReader | FrameFolderReader:
+    """Reader for a video file or frame folder, chosen by suffix; raises VideoError.
+
+    numbering : a frame folder's file numbers are its frames' times (missing numbers are
+        rebuilt or refused, see `FrameFolderReader`); False: frames in file order whatever
+        their numbers (annotation folders that hold several runs of frames).
+    """
     path = Path(path)
     if not path.exists():
         raise VideoError(f"{path}: no such file or folder")
     if path.is_dir():
-        return FrameFolderReader(path)
+        return FrameFolderReader(path, numbering=numbering)
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     suffix = path.suffix.lower()
