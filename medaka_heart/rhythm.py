@@ -169,11 +169,12 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
 
     The intensity's times are moved onto the ES reference by their typical (circular mean)
     offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
-    periods takes the volume signal's time (`both`); a usable volume beat alone is kept
-    (`segmentation`: the masks beat at the heart's rate, so their beat is trusted over an
-    intensity beat mistimed beside it); an intensity beat alone keeps its own time
-    (`intensity`) where no volume beat lies within `GAP_PERIODS` periods. Only the signals
-    `choice` uses take part.
+    periods (`both`) takes the time of the better timer: the volume signal's sub-frame ES,
+    unless its beats jitter more than the intensity's (`timing_jitter`: masks that wobble,
+    a beat of few frames). A beat only one signal sees is kept (`segmentation`,
+    `intensity`), except where it lies within `GAP_PERIODS` periods of a beat of the other
+    signal that is kept: then the better timer's beat stays. Only the signals `choice` uses
+    take part.
     """
     seg_t = np.asarray(seg_times_s, dtype=float)
     usable = np.asarray(seg_usable, dtype=bool) & np.isfinite(seg_t)
@@ -186,6 +187,7 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     if not choice.use_segmentation or seg_rows.size == 0:
         return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))
     shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
+    masks_time = not timing_jitter(shifted) < timing_jitter(seg_t[seg_rows])  # NaN: the masks
     times, source, owner = [], [], []
     taken = np.zeros(seg_t.size, dtype=bool)
     for t in shifted:
@@ -193,28 +195,42 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
         k = int(np.argmin(distance))
         if distance[k] <= MATCH_PERIODS * period_s:
             taken[k] = True
-            times.append(seg_t[k])
+            times.append(seg_t[k] if masks_time else t)
             source.append(BOTH)
             owner.append(k)
         else:
             times.append(t)
             source.append(INTENSITY)
             owner.append(-1)
-    for k in np.flatnonzero(usable & ~taken):  # an intensity beat close by gives way to it
+    for k in np.flatnonzero(usable & ~taken):
         times.append(seg_t[k])
         source.append(SEGMENTATION)
         owner.append(k)
     times, source, owner = np.asarray(times), np.asarray(source), np.asarray(owner, dtype=int)
-    keep = _not_crowded(times, source, GAP_PERIODS * period_s)
+    rank = {BOTH: 2, SEGMENTATION: int(masks_time), INTENSITY: int(not masks_time)}
+    keep = _not_crowded(times, source, GAP_PERIODS * period_s, rank)
     order = np.argsort(times[keep], kind="stable")
     return _train(times[keep][order], source[keep][order], owner[keep][order])
 
 
-def _not_crowded(times: np.ndarray, source: np.ndarray, gap_s: float) -> np.ndarray:
-    """(n,) bool: beats to keep, dropping a one-signal beat that lies within `gap_s` of a
-    beat both signals saw, and an intensity-only one within `gap_s` of a masks-only one:
-    one signal mistimed a beat the other timed, and it is not a beat of its own."""
-    rank = {BOTH: 2, SEGMENTATION: 1, INTENSITY: 0}
+def timing_jitter(times_s: np.ndarray) -> float:
+    """How much a beat train's timing wobbles: the median change between consecutive
+    intervals, as a share of the median interval (intervals of a missed beat, over 1.5
+    median intervals, are left out); NaN with fewer than 4 beats."""
+    t = np.sort(np.asarray(times_s, dtype=float))
+    rr = np.diff(t)
+    if rr.size < 3:
+        return float("nan")
+    typical = float(np.median(rr))
+    whole = rr < 1.5 * typical
+    change = np.abs(np.diff(rr))[whole[1:] & whole[:-1]]
+    return float(np.median(change) / typical) if change.size and typical > 0 else float("nan")
+
+
+def _not_crowded(times: np.ndarray, source: np.ndarray, gap_s: float,
+                 rank: dict[str, int]) -> np.ndarray:
+    """(n,) bool: beats to keep, dropping a beat that lies within `gap_s` of a beat of higher
+    `rank` (by source): one signal mistimed a beat the other timed, not a beat of its own."""
     level = np.array([rank[x] for x in source])
     keep = np.ones(times.size, dtype=bool)
     for i in range(times.size):

@@ -248,3 +248,27 @@ def test_reference_times_put_eds_on_the_end_systolic_reference():
 def test_rhythm_defaults_are_in_the_config():
     assert Config().rhythm == RhythmConfig()
     assert 0 < RhythmConfig().agreement_pct < 10
+
+
+def test_the_steadier_signal_times_the_beats_both_see():
+    """Masks that wobble by +-0.1 periods (a beat of 5 frames): the intensity's times win."""
+    period = 0.5
+    true = np.arange(12) * period + 0.2
+    wobble = np.where(np.arange(12) % 2, 0.05, -0.05)
+    seg, intensity = true + wobble, true - 0.1  # the intensity: steady, another phase
+    train = fuse_trains(seg, np.ones(12, bool), intensity, period, RhythmChoice(10, True, True, 10))
+    assert list(train.source) == [BOTH] * 12
+    np.testing.assert_allclose(np.diff(train.times_s), period, atol=1e-9)
+    steady = fuse_trains(true, np.ones(12, bool), intensity + wobble, period,
+                         RhythmChoice(10, True, True, 10))
+    np.testing.assert_allclose(steady.times_s, true)  # steady masks keep their own times
+
+
+def test_timing_jitter():
+    from medaka_heart.rhythm import timing_jitter
+
+    assert timing_jitter(np.arange(10) * 0.5) == pytest.approx(0.0)
+    assert timing_jitter(np.delete(np.arange(10) * 0.5, 4)) == pytest.approx(0.0)  # a miss
+    wobbly = np.arange(10) * 0.5 + np.where(np.arange(10) % 2, 0.05, -0.05)
+    assert timing_jitter(wobbly) == pytest.approx(0.2 / 0.6)  # intervals 0.6, 0.4, 0.6, ...
+    assert np.isnan(timing_jitter([0.0, 0.5, 1.0]))
