@@ -32,6 +32,7 @@ from .qc import beat_similarity
 BOTH, SEGMENTATION, INTENSITY = "both", "segmentation", "intensity"
 MATCH_PERIODS = 0.3  # two beats within this share of a period are the same beat
 GAP_PERIODS = 0.6  # a beat of one signal fills a gap of the other only this far from any beat
+STEADIER = 0.5  # the intensity times shared beats when its jitter is under this x the masks'
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     The intensity's times are moved onto the ES reference by their typical (circular mean)
     offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
     periods (`both`) takes the time of the better timer: the volume signal's sub-frame ES,
-    unless its beats jitter more than the intensity's (`timing_jitter`: masks that wobble,
-    a beat of few frames). A beat only one signal sees is kept (`segmentation`,
+    unless its beats jitter more than 1 / `STEADIER` times the intensity's (`timing_jitter`:
+    masks that wobble, a beat of few frames). A beat only one signal sees is kept (`segmentation`,
     `intensity`), except where it lies within `GAP_PERIODS` periods of a beat of the other
     signal that is kept: then the better timer's beat stays. Only the signals `choice` uses
     take part.
@@ -187,7 +188,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     if not choice.use_segmentation or seg_rows.size == 0:
         return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))
     shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
-    masks_time = not timing_jitter(shifted) < timing_jitter(seg_t[seg_rows])  # NaN: the masks
+    # the masks' sub-frame ES unless the intensity is clearly steadier (NaN: the masks)
+    masks_time = not timing_jitter(shifted) < STEADIER * timing_jitter(seg_t[seg_rows])
     times, source, owner = [], [], []
     taken = np.zeros(seg_t.size, dtype=bool)
     for t in shifted:
