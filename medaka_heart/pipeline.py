@@ -271,6 +271,11 @@ def analyze_video(
                        summary, rhythm, qc)
 
 
+def percent(value: float) -> str:
+    """'45.2%', or 'n/a' where there is no value (no beat with dimensions)."""
+    return f"{value:.1f}%" if np.isfinite(value) else "n/a"
+
+
 def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFrame,
                  summary: BeatSummary, rhythm: VideoRhythm, qc: QCResult,
                  reservoir: FrameReservoir, pixel_size_um: float, config: Config) -> None:
@@ -283,7 +288,7 @@ def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFr
         verdict += "; findings: " + ", ".join(f.name for f in qc.findings)
     subtitle = (f"{summary.n_beats} beats, {summary.hr_bpm:.1f} bpm from {rhythm.choice.source} "
                 f"(masks {rhythm.segmentation_hr_bpm:.1f}, model-free "
-                f"{rhythm.intensity.hr_bpm:.1f}), EF {summary.ef_pct:.1f}%. {verdict}")
+                f"{rhythm.intensity.hr_bpm:.1f}), EF {percent(summary.ef_pct)}.\n{verdict}")
     try:
         plot_trace(frames, beats, folder / "trace.png", title=name, subtitle=subtitle,
                    skipped_ratio=config.qc.skipped_beat_ratio)

@@ -45,7 +45,7 @@ def plot_trace(frames: pd.DataFrame, beats: pd.DataFrame, path: str | Path, *, t
     spans = empty_spans(t, empty, dt)
     fig = agg_figure(10, 7.6, layout=None)  # fixed margins: half the drawing time
     ax_v, ax_a, ax_i, ax_rr = fig.subplots(4, 1, sharex=True, height_ratios=[3, 2, 1.8, 1.6])
-    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.065, top=0.89, hspace=0.1)
+    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.065, top=0.87, hspace=0.1)
     panels = ((ax_v, "volume_pl", "edv_pl", "esv_pl", "volume (pl)"),
               (ax_a, "area_um2", "ed_area_um2", "es_area_um2", "area (um²)"))
     for ax, column, ed_col, es_col, label in panels:

@@ -105,7 +105,7 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
     """
     from ..io.results import write_json_atomic
     from ..io.screening import ScreeningReader
-    from ..pipeline import analyze_video
+    from ..pipeline import analyze_video, percent
 
     source = job.source
     config = options.config
@@ -136,5 +136,5 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
     s = result.summary
     flags = ", ".join(f.name for f in result.qc.flags)
     return JobOutcome(job.name, "ok", row,
-                      f"{job.name}: {s.n_beats} beats, {s.hr_bpm:.1f} bpm, EF {s.ef_pct:.1f}%"
+                      f"{job.name}: {s.n_beats} beats, {s.hr_bpm:.1f} bpm, EF {percent(s.ef_pct)}"
                       + (f" (QC: {flags})" if flags else ""))
