@@ -26,11 +26,10 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from .config import CycleConfig
 from .cycles import CycleDetection, autocorrelation, detect_cycles, parabolic_offset, value_at
-from .intensity_rate import acf_periodicity, band_power, spectral_peak_hz
+from .intensity_rate import acf_periodicity, beating_pixels, detrended_pixels, spectral_peak_hz
 
 REGION_FRAMES = 2048  # frames the beating region is chosen on (it is then followed in all)
 TOP_FRACTION = 0.03  # share of the thumbnail's pixels that form the beating region
@@ -58,16 +57,6 @@ class IntensityBeats:
     region: np.ndarray
     trace: np.ndarray
     pixel_acf: np.ndarray
-
-
-def detrended_pixels(thumbs: np.ndarray, fps: float, hr_min_bpm: float) -> np.ndarray:
-    """(T, h, w) thumbnails -> (P, T) float32 pixel signals without flicker and drift."""
-    thumbs = np.asarray(thumbs, dtype=np.float32)
-    t = thumbs.shape[0]
-    x = thumbs.reshape(t, -1)
-    x = x - x.mean(axis=1, keepdims=True)
-    slowest = max(3, int(np.ceil(60.0 * fps / hr_min_bpm)))
-    return (x - uniform_filter1d(x, size=slowest, axis=0, mode="nearest")).T
 
 
 def acf_near(acf: np.ndarray, lag: float, tolerance: float = 0.06) -> float:
@@ -110,8 +99,7 @@ def intensity_beats(thumbs: np.ndarray, fps: float, hr_min_bpm: float = CycleCon
         return nothing
     signals = detrended_pixels(thumbs, fps, hr_min_bpm)
     low_hz, high_hz = hr_min_bpm / 60.0, hr_max_bpm / 60.0
-    power = band_power(signals[:, :REGION_FRAMES], fps, low_hz, high_hz)
-    keep = np.argsort(power)[-max(4, int(TOP_FRACTION * power.size)):]
+    keep = beating_pixels(signals[:, :REGION_FRAMES], fps, low_hz, high_hz, TOP_FRACTION)
     region = np.zeros(h * w, dtype=bool)
     region[keep] = True
     pixels = signals[keep].astype(float)

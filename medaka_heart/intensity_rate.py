@@ -35,6 +35,25 @@ def band_power(signals: np.ndarray, fps: float, low_hz: float, high_hz: float) -
     return spectrum[:, band].sum(axis=-1)
 
 
+def detrended_pixels(thumbs: np.ndarray, fps: float, hr_min_bpm: float) -> np.ndarray:
+    """(T, h, w) thumbnails -> (P, T) float32 pixel signals without the whole-frame flicker
+    (each frame's mean) and what changes slower than the slowest heart rate (a moving mean
+    over its period)."""
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    x = thumbs.reshape(thumbs.shape[0], -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    slowest = max(3, int(np.ceil(60.0 * fps / hr_min_bpm)))
+    return (x - uniform_filter1d(x, size=slowest, axis=0, mode="nearest")).T
+
+
+def beating_pixels(signals: np.ndarray, fps: float, low_hz: float, high_hz: float,
+                   top_fraction: float = 0.03) -> np.ndarray:
+    """Indices of the (P, T) signals that vary most inside [low_hz, high_hz]: the
+    `top_fraction` of them (at least 4), the heart region."""
+    power = band_power(signals, fps, low_hz, high_hz)
+    return np.argsort(power)[-max(4, int(top_fraction * power.size)):]
+
+
 def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = 40.0,
                    hr_max_bpm: float = 300.0) -> np.ndarray:
     """How strongly each pixel of (T, h, w) thumbnails varies at heart-rate frequencies.
@@ -45,14 +64,10 @@ def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = 40.0,
     hr_max_bpm] (up to the Nyquist frequency) divided by its largest value (0 everywhere if
     nothing varies). The heart, usually the strongest periodic change in view, is near 1.
     """
-    thumbs = np.asarray(thumbs, dtype=np.float32)
-    t, h, w = thumbs.shape
-    x = thumbs.reshape(t, -1)
-    x = x - x.mean(axis=1, keepdims=True)
-    slowest = max(3, int(np.ceil(60.0 * fps / hr_min_bpm)))
-    x = x - uniform_filter1d(x, size=slowest, axis=0, mode="nearest")
-    x *= np.hanning(t).astype(np.float32)[:, None]  # no leakage from what is left of drift
-    power = band_power(x.T, fps, hr_min_bpm / 60.0, min(hr_max_bpm / 60.0, fps / 2.0))
+    t, h, w = np.shape(thumbs)
+    x = detrended_pixels(thumbs, fps, hr_min_bpm)
+    x *= np.hanning(t).astype(np.float32)[None, :]  # no leakage from what is left of drift
+    power = band_power(x, fps, hr_min_bpm / 60.0, min(hr_max_bpm / 60.0, fps / 2.0))
     top = float(power.max())
     return (power / top if top > 0 else power).reshape(h, w).astype(np.float32)
 
@@ -101,17 +116,12 @@ def intensity_heart_rate(
     thumbs = np.asarray(thumbs, dtype=np.float32)
     t, h, w = thumbs.shape
     empty = IntensityRate(float("nan"), 0.0, np.zeros((h, w), dtype=bool))
-    min_period, max_period = 60.0 * fps / hr_max_bpm, 60.0 * fps / hr_min_bpm
+    min_period = 60.0 * fps / hr_max_bpm
     if t < max(8, 2 * min_period + 2):
         return empty
-    x = thumbs.reshape(t, -1)
-    x = x - x.mean(axis=1, keepdims=True)  # whole-frame flicker
-    trend = uniform_filter1d(x, size=max(3, int(np.ceil(max_period))), axis=0, mode="nearest")
-    signals = (x - trend).T  # (pixels, T)
+    signals = detrended_pixels(thumbs, fps, hr_min_bpm)  # (pixels, T)
     low_hz, high_hz = hr_min_bpm / 60.0, hr_max_bpm / 60.0
-    power = band_power(signals, fps, low_hz, high_hz)
-    n_keep = max(4, int(top_fraction * power.size))
-    keep = np.argsort(power)[-n_keep:]
+    keep = beating_pixels(signals, fps, low_hz, high_hz, top_fraction)
     region = np.zeros(h * w, dtype=bool)
     region[keep] = True
     f = spectral_peak_hz(signals[keep], fps, low_hz, high_hz)
