@@ -10,7 +10,7 @@ three samples around each extremum.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -53,6 +53,13 @@ class CycleDetection:
     @property
     def ed_times_s(self) -> np.ndarray:
         return (self.ed_index + self.ed_offset) / self.fps
+
+    @property
+    def es_times_s(self) -> np.ndarray:
+        """Refined ES times, s; NaN where not seen or not timed (an ES on the first or last
+        frame, whose minimum may lie outside the video)."""
+        turned = (self.es_sample > 0) & (self.es_sample < self.signal.size - 1)
+        return np.where(turned, (self.es_index + self.es_offset) / self.fps, np.nan)
 
 
 def fill_gaps(signal: np.ndarray) -> np.ndarray:
@@ -271,22 +278,10 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
     es_index = np.where(es_seen, es_index[keep], -1)
     es_offset = np.where(es_seen, es_offset[keep], 0.0)
     es_sample = np.where(es_seen, es_sample[keep], -1)
-    ed_times = (ed_index + ed_offset) / fps
-    turned = (es_sample > 0) & (es_sample < raw.size - 1)  # an ES on an end frame: not timed
-    es_times = np.where(turned, (es_index + es_offset) / fps, np.nan)
-    rr = beat_intervals_s(ed_times, es_times)
-    return CycleDetection(
-        fps=float(fps),
-        ed_index=ed_index,
-        ed_offset=ed_offset,
-        es_index=es_index,
-        es_offset=es_offset,
-        rr_s=rr,
-        signal=raw,
-        period_frames=float(period),
-        ed_sample=ed_sample,
-        es_sample=es_sample,
-    )
+    found = CycleDetection(float(fps), ed_index, ed_offset, es_index, es_offset,
+                           np.full(ed_index.size, np.nan), raw, float(period), ed_sample,
+                           es_sample)
+    return replace(found, rr_s=beat_intervals_s(found.ed_times_s, found.es_times_s))
 
 
 def beat_intervals_s(ed_times_s, es_times_s) -> np.ndarray:

@@ -90,14 +90,6 @@ def reference_times(ed_times_s, es_times_s, duration_s: float = np.inf) -> np.nd
     return np.where(times <= duration_s, times, np.nan)
 
 
-def timed_es(es_times_s, es_frames, n_frames: int) -> np.ndarray:
-    """ES times, NaN where not seen or on the first or last frame (where the minimum may lie
-    outside the video, so the time is not known)."""
-    es = np.asarray(es_times_s, dtype=float)
-    frames = np.asarray(es_frames, dtype=int)
-    return np.where((frames > 0) & (frames < n_frames - 1), es, np.nan)
-
-
 def in_phase(trace: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """The (T',) intensity trace, its sign turned where it falls as the (T,) volume rises, so
     that its minima are the ventricle's end-systoles (the intensity then times the same event
@@ -339,11 +331,9 @@ def video_rhythm(frames: pd.DataFrame, detection: CycleDetection, seg_beats: pd.
     if choice.use_intensity and np.isfinite(choice.period_frames):
         trace = in_phase(intensity.trace, signal) if choice.use_segmentation else intensity.trace
         found = trace_beats(trace, fps, choice.period_frames, cycles)
-        es_times = timed_es((found.es_index + found.es_offset) / fps, found.es_sample,
-                            found.signal.size)
-        int_times = reference_times(found.ed_times_s, es_times, (trace.size - 1) / fps)
-    seg_times = reference_times(seg_beats["ed_time_s"],
-                                timed_es(seg_beats["es_time_s"], detection.es_sample, len(frames)),
+        int_times = reference_times(found.ed_times_s, found.es_times_s, (trace.size - 1) / fps)
+    # seg_beats has one row per beat of `detection`, in its order
+    seg_times = reference_times(detection.ed_times_s, detection.es_times_s,
                                 (len(frames) - 1) / fps)
     train = fuse_trains(seg_times, usable_beats(seg_beats, frames["area_um2"]), int_times,
                         choice.period_frames / fps, choice)

@@ -46,7 +46,7 @@ from medaka_heart.cycles import detect_cycles  # noqa: E402
 from medaka_heart.evaluate_rhythm import rate_error_pct, rhythm_errors, true_beat_times  # noqa: E402
 from medaka_heart.io.masks import mask_chunks  # noqa: E402
 from medaka_heart.morphometry import measure_masks  # noqa: E402
-from medaka_heart.rhythm import reference_times, timed_es  # noqa: E402
+from medaka_heart.rhythm import reference_times  # noqa: E402
 
 log = logging.getLogger("bench_rhythm")
 SEQUENCE_FPS = (10.0, 15.0, 30.0)
@@ -81,8 +81,7 @@ def mask_truth_times(masks: Path, fps: float, frames_per_beat: float | None = No
         rate = 60.0 * fps / frames_per_beat
         config = CycleConfig(hr_min_bpm=0.7 * rate, hr_max_bpm=1.4 * rate)
     found = detect_cycles(volume, fps, config)
-    es = timed_es((found.es_index + found.es_offset) / fps, found.es_sample, volume.size)
-    return reference_times(found.ed_times_s, es)
+    return reference_times(found.ed_times_s, found.es_times_s)
 
 
 def sequences(real: Path, work: Path) -> dict[str, Path]:
