@@ -7,7 +7,6 @@ frames.csv, beats.csv, provenance.json, the QC plots trace.png and montage.png (
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
-from .cardiac import BeatSummary, beat_table, summarise_beats
+from .cardiac import BeatSummary, beat_table
 from .config import Config
 from .cycles import detect_cycles
 from .io.masks import MaskStackWriter, mask_chunks
@@ -242,11 +241,7 @@ def analyze_video(
         trace[: rhythm.intensity.trace.size] = rhythm.intensity.trace
         frames_table["intensity_signal"] = trace
         beats = rhythm.beats
-        summary = summarise_beats(beats)
-        if not np.isfinite(summary.hr_bpm) and np.isfinite(rhythm.choice.period_frames):
-            # fewer than two beats (a clip of about one beat): the period the signals share
-            rate = 60.0 * fps_value / rhythm.choice.period_frames
-            summary = dataclasses.replace(summary, hr_bpm=rate, hr_bpm_median=rate)
+        summary = rhythm.summary()
         qc = assess_quality(frames_table, beats, fps=fps_value,
                             period_frames=detection.period_frames,
                             hr_bpm_intensity=rhythm.intensity.hr_bpm,

@@ -4,15 +4,17 @@ The ventricle's volume signal (from the masks, `cycles.detect_cycles`) times eac
 end-diastole and end-systole below one frame, but only where the masks follow the
 ventricle. The model-free beat trace (`beat_signal`) beats wherever the heart does, whatever
 was segmented. `choose_rhythm` settles the period from both; `fuse_trains` builds the beat
-train: beats both signals see take the volume signal's timing (`both`), beats only the
-intensity sees fill the gaps (`intensity`), and a signal that does not beat at the chosen
-rate is not used at all. Every beat time is put on one reference, the end-systole (the
-ventricle's sharp turn), so that intervals between beats of either source are comparable.
+train: beats both signals see take the steadier signal's timing, normally the volume
+signal's (`both`), beats only one signal sees fill the other's gaps (`intensity`,
+`segmentation`), and a signal that does not beat at the chosen rate is not used at all.
+Every beat time is put on one reference, the end-systole (the ventricle's sharp turn), so
+that intervals between beats of either source are comparable. `VideoRhythm.summary` gives
+the video's rhythm numbers from the fused train.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from .beat_signal import (
     shortest_supported,
     trace_beats,
 )
+from .cardiac import BeatSummary, summarise_beats
 from .config import CycleConfig, RhythmConfig
 from .cycles import CycleDetection, autocorrelation, fill_gaps
 from .qc import beat_similarity
@@ -41,13 +44,11 @@ class RhythmChoice:
 
     period_frames : the chosen beat period (NaN where neither signal beats).
     use_segmentation, use_intensity : whether each signal's beats go into the train.
-    segmentation_period_frames : median beat interval of the volume signal (NaN: none).
     """
 
     period_frames: float
     use_segmentation: bool
     use_intensity: bool
-    segmentation_period_frames: float
 
     @property
     def source(self) -> str:
@@ -137,9 +138,9 @@ def choose_rhythm(intensity: IntensityBeats, seg_acf: np.ndarray, seg_rr_frames:
                     and intensity.periodicity >= config.min_intensity_periodicity)
     if not intensity_ok:
         if np.isfinite(seg_period):
-            return RhythmChoice(seg_period, True, False, seg_period)
+            return RhythmChoice(seg_period, True, False)
         return RhythmChoice(intensity.period_frames, False,
-                            bool(np.isfinite(intensity.period_frames)), seg_period)
+                            bool(np.isfinite(intensity.period_frames)))
     min_period, max_period = 60.0 * fps / hr_range_bpm[1], 60.0 * fps / hr_range_bpm[0]
     candidates = octave_candidates(intensity.period_frames, min_period, max_period)
     summed = [acf_near(intensity.pixel_acf, p) + (acf_near(seg_acf, p) if seg_votes else 0.0)
@@ -147,7 +148,7 @@ def choose_rhythm(intensity: IntensityBeats, seg_acf: np.ndarray, seg_rr_frames:
     period = float(np.nanmin([intensity.period_frames, shortest_supported(candidates, summed)]))
     agrees = bool(np.isfinite(seg_period)
                   and abs(seg_period - period) <= config.agreement_pct / 100.0 * period)
-    return RhythmChoice(float(period), agrees, True, seg_period)
+    return RhythmChoice(float(period), agrees, True)
 
 
 def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
@@ -295,6 +296,7 @@ class VideoRhythm:
     intensity : the model-free beat signal.
     segmentation_hr_bpm : 60 / mean interval of the volume signal's own beats (NaN: none).
     segmentation_periodicity : how alike its consecutive beats are (`qc.beat_similarity`).
+    fps : frames per second.
     """
 
     beats: pd.DataFrame
@@ -303,6 +305,16 @@ class VideoRhythm:
     segmentation_hr_bpm: float
     segmentation_hr_bpm_median: float
     segmentation_periodicity: float
+    fps: float
+
+    def summary(self) -> BeatSummary:
+        """`cardiac.summarise_beats` of the fused train; a clip of fewer than two beats (no
+        interval) takes its heart rate from the period both signals settled on."""
+        summary = summarise_beats(self.beats)
+        if np.isfinite(summary.hr_bpm) or not np.isfinite(self.choice.period_frames):
+            return summary
+        rate = 60.0 * self.fps / self.choice.period_frames
+        return replace(summary, hr_bpm=rate, hr_bpm_median=rate)
 
     @property
     def periodicity(self) -> float:
@@ -341,4 +353,5 @@ def video_rhythm(frames: pd.DataFrame, detection: CycleDetection, seg_beats: pd.
     rr = rr[np.isfinite(rr) & (rr > 0)]
     return VideoRhythm(fused_beat_table(seg_beats, train), choice, intensity,
                        60.0 / rr.mean() if rr.size else float("nan"),
-                       float(np.median(60.0 / rr)) if rr.size else float("nan"), similarity)
+                       float(np.median(60.0 / rr)) if rr.size else float("nan"), similarity,
+                       float(fps))

@@ -21,7 +21,9 @@ from medaka_heart.rhythm import (
     INTENSITY,
     SEGMENTATION,
     RhythmChoice,
+    choose_rhythm,
     fuse_trains,
+    fused_beat_table,
     reference_times,
 )
 
@@ -218,7 +220,7 @@ def test_fusion_fills_gaps_and_takes_the_volume_timing():
     period = 0.5
     seg = np.array([0.10, 0.60, 1.10, 2.10, 2.60])  # the beat at 1.60 is missing
     intensity = np.arange(6) * period + 0.10 - 0.07  # every beat, 0.07 s early
-    choice = RhythmChoice(10.0, True, True, 10.0)
+    choice = RhythmChoice(10.0, True, True)
     train = fuse_trains(seg, np.ones(5, bool), intensity, period, choice)
     np.testing.assert_allclose(train.times_s, [0.10, 0.60, 1.10, 1.60, 2.10, 2.60], atol=1e-9)
     assert list(train.source) == [BOTH, BOTH, BOTH, INTENSITY, BOTH, BOTH]
@@ -227,13 +229,13 @@ def test_fusion_fills_gaps_and_takes_the_volume_timing():
 
 def test_fusion_uses_only_the_signals_chosen():
     seg, intensity = np.array([0.1, 0.6, 1.1]), np.array([0.3, 0.8, 1.3])
-    alone = fuse_trains(seg, np.ones(3, bool), intensity, 0.5, RhythmChoice(10, True, False, 10))
+    alone = fuse_trains(seg, np.ones(3, bool), intensity, 0.5, RhythmChoice(10, True, False))
     assert list(alone.source) == [SEGMENTATION] * 3
     over_a_dropout = fuse_trains(seg, np.array([True, False, True]), intensity, 0.5,
-                                 RhythmChoice(10, True, False, 10))
+                                 RhythmChoice(10, True, False))
     np.testing.assert_allclose(over_a_dropout.times_s, seg)  # nothing else to time it
     model_free = fuse_trains(seg, np.ones(3, bool), intensity, 0.5,
-                             RhythmChoice(10, False, True, 12))
+                             RhythmChoice(10, False, True))
     np.testing.assert_allclose(model_free.times_s, intensity)
     assert list(model_free.source) == [INTENSITY] * 3
 
@@ -245,9 +247,35 @@ def test_reference_times_put_eds_on_the_end_systolic_reference():
     assert np.isnan(reference_times(ed, es, duration_s=3.2)[-1])  # after the last frame
 
 
-def test_rhythm_defaults_are_in_the_config():
-    assert Config().rhythm == RhythmConfig()
-    assert 0 < RhythmConfig().agreement_pct < 10
+def test_the_agreement_tolerance_comes_from_the_config(tmp_path):
+    """Masks 3 % slower than the model-free beat: used at the default 5 %, not at 2 %."""
+    from medaka_heart.beat_signal import IntensityBeats
+    from medaka_heart.config import load_config
+
+    acf = np.cos(2 * np.pi * np.arange(200) / 10.0)  # pixels that repeat every 10 frames
+    intensity = IntensityBeats(120.0, 0.9, 10.0, np.zeros((2, 2), bool), np.zeros(200), acf)
+    masks_rr = np.full(12, 10.3)
+    toml = tmp_path / "r.toml"
+    toml.write_text("[rhythm]\nagreement_pct = 2.0\n")
+    for config, used in ((RhythmConfig(), True), (load_config(toml).rhythm, False)):
+        choice = choose_rhythm(intensity, acf, masks_rr, True, 20.0, (40.0, 300.0), config)
+        assert choice.period_frames == pytest.approx(10.0)
+        assert choice.use_segmentation is used
+
+
+def test_a_clip_of_one_beat_takes_the_shared_period():
+    from medaka_heart.beat_signal import IntensityBeats
+    from medaka_heart.rhythm import VideoRhythm
+
+    beats = fused_beat_table(pd.DataFrame(columns=["beat", "ed_frame", "es_frame", "rr_s",
+                                                   "ef_pct", "hr_bpm", "edv_pl", "esv_pl",
+                                                   "sv_pl", "fs_minor_pct", "fs_major_pct",
+                                                   "fac_pct"]),
+                             fuse_trains([], [], [0.4], 0.5, RhythmChoice(7.5, False, True)))
+    none = IntensityBeats(np.nan, 0.0, np.nan, np.zeros((1, 1), bool), np.zeros(3), np.zeros(3))
+    rhythm = VideoRhythm(beats, RhythmChoice(7.5, False, True), none, np.nan, np.nan, np.nan, 15.0)
+    assert len(beats) == 1
+    assert rhythm.summary().hr_bpm == pytest.approx(60 * 15.0 / 7.5)
 
 
 def test_the_steadier_signal_times_the_beats_both_see():
@@ -256,11 +284,11 @@ def test_the_steadier_signal_times_the_beats_both_see():
     true = np.arange(12) * period + 0.2
     wobble = np.where(np.arange(12) % 2, 0.05, -0.05)
     seg, intensity = true + wobble, true - 0.1  # the intensity: steady, another phase
-    train = fuse_trains(seg, np.ones(12, bool), intensity, period, RhythmChoice(10, True, True, 10))
+    train = fuse_trains(seg, np.ones(12, bool), intensity, period, RhythmChoice(10, True, True))
     assert list(train.source) == [BOTH] * 12
     np.testing.assert_allclose(np.diff(train.times_s), period, atol=1e-9)
     steady = fuse_trains(true, np.ones(12, bool), intensity + wobble, period,
-                         RhythmChoice(10, True, True, 10))
+                         RhythmChoice(10, True, True))
     np.testing.assert_allclose(steady.times_s, true)  # steady masks keep their own times
 
 
