@@ -99,6 +99,16 @@ def test_atomic_write_leaves_the_old_file_when_it_fails(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
 
 
+def test_a_write_that_fails_half_way_names_the_final_file(tmp_path):
+    target = tmp_path / "montage.png"
+    with pytest.raises(OSError, match=r"montage\.png$") as err:  # not the hidden .tmp name
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+    assert err.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_describe_os_error_is_one_line_naming_the_file():
     exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "OUT/v/montage.png")
     assert atomic.describe_os_error(exc) == "no space left on device: OUT/v/montage.png"

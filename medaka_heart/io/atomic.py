@@ -43,7 +43,8 @@ def describe_os_error(exc: OSError) -> str:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; write it whole, and on leaving it becomes `path`.
 
-    On an exception the temporary file is removed and `path` is left as it was.
+    On an exception the temporary file is removed and `path` is left as it was; an OSError
+    (while writing or finishing) is raised again naming `path`, not the temporary name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +52,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
         try:
+            yield tmp
             fsync_file(tmp)
             os.chmod(tmp, 0o666 & ~umask())
             os.replace(tmp, path)
@@ -66,10 +67,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path`, whole or not at all."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        try:
-            tmp.write_bytes(data)
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        tmp.write_bytes(data)
     return path
 
 

@@ -26,10 +26,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a DataFrame as CSV (no index) to `path` via a temporary file."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        try:
-            frame.to_csv(tmp, index=False)
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        frame.to_csv(tmp, index=False)
 
 
 def write_json_atomic(data: Any, path: str | Path) -> None:
