@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean chromium
+.PHONY: setup demo test lint clean chromium
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,13 @@ demo: setup
 	@echo "Results in demo_out/model/ (summary.csv, report.html, one folder per video) and"
 	@echo "demo_out/model_evaluation/; the same on the truth masks in demo_out/truth_masks*/"
 
-test: setup chromium
+test: setup chromium lint
 	$(BIN)/python -m pytest
+
+# Lint and type checks as configured in pyproject.toml (run by `make test`, so by CI).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The report tests render report.html in headless Chromium (Debian packages chromium and
 # chromium-driver): installed here when missing and run as root (as CI does), else a hint.
