@@ -40,7 +40,8 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
     rows = []
     for k, (ed, es) in enumerate(zip(detection.ed_index, detection.es_index, strict=True)):
         ed_off, es_off = detection.ed_offset[k], detection.es_offset[k]
-        row = {"beat": k, "ed_frame": int(ed), "es_frame": int(es) if es >= 0 else -1}
+        row: dict[str, float] = {"beat": k, "ed_frame": int(ed),
+                                 "es_frame": int(es) if es >= 0 else -1}
         row["ed_time_s"] = (ed + ed_off) / detection.fps
         row["es_time_s"] = (es + es_off) / detection.fps if es >= 0 else np.nan
         rr = detection.rr_s[k]

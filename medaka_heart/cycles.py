@@ -248,7 +248,11 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
     if peaks.size == 0:
         return _no_beats(fps, raw, period)
 
-    ed_index, ed_offset, es_index, es_offset, falls = [], [], [], [], []
+    ed_list: list[int] = []
+    ed_off_list: list[float] = []
+    es_list: list[int] = []
+    es_off_list: list[float] = []
+    falls: list[float] = []
     for k, peak in enumerate(peaks):
         ed, ed_off = _refine(raw, int(peak), maximum=True)
         end = int(peaks[k + 1]) if k + 1 < len(peaks) else raw.size
@@ -265,14 +269,14 @@ def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = N
                 full_fall = bool(falls) and fall >= LAST_ES_FALL * float(np.median(falls))
                 if (trough < raw.size - 1 and rises_after) or full_fall:
                     es, es_off = _refine(raw, trough, maximum=False)
-        ed_index.append(ed)
-        ed_offset.append(ed_off)
-        es_index.append(es)
-        es_offset.append(es_off)
+        ed_list.append(ed)
+        ed_off_list.append(ed_off)
+        es_list.append(es)
+        es_off_list.append(es_off)
 
-    ed_sample, es_sample = np.asarray(ed_index, dtype=int), np.asarray(es_index, dtype=int)
-    ed_index, ed_offset = _template_refined(raw, ed_index, ed_offset, period, maximum=True)
-    es_index, es_offset = _template_refined(raw, es_index, es_offset, period, maximum=False)
+    ed_sample, es_sample = np.asarray(ed_list, dtype=int), np.asarray(es_list, dtype=int)
+    ed_index, ed_offset = _template_refined(raw, ed_list, ed_off_list, period, maximum=True)
+    es_index, es_offset = _template_refined(raw, es_list, es_off_list, period, maximum=False)
     keep, es_seen = _in_order(ed_index, ed_offset, es_index, es_offset, raw.size)
     ed_index, ed_offset, ed_sample = ed_index[keep], ed_offset[keep], ed_sample[keep]
     es_index = np.where(es_seen, es_index[keep], -1)

@@ -183,25 +183,28 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
     # the masks' sub-frame ES unless the intensity is clearly steadier (NaN: the masks)
     masks_time = not timing_jitter(shifted) < STEADIER * timing_jitter(seg_t[seg_rows])
-    times, source, owner = [], [], []
+    time_list: list[float] = []
+    source_list: list[str] = []
+    owner_list: list[int] = []
     taken = np.zeros(seg_t.size, dtype=bool)
     for t in shifted:
         distance = np.where(usable & ~taken, np.abs(seg_t - t), np.inf)
         k = int(np.argmin(distance))
         if distance[k] <= MATCH_PERIODS * period_s:
             taken[k] = True
-            times.append(seg_t[k] if masks_time else t)
-            source.append(BOTH)
-            owner.append(k)
+            time_list.append(seg_t[k] if masks_time else t)
+            source_list.append(BOTH)
+            owner_list.append(k)
         else:
-            times.append(t)
-            source.append(INTENSITY)
-            owner.append(-1)
-    for k in np.flatnonzero(usable & ~taken):
-        times.append(seg_t[k])
-        source.append(SEGMENTATION)
-        owner.append(k)
-    times, source, owner = np.asarray(times), np.asarray(source), np.asarray(owner, dtype=int)
+            time_list.append(t)
+            source_list.append(INTENSITY)
+            owner_list.append(-1)
+    for j in np.flatnonzero(usable & ~taken):
+        time_list.append(seg_t[j])
+        source_list.append(SEGMENTATION)
+        owner_list.append(int(j))
+    times, source = np.asarray(time_list), np.asarray(source_list)
+    owner = np.asarray(owner_list, dtype=int)
     rank = {BOTH: 2, SEGMENTATION: int(masks_time), INTENSITY: int(not masks_time)}
     keep = _not_crowded(times, source, GAP_PERIODS * period_s, rank)
     order = np.argsort(times[keep], kind="stable")

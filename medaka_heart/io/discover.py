@@ -106,11 +106,11 @@ def sources_for(item: str | Path) -> list[VideoSource]:
         paths = sorted((Path(p) for p in glob.glob(text, recursive=True)), key=_path_key)
         screening, rest = split_screening_files([p for p in paths if p.is_file()])
         out = [VideoSource(v.pattern, screening=v, metadata=v.metadata()) for v in screening]
-        rest = set(rest)
+        others = set(rest)
         for p in paths:
             if p.is_dir():
                 out += _sources_in_folder(p)
-            elif p in rest:
+            elif p in others:
                 out.append(VideoSource(p))
         return [_resolved(s) for s in out]
     path = Path(text)

@@ -30,7 +30,8 @@ def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, i
         if short < 0 or short > max(MAX_SHORT_FRAMES, MAX_SHORT_FRACTION * n):
             raise VideoError(f"{path}: {info.n_frames} masks for a video of {n} frames")
     for chunk in reader.chunks(chunk_frames):
-        yield chunk.any(axis=-1) if chunk.ndim == 4 else chunk != 0
+        # numpy stubs type any(axis=-1) as maybe a scalar; of a 4-D chunk it is an array
+        yield chunk.any(axis=-1) if chunk.ndim == 4 else chunk != 0  # type: ignore[misc]
 
 
 class MaskStackWriter:

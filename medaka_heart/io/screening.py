@@ -120,10 +120,14 @@ def group_screening_frames(frames: Iterable[ScreeningFrame]) -> list[ScreeningVi
 
 def split_screening_files(paths: Iterable[Path]) -> tuple[list[ScreeningVideo], list[Path]]:
     """(screening videos among `paths`, the paths whose names are not screening frames)."""
-    frames, rest = [], []
+    frames: list[ScreeningFrame] = []
+    rest: list[Path] = []
     for p in paths:
         parsed = parse_frame_name(p)
-        (frames if parsed is not None else rest).append(parsed if parsed is not None else p)
+        if parsed is not None:
+            frames.append(parsed)
+        else:
+            rest.append(p)
     return group_screening_frames(frames), rest
 
 

@@ -234,7 +234,7 @@ def _ome_fps_and_pixel_size(xml: str) -> tuple[float | None, float | None]:
     if inc is not None and float(inc) > 0:
         fps = 1.0 / (float(inc) * scale)
     else:
-        deltas = [float(p.get("DeltaT")) for p in pixels if p.tag.endswith("Plane") and p.get("DeltaT")]
+        deltas = [float(d) for p in pixels if p.tag.endswith("Plane") and (d := p.get("DeltaT"))]
         if len(deltas) > 1 and deltas[-1] > deltas[0]:
             unit = next((p.get("DeltaTUnit", "s") for p in pixels if p.tag.endswith("Plane")), "s")
             fps = (len(deltas) - 1) / ((deltas[-1] - deltas[0]) * _TIME_TO_S.get(unit, 1.0))
@@ -301,6 +301,7 @@ class TiffStackReader:
 
 def _read_image(path: Path) -> np.ndarray:
     """One image file -> (H, W) or (H, W, 3) array in its own dtype."""
+    image: np.ndarray | None
     if path.suffix.lower() in TIFF_SUFFIXES:
         try:
             image = tifffile.imread(path)
@@ -384,7 +385,8 @@ class FrameFolderReader:
         """Every frame in time order, the missing ones rebuilt from their neighbours."""
         missing = set(self.info.missing_frames)
         files = iter(self.files)
-        previous, held = None, 0
+        previous: np.ndarray | None = None
+        held = 0
         for slot in range(self.info.n_frames):
             if slot in missing:
                 held += 1
@@ -394,8 +396,11 @@ class FrameFolderReader:
             if image.shape != self._shape:
                 raise VideoError(f"{file}: frame shape {image.shape} differs from the "
                                  f"first frame's {self._shape}")
-            for _ in range(held):  # the gap before this frame
-                yield ((previous.astype(np.float32) + image) / 2).astype(image.dtype)
+            if held:  # the gap before this frame
+                if previous is None:  # cannot happen: the gaps lie between the first and last file
+                    raise VideoError(f"{file}: frames missing before the first frame")
+                for _ in range(held):
+                    yield ((previous.astype(np.float32) + image) / 2).astype(image.dtype)
             previous, held = image, 0
             yield image
 

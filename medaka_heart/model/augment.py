@@ -196,6 +196,7 @@ def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
 
     image : (H, W) float32 in [0, 1]; mask : (H, W) bool. Returns the same shapes/dtypes.
     """
-    matrix = random_affine(rng, *image.shape, config)
+    height, width = image.shape
+    matrix = random_affine(rng, height, width, config)
     img, msk = warp_pair(image, mask, matrix)
     return photometric(img, rng, config), msk

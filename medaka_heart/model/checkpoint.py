@@ -20,8 +20,9 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -162,7 +163,7 @@ def _torch_load(path: Path) -> Any:
                          f"{type(exc).__name__})") from None
 
 
-def _is_state_dict(obj: Any) -> bool:
+def _is_state_dict(obj: Any) -> TypeGuard[dict[str, torch.Tensor]]:
     return (isinstance(obj, dict) and len(obj) > 0
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
 
@@ -204,6 +205,7 @@ def _load_folder(folder: Path) -> Checkpoint:
         raise FileNotFoundError(f"{folder}: model folder has no {MODEL_FILE}")
     payload = _torch_load(weights)
     train_state = None
+    meta: dict[str, Any]
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         state, meta = payload.get("state_dict"), dict(payload.get("metadata") or {})
         train_state = payload.get("train_state")
@@ -215,7 +217,9 @@ def _load_folder(folder: Path) -> Checkpoint:
         meta.update(_read_json(config))
     thresholds = folder / THRESHOLDS_FILE
     if thresholds.is_file():
-        meta["threshold"] = float(_read_json(thresholds).get("prob", meta.get("threshold", 0.5)))
+        tuned = _read_json(thresholds)
+        default: float = meta.get("threshold", 0.5)
+        meta["threshold"] = float(tuned.get("prob", default))
     try:
         info = ModelInfo.from_dict(meta)
     except (TypeError, ValueError) as exc:
@@ -244,6 +248,6 @@ def model_hash(path: str | Path) -> str:
     digest = hashlib.sha256()
     for f in files:
         with f.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for chunk in iter(partial(fh.read, 1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()

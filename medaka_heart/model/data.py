@@ -72,7 +72,9 @@ def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: Vi
 
     Pairs are converted one at a time, so an iterator keeps memory at the size of the views.
     """
-    parts = [make_views(f, m.any(axis=-1) if m.ndim == 3 else m, spec) for f, m in pairs]
+    # numpy stubs type any(axis=-1) as maybe a scalar; of a 3-D mask it is an array
+    parts = [make_views(f, m.any(axis=-1) if m.ndim == 3 else m, spec)  # type: ignore[arg-type]
+             for f, m in pairs]
     if not parts:
         raise ValueError(f"{name}: no frames")
     return SequenceData(name, *(np.stack(a) for a in zip(*parts, strict=True)))
@@ -217,7 +219,8 @@ def load_synth_video(name: str, video: Path, masks: Path, spec: ViewSpec, *, eve
     from ..io.masks import mask_chunks
     from ..io.video import open_video
 
-    frames, truth = [], []
+    frames: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
     for chunk, mchunk in zip(open_video(video).chunks(64), mask_chunks(masks, 64), strict=True):
         frames.extend(chunk)
         truth.extend(mchunk)

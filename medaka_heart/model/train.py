@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -76,7 +76,8 @@ def view_spec(config: TrainConfig) -> ViewSpec:
     """The stored-view and sample geometry implied by the [input] section."""
     i = config.input
     return ViewSpec(size=i.size, coarse_size=i.coarse_size or i.size,
-                    crop_scale=tuple(i.crop_scale_range), crop_jitter=i.crop_jitter,
+                    crop_scale=cast(tuple[float, float], tuple(i.crop_scale_range)),
+                    crop_jitter=i.crop_jitter,
                     low_percentile=i.low_percentile, high_percentile=i.high_percentile)
 
 
@@ -91,14 +92,21 @@ def _pairs(src: SourceConfig, seed: int, frames_per_scene: int):
     return iter_training_pairs(seed=seed, preset=presets, frames_per_scene=frames_per_scene)
 
 
+def _source_path(src: SourceConfig) -> str:
+    """The folder of a finite source (SourceConfig requires one for these kinds)."""
+    if src.path is None:
+        raise ValueError(f"data source {src.kind!r} needs a path")
+    return src.path
+
+
 def _finite_sequences(src: SourceConfig, spec: ViewSpec) -> list[SequenceData]:
     if src.kind == "heartseg":
-        files = find_heartseg(src.path, src.subsets)
+        files = find_heartseg(_source_path(src), src.subsets)
     elif src.kind == "pairs":
-        files = find_pairs(src.path)
+        files = find_pairs(_source_path(src))
     else:  # synth
         return [load_synth_video(name, v, m, spec, every=src.every)
-                for name, v, m in find_synth(src.path)]
+                for name, v, m in find_synth(_source_path(src))]
     return [load_pair_files(f, spec) for f in files]
 
 
@@ -139,7 +147,8 @@ def build_data(config: TrainConfig, progress: bool = False,
             pools.append(FramePool(train_seqs))
             if val_seqs:
                 val.append(FramePool(val_seqs))
-            entry.update(path=Path(src.path).name, train_sequences=[s.name for s in train_seqs],
+            entry.update(path=Path(_source_path(src)).name,
+                         train_sequences=[s.name for s in train_seqs],
                          val_sequences=[s.name for s in val_seqs],
                          train_frames=sum(len(s) for s in train_seqs))
         weights.append(src.weight)

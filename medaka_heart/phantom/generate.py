@@ -27,8 +27,8 @@ from .heart import HeartLayout
 from .law import HeartLaw, beat_intervals, make_law, shortenings_for_ef
 from .motion import affine_matrices, apply_affine, rigid_motion
 from .presets import PhantomParams, PhantomPreset, load_preset, sample_params
-from .render_hts import build_hts_scene, hts_frame_draws, render_hts
-from .render_stereo import build_stereo_scene, frame_draws, render_stereo
+from .render_hts import HtsScene, build_hts_scene, hts_frame_draws, render_hts
+from .render_stereo import StereoScene, build_stereo_scene, frame_draws, render_stereo
 from .shape import polygon_features, rasterize
 from .truth import beat_table, frame_table
 
@@ -220,6 +220,7 @@ def make_phantom(
     duration = n_frames / params.fps
 
     law = _draw_law(params, duration, rng_law)
+    scene: HtsScene | StereoScene
     if params.setting == "hts":
         scene = build_hts_scene(params, rng_scene)
         draws = hts_frame_draws(params, n_frames, rng_frames)

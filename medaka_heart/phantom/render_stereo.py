@@ -316,7 +316,7 @@ def _static_scene(
     angle = np.degrees(edge_dir)
     rot = cv2.getRotationMatrix2D((small[1] / 2, small[0] / 2), -angle, 1.0)
     fibres = cv2.warpAffine(fibres, rot, small[::-1], borderMode=cv2.BORDER_REFLECT)
-    fibres /= max(float(fibres.std()), 1e-6)
+    fibres /= max(float(fibres.std()), 1e-6)  # type: ignore[misc]  # cv2 stubs: float32 here
     fuzz = np.exp(-(((dist - edge) / (0.5 * S)) ** 2))
     body_a = np.clip(body_a + 0.3 * fuzz * fibres, 0, 1)[:, :, None]
     tissue = _colour(rng, (125, 200), (-0.3, 1.6), (0.08, 0.0, -0.10))
@@ -364,7 +364,7 @@ def _static_scene(
         img = img * (1 - eye) + iris * (1.0 + 0.15 * noise(0.1 * S))[:, :, None] * eye
 
     # blood outside the heart: vessels and a reddish organ (distractors that are red but still)
-    red = np.zeros(small, np.float32)
+    red: np.ndarray = np.zeros(small, np.float32)
     for _ in range(rng.integers(1, 4)):
         start = np.array([hx, hy]) + rng.uniform(-2.5, 2.5, 2) * S
         if np.hypot(*(start - (hx, hy))) < 0.8 * S:

@@ -35,7 +35,8 @@ def granular(rng: np.random.Generator, shape: tuple[int, int], grain_px: float) 
     -------
     (H, W) float32 ndarray
     """
-    g = cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (0, 0), grain_px / 2.5)
+    g: np.ndarray = cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (0, 0),
+                                     grain_px / 2.5)
     g /= max(float(g.std()), 1e-6)
     return (1.0 / (1.0 + np.exp(-2.0 * g))).astype(np.float32)
 

@@ -87,7 +87,7 @@ def write_phantom(
     tif_context = _atomic(tif) if write_tiff else nullcontext(None)
     with _atomic(avi) as avi_tmp, tif_context as tif_tmp:
         writer = cv2.VideoWriter(
-            str(avi_tmp), cv2.VideoWriter_fourcc(*"MJPG"), float(phantom.fps), (w, h), True
+            str(avi_tmp), cv2.VideoWriter.fourcc(*"MJPG"), float(phantom.fps), (w, h), True
         )
         if not writer.isOpened():
             raise OSError(f"{avi}: cannot open an MJPG video writer")
@@ -96,7 +96,7 @@ def write_phantom(
         def frames() -> Iterator[np.ndarray]:
             for i in range(phantom.n_frames):
                 image = phantom.image(i)
-                if hts:
+                if window is not None:  # hts: 16-bit frames through the display window
                     gray = _display_8bit(image, *window)
                     writer.write(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
                 else:
@@ -104,7 +104,7 @@ def write_phantom(
                 yield image
 
         try:
-            if write_tiff:
+            if tif_tmp is not None:  # write_tiff
                 shape = (phantom.n_frames, h, w) if hts else (phantom.n_frames, h, w, 3)
                 tifffile.imwrite(
                     tif_tmp,

@@ -129,7 +129,8 @@ def crop_box(masks: list[np.ndarray], shape: tuple[int, int], *, margin: float =
         a = int(np.clip(round(centre - side / 2), 0, max(0, n - 1)))
         b = int(np.clip(round(centre + side / 2), a + 1, n))
         box += [a, b]
-    return tuple(box)
+    top, bottom, left, right = box
+    return top, bottom, left, right
 
 
 def plot_montage(reservoir: FrameReservoir, frames: pd.DataFrame, beats: pd.DataFrame,

@@ -57,7 +57,7 @@ class OverlayWriter:
 
     def __init__(self, path: str | Path, fps: float, height: int, width: int):
         self.path = Path(path)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"MJPG"),
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"MJPG"),
                                        float(fps), (int(width), int(height)))
         if not self._writer.isOpened():
             raise OSError(f"{self.path}: cannot write an MJPEG video here")

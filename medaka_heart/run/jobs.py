@@ -81,10 +81,13 @@ _SEGMENTER_LOCK = threading.Lock()
 
 def _segmenter(options: RunOptions, config: Config):
     """One segmenter per process and configuration, made on first need and kept."""
-    key = (options.segmenter_factory, config.segment, config.preprocess)
+    factory = options.segmenter_factory
+    if factory is None:  # cannot happen: the caller checks that there is one
+        raise ValueError("no segmenter to make the masks with")
+    key = (factory, config.segment, config.preprocess)
     with _SEGMENTER_LOCK:
         if key not in _SEGMENTERS:
-            _SEGMENTERS[key] = options.segmenter_factory(config.segment, config.preprocess)
+            _SEGMENTERS[key] = factory(config.segment, config.preprocess)
         return _SEGMENTERS[key]
 
 

@@ -65,7 +65,7 @@ def model_identity(options: RunOptions) -> str | None:
         return None
     if factory is not load_default_segmenter:  # e.g. a test's fake: identify it by name
         return f"{factory.__module__}.{getattr(factory, '__qualname__', repr(factory))}"
-    model = options.config.segment.model
+    model: str | Path | None = options.config.segment.model
     if model is None:
         from ..segment import default_model_path
 
