@@ -37,6 +37,7 @@ from .config import Config
 from .io.atomic import describe_os_error
 from .io.discover import VideoSource
 from .io.results import write_csv_atomic
+from .options import BatchOptions, VideoOptions
 from .run.executors import (
     DaskExecutor,
     ProcessExecutor,
@@ -155,9 +156,9 @@ def plan_jobs(sources: Sequence[VideoSource], names: Sequence[str], options: Run
         job = VideoJob(source, name, fingerprint(inputs), inputs)
         jobs.append(job)
         row = None if force else reusable_row(options.out_dir / name, job.fingerprint,
-                                              save_masks=options.save_masks,
-                                              plots=options.plots,
-                                              overlay_video=options.overlay_video)
+                                              save_masks=options.video.save_masks,
+                                              plots=options.video.plots,
+                                              overlay_video=options.video.overlay_video)
         if row is not None:
             row.update(video=name, status=REUSED, error="")
             reused[i] = JobOutcome(name, REUSED, row, f"{name}: complete results reused")
@@ -226,29 +227,19 @@ def run_batch(
     names: Sequence[str],
     out_dir: Path,
     config: Config,
+    video: VideoOptions = VideoOptions(),
+    batch: BatchOptions = BatchOptions(),
     *,
     segmenter_factory: SegmenterFactory | None = load_default_segmenter,
-    fps: float | None = None,
-    pixel_size_um: float | None = None,
-    save_masks: bool = False,
-    workers: int | None = None,
-    scheduler: Any = None,
-    force: bool = False,
-    group_by: Sequence[str] = (),
-    show_progress: bool = True,
-    debug: bool = False,
-    plots: bool = True,
-    overlay_video: bool = False,
 ) -> pd.DataFrame:
     """Analyse every video; write and return summary.csv (one row per video, failures included).
 
-    workers : local processes (None: one per core, at most one per video; 1: this process).
-    scheduler : address of a Dask scheduler (or a distributed.Client); overrides `workers`.
-    force : analyse every video again, even where complete results of the same fingerprint exist.
-    group_by : summary columns (metadata) whose values make the rows of conditions.csv.
-    plots : trace.png and montage.png per video; overlay_video : overlay.avi per video.
+    video : how each video is read and what is written for it (see `options.VideoOptions`).
+    batch : workers, Dask scheduler, force, group_by, progress and debug (`options.BatchOptions`).
+    segmenter_factory : makes the segmenter from the config (None: every video has masks).
     Raises OutputError when `out_dir` cannot be written, ValueError for an unknown group_by.
     """
+    group_by = tuple(batch.group_by)
     sources = [s if isinstance(s, VideoSource) else VideoSource(Path(s)) for s in sources]
     out_dir = Path(out_dir).resolve()
     meta = metadata_columns(sources)
@@ -258,16 +249,16 @@ def run_batch(
                          f"are: {', '.join(meta) or 'none'}")
     check_writable(out_dir)
     with output_lock(out_dir), run_log(out_dir / "run.log"):
-        options = RunOptions(out_dir, config, fps, pixel_size_um, save_masks, segmenter_factory,
-                             debug, plots=plots, overlay_video=overlay_video)
-        jobs, outcomes = plan_jobs(sources, names, options, force=force)
+        options = RunOptions(out_dir, config, video, segmenter_factory, batch.debug)
+        jobs, outcomes = plan_jobs(sources, names, options, force=batch.force)
         todo = [i for i in range(len(jobs)) if i not in outcomes]
-        executor, where = _make_executor(scheduler, workers, len(todo))
+        executor, where = _make_executor(batch.scheduler, batch.workers, len(todo))
         log.info("%d video(s) into %s: %d to analyse in %s, %d complete from an earlier run",
                  len(jobs), out_dir, len(todo), where, len(outcomes))
-        if isinstance(executor, SerialExecutor) and show_progress and sys.stderr.isatty():
-            options = dataclasses.replace(options, show_frame_progress=True)
-        progress = Progress(len(todo), enabled=show_progress)
+        if isinstance(executor, SerialExecutor) and batch.show_progress and sys.stderr.isatty():
+            options = dataclasses.replace(
+                options, video=dataclasses.replace(options.video, show_progress=True))
+        progress = Progress(len(todo), enabled=batch.show_progress)
         last_checkpoint = time.monotonic()
         try:
             fn = partial(run_job, options=options)

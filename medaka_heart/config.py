@@ -29,11 +29,14 @@ class IOConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """Segmenter input: grayscale, resized, robustly normalised."""
+    """Segmenter input intensity: per-frame percentiles mapped to 0 and 1.
 
-    size: int = 256  # network input is size x size pixels
-    low_percentile: float = 1.0
-    high_percentile: float = 99.0
+    None = the model folder's own values (what it was trained with); a number overrides them.
+    The input size is always the model's.
+    """
+
+    low_percentile: float | None = None
+    high_percentile: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,18 @@ class RhythmConfig:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """U-Net inference."""
+    """U-Net inference (runtime.py) and finding the heart (locate.py)."""
 
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
-    batch_size: int = 16
+    batch_size: int = 16  # frames per forward pass (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # torch CPU threads; None = all cores / workers
-    beat_gate: float | None = None  # candidates beating less than this share of the
-    # strongest beat count for less (segment.BEAT_GATE when None; 0 = ignore the beat)
+    coarse_every: int = 8  # the coarse pass looks at every n-th frame of a chunk
+    refine: int = 1  # fine passes that re-centre and re-size a candidate crop (0 = none)
+    candidates: int = 1  # coarse candidates checked by the fine pass (with refine >= 1)
+    beat_gate: float = 0.5  # candidates beating less than this share of the strongest beat
+    # power count for less, in proportion (0 = the beat is not used: the surest region wins)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from .config import CycleConfig
 from .cycles import autocorrelation, parabolic_offset, value_at
 
 
@@ -54,8 +55,8 @@ def beating_pixels(signals: np.ndarray, fps: float, low_hz: float, high_hz: floa
     return np.argsort(power)[-max(4, int(top_fraction * power.size)):]
 
 
-def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = 40.0,
-                   hr_max_bpm: float = 300.0) -> np.ndarray:
+def beat_power_map(thumbs: np.ndarray, fps: float, hr_min_bpm: float = CycleConfig.hr_min_bpm,
+                   hr_max_bpm: float = CycleConfig.hr_max_bpm) -> np.ndarray:
     """How strongly each pixel of (T, h, w) thumbnails varies at heart-rate frequencies.
 
     Whole-frame flicker and changes slower than the slowest heart rate (drift) are removed
@@ -108,8 +109,8 @@ def spectral_peak_hz(signals: np.ndarray, fps: float, low_hz: float, high_hz: fl
 def intensity_heart_rate(
     thumbs: np.ndarray,
     fps: float,
-    hr_min_bpm: float = 40.0,
-    hr_max_bpm: float = 300.0,
+    hr_min_bpm: float = CycleConfig.hr_min_bpm,
+    hr_max_bpm: float = CycleConfig.hr_max_bpm,
     top_fraction: float = 0.03,
 ) -> IntensityRate:
     """Heart rate in bpm from (T, h, w) grayscale thumbnails at `fps` frames per second."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from .io.replay import replayable
 from .io.results import staged_folder, write_csv_atomic, write_json_atomic
 from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
+from .options import VideoOptions
 from .preprocess import thumbnails
 from .qc import QCResult, assess_quality
 from .report.montage import FrameReservoir
@@ -60,16 +62,12 @@ class ChunkSegmentation(Protocol):
 
 
 class Segmenter(Protocol):
-    """Anything that turns frames into ventricle masks at native geometry."""
+    """Anything that turns the chunks of a video into ventricle masks at native geometry."""
 
-    def locate_video(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None = None
-                     ) -> list[Any]:
-        """Where to segment each chunk of one video (one entry per chunk, for `segment_at`);
-        `chunks()` yields the video's chunks in order and may be called more than once."""
-
-    def segment_at(self, frames: np.ndarray, box: Any, fps: float | None = None
-                   ) -> ChunkSegmentation:
-        """(t, H, W[, C]) frames of one chunk -> masks and confidence, looking at `box`."""
+    def segment_video(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None = None
+                      ) -> Iterator[tuple[np.ndarray, ChunkSegmentation]]:
+        """(frames, segmentation) of each chunk; `chunks()` yields the video's chunks in order
+        and may be called more than once."""
 
     def provenance(self) -> dict[str, Any]:
         """Model file, hash and settings, for provenance.json."""
@@ -139,110 +137,50 @@ def analyze_video(
     path: str | Path,
     out_dir: str | Path,
     config: Config,
+    options: VideoOptions = VideoOptions(),
     *,
     name: str | None = None,
     masks: str | Path | None = None,
     segmenter: Segmenter | None = None,
-    fps: float | None = None,
-    pixel_size_um: float | None = None,
-    save_masks: bool = False,
-    show_progress: bool = True,
     reader: VideoReader | None = None,
-    plots: bool = True,
-    overlay_video: bool = False,
 ) -> VideoResult:
     """Analyse one video and write its results to `out_dir/<name>/`; raises VideoError.
 
     Exactly one of `masks` (a mask stack or folder for this video) and `segmenter` is used;
     `masks` wins when both are given. `reader` (e.g. an `io.screening.ScreeningReader`)
-    replaces `open_video(path)`; `path` then only names the video. `plots` draws trace.png
-    and montage.png (see `report.trace`, `report.montage`); `overlay_video` writes
-    overlay.avi, every frame with its mask outline.
+    replaces `open_video(path)`; `path` then only names the video. `options` says the frame
+    rate and pixel size where the file's are not wanted, and what is written besides the
+    tables (masks.tif, the QC plots trace.png and montage.png, overlay.avi).
     """
     reader = reader if reader is not None else open_video(path)
     info = reader.info
     name = name or Path(path).stem
     if info.n_frames < MIN_FRAMES:
         raise VideoError(f"{path}: only {info.n_frames} frame(s); at least {MIN_FRAMES} are needed")
-    fps_value, fps_source = resolve_fps(info, fps)
-    pixel, pixel_source = resolve_pixel_size(info, pixel_size_um, config.io.default_pixel_size_um)
+    fps, fps_source = resolve_fps(info, options.fps)
+    pixel, pixel_source = resolve_pixel_size(info, options.pixel_size_um,
+                                             config.io.default_pixel_size_um)
     if pixel_source == "default":
         log.warning("%s: no pixel size given (--pixel-size) or in the file: volumes and lengths "
                     "use the default %g um/px", path, pixel)
     if masks is None and segmenter is None:
         raise ValueError("analyze_video needs masks or a segmenter")
-
-    chunk = config.io.chunk_frames
-    max_thumbs = config.rhythm.max_thumbnail_frames
-    given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width)) if masks else None
-    tables, confidences, thumbs, state = [], [], [], None
     with staged_folder(Path(out_dir) / name) as stage:
-        writer = MaskStackWriter(stage / "masks.tif") if save_masks else None
-        reservoir = FrameReservoir(info.height, info.width) if plots else None
-        overlay = (OverlayWriter(stage / "overlay.avi", fps_value, info.height, info.width)
-                   if overlay_video else None)
-        bar = tqdm(total=info.n_frames, desc=name, unit="frame", leave=False,
-                   disable=not show_progress)
-        try:
-            chunks, crops = (lambda: reader.chunks(chunk)), None
-            if given is None:  # where to look in each chunk, decided over the whole video
-                chunks = replayable(chunks)  # read twice: kept in memory if small enough
-                bar.set_description(f"{name} (locating)")
-                crops = segmenter.locate_video(chunks, fps_value)
-                bar.set_description(name)
-            first = 0
-            for k, frames in enumerate(chunks()):
-                if given is not None:
-                    mask = next(given, None)
-                    if mask is None or len(mask) != len(frames):
-                        raise VideoError(f"{masks}: the mask count does not match the "
-                                         f"frames decoded from {path}")
-                else:
-                    if k >= len(crops):
-                        raise VideoError(f"{path}: decodes to more chunks on a second read")
-                    found = segmenter.segment_at(frames, crops[k], fps_value)
-                    mask = found.masks
-                    confidences.append(found.confidence)
-                if first < max_thumbs:
-                    thumbs.append(thumbnails(frames[: max_thumbs - first]))
-                table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
-                tables.append(table)
-                if writer is not None:
-                    writer.write(mask)
-                if reservoir is not None:
-                    reservoir.add(frames, mask)
-                if overlay is not None:
-                    overlay.write(frames, mask)
-                first += len(frames)
-                bar.update(len(frames))
-            if crops is not None and len(tables) != len(crops):
-                raise VideoError(f"{path}: decodes to fewer chunks on a second read")
-            chunks = None  # lets go of the frames kept for the second read
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-            if overlay is not None:
-                overlay.close()
-        if first < MIN_FRAMES:
-            raise VideoError(f"{path}: only {first} frame(s) decoded; at least {MIN_FRAMES} are needed")
-        frames_table = pd.concat(tables, ignore_index=True)
-        frames_table.insert(1, "time_s", frames_table["frame"] / fps_value)
-        if confidences:
-            frames_table["confidence"] = np.concatenate(confidences)
-        detection = detect_cycles(frames_table[config.cycles.signal].to_numpy(), fps_value,
+        measured = _measure_frames(path, name, reader, stage, config, options, fps, pixel,
+                                   masks, segmenter)
+        frames_table = measured.table
+        frames_table.insert(1, "time_s", frames_table["frame"] / fps)
+        if measured.confidence is not None:
+            frames_table["confidence"] = measured.confidence
+        detection = detect_cycles(frames_table[config.cycles.signal].to_numpy(), fps,
                                   config.cycles)
-        if first > max_thumbs:
-            log.info("%s: the model-free beat signal covers the first %d of %d frames",
-                     path, max_thumbs, first)
         rhythm = video_rhythm(frames_table, detection, beat_table(frames_table, detection),
-                              np.concatenate(thumbs), fps_value, config.cycles, config.rhythm)
+                              measured.thumbnails, fps, config.cycles, config.rhythm)
         trace = np.full(len(frames_table), np.nan)
         trace[: rhythm.intensity.trace.size] = rhythm.intensity.trace
         frames_table["intensity_signal"] = trace
-        beats = rhythm.beats
-        summary = rhythm.summary()
-        qc = assess_quality(frames_table, beats, fps=fps_value,
+        beats, summary = rhythm.beats, rhythm.summary()
+        qc = assess_quality(frames_table, beats, fps=fps,
                             period_frames=detection.period_frames,
                             hr_bpm_intensity=rhythm.intensity.hr_bpm,
                             hr_bpm_segmentation_median=rhythm.segmentation_hr_bpm_median,
@@ -254,16 +192,94 @@ def analyze_video(
         write_csv_atomic(frames_table, stage / "frames.csv")
         write_csv_atomic(beats, stage / "beats.csv")
         write_json_atomic(
-            _provenance(path, masks, segmenter, config, fps_value, fps_source, pixel, pixel_source,
+            _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,
                         detection.period_frames),
             stage / "provenance.json",
         )
-        if reservoir is not None:
-            _write_plots(stage, name, frames_table, beats, summary, rhythm, qc, reservoir,
-                         pixel, config)
+        if measured.reservoir is not None:
+            _write_plots(stage, name, frames_table, beats, summary, rhythm, qc,
+                         measured.reservoir, pixel, config)
     log.debug("%s: %d frames, %d beats", path, len(frames_table), len(beats))
-    return VideoResult(name, info, fps_value, fps_source, pixel, pixel_source, frames_table, beats,
+    return VideoResult(name, info, fps, fps_source, pixel, pixel_source, frames_table, beats,
                        summary, rhythm, qc)
+
+
+@dataclass
+class _Measured:
+    """What one read through a video gives: per-frame features and what the figures need."""
+
+    table: pd.DataFrame  # morphometry of every frame (measure_masks columns)
+    confidence: np.ndarray | None  # (T,) segmentation confidence; None with given masks
+    thumbnails: np.ndarray  # (t, h, w) of the first max_thumbnail_frames frames
+    reservoir: FrameReservoir | None  # frames kept for montage.png (None without plots)
+
+
+def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Path,
+                    config: Config, options: VideoOptions, fps: float, pixel: float,
+                    masks: str | Path | None, segmenter: Segmenter | None) -> _Measured:
+    """Read the video once (twice to locate the heart), mask and measure every frame, and
+    write masks.tif and overlay.avi on request; the writers are closed however it ends."""
+    info = reader.info
+    max_thumbs = config.rhythm.max_thumbnail_frames
+    tables, confidences, thumbs, state, first = [], [], [], None, 0
+    reservoir = FrameReservoir(info.height, info.width) if options.plots else None
+    with ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=info.n_frames, desc=name, unit="frame",
+                                       leave=False, disable=not options.show_progress))
+        writer = (stack.enter_context(closing(MaskStackWriter(stage / "masks.tif")))
+                  if options.save_masks else None)
+        overlay = (stack.enter_context(closing(OverlayWriter(stage / "overlay.avi", fps,
+                                                             info.height, info.width)))
+                   if options.overlay_video else None)
+        if segmenter is None or masks is not None:
+            bar.set_description(name)
+        else:
+            bar.set_description(f"{name} (locating)")  # the first chunk comes once it is found
+        for frames, mask, confidence in _masked_chunks(path, reader, config, fps, masks,
+                                                       segmenter):
+            bar.set_description(name)
+            if confidence is not None:
+                confidences.append(confidence)
+            if first < max_thumbs:
+                thumbs.append(thumbnails(frames[: max_thumbs - first]))
+            table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
+            tables.append(table)
+            if writer is not None:
+                writer.write(mask)
+            if reservoir is not None:
+                reservoir.add(frames, mask)
+            if overlay is not None:
+                overlay.write(frames, mask)
+            first += len(frames)
+            bar.update(len(frames))
+    if first < MIN_FRAMES:
+        raise VideoError(f"{path}: only {first} frame(s) decoded; at least {MIN_FRAMES} are needed")
+    if first > max_thumbs:
+        log.info("%s: the model-free beat signal covers the first %d of %d frames",
+                 path, max_thumbs, first)
+    return _Measured(pd.concat(tables, ignore_index=True),
+                     np.concatenate(confidences) if confidences else None,
+                     np.concatenate(thumbs), reservoir)
+
+
+def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: float,
+                   masks: str | Path | None, segmenter: Segmenter | None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(frames, masks, confidence or None) of each chunk: the given masks, else segmented."""
+    info, chunk = reader.info, config.io.chunk_frames
+    if masks is not None:
+        given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width))
+        for frames in reader.chunks(chunk):
+            mask = next(given, None)
+            if mask is None or len(mask) != len(frames):
+                raise VideoError(f"{masks}: the mask count does not match the frames decoded "
+                                 f"from {path}")
+            yield frames, mask, None
+        return
+    assert segmenter is not None  # analyze_video checks that one of them is given
+    chunks = replayable(lambda: reader.chunks(chunk))  # read twice: kept if small enough
+    for frames, found in segmenter.segment_video(chunks, fps):
+        yield frames, found.masks, found.confidence
 
 
 def percent(value: float) -> str:

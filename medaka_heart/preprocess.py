@@ -1,5 +1,8 @@
 """Segmenter input preparation and mask geometry (pure array functions).
 
+Square crops (`crop_square`, `crop_frames`) and the way back (`paste_crop`) are the one copy
+of the crop maths, used by training and inference alike.
+
 Frames arrive as (T, H, W) or (T, H, W, C) arrays of any integer or float dtype.
 The network sees (T, S, S) float32 in [0, 1]; its output is brought back to the
 native (H, W) geometry with `restore_geometry` before anything is measured, so
@@ -98,3 +101,60 @@ def thumbnails(frames: np.ndarray, width: int = 48) -> np.ndarray:
     small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
                       for f in frames])
     return to_gray(small)
+
+
+def crop_origin(cx: float, cy: float, side: float) -> tuple[int, int, int]:
+    """(x0, y0, n) of the square crop of side `side` px centred at (cx, cy): its top-left
+    corner in the image (may be negative) and its side n >= 1, px."""
+    n = max(int(round(side)), 1)
+    return int(round(cx - n / 2.0)), int(round(cy - n / 2.0)), n
+
+
+def crop_square(image: np.ndarray, cx: float, cy: float, side: float, *, row_axis: int = -2
+                ) -> np.ndarray:
+    """Square crop (n x n px, `crop_origin`) of an image or stack; edges replicated.
+
+    The image's rows are axis `row_axis` and its columns the next axis ((H, W), (T, H, W) or,
+    with row_axis=1, (T, H, W, C)). A crop entirely outside takes the nearest edge pixels.
+    """
+    image = np.asarray(image)
+    r = row_axis % image.ndim
+    c = r + 1
+    h, w = image.shape[r], image.shape[c]
+    x0, y0, n = crop_origin(cx, cy, side)
+    x1, y1 = x0 + n, y0 + n
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if ix0 >= ix1 or iy0 >= iy1:  # entirely outside: use the nearest edge pixels
+        ix0, ix1 = min(max(x0, 0), w - 1), min(max(x0, 0), w - 1) + 1
+        iy0, iy1 = min(max(y0, 0), h - 1), min(max(y0, 0), h - 1) + 1
+    index = [slice(None)] * image.ndim
+    index[r], index[c] = slice(iy0, iy1), slice(ix0, ix1)
+    inner = image[tuple(index)]
+    rows, cols = (max(iy0 - y0, 0), max(y1 - iy1, 0)), (max(ix0 - x0, 0), max(x1 - ix1, 0))
+    if any(rows + cols):
+        pad_width = [(0, 0)] * image.ndim
+        pad_width[r], pad_width[c] = rows, cols
+        inner = np.pad(inner, pad_width, mode="edge")
+    index[r], index[c] = slice(0, n), slice(0, n)
+    return inner[tuple(index)]
+
+
+def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
+                ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Square grayscale crops (T, n, n) float32 of frames (T, H, W[, C]) and their
+    `crop_origin` (x0, y0, n); edges replicated."""
+    return (to_gray(crop_square(frames, cx, cy, side, row_axis=1)),
+            crop_origin(cx, cy, side))
+
+
+def paste_crop(prob: np.ndarray, origin: tuple[int, int, int], height: int, width: int
+               ) -> np.ndarray:
+    """Crop probabilities (T, S, S) back into frames (T, height, width) float32: resized to the
+    crop's side (`restore_geometry`) at its `crop_origin`; 0 outside the crop."""
+    x0, y0, n = origin
+    out = np.zeros((len(prob), height, width), dtype=np.float32)
+    ix0, iy0 = max(x0, 0), max(y0, 0)
+    ix1, iy1 = min(x0 + n, width), min(y0 + n, height)
+    out[:, iy0:iy1, ix0:ix1] = restore_geometry(prob, n, n)[:, iy0 - y0:iy1 - y0,
+                                                            ix0 - x0:ix1 - x0]
+    return out

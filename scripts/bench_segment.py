@@ -34,6 +34,7 @@ import torch
 
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.unet import UNet, UNetConfig, count_parameters
+from medaka_heart.options import VideoOptions
 from medaka_heart.segment import Segmenter
 
 # (depth, base_filters, separable, input size)
@@ -63,9 +64,10 @@ def _time(fn, repeats: int) -> float:
 
 
 def bench(seg: Segmenter, frames: np.ndarray, repeats: int) -> dict:
-    small = np.random.default_rng(0).random((len(frames), seg.size, seg.size), dtype=np.float32)
-    net_s = _time(lambda: seg.predict_small(small), repeats)
-    seg_s = _time(lambda: seg.predict(frames), repeats)
+    size = seg.runtime.size
+    small = np.random.default_rng(0).random((len(frames), size, size), dtype=np.float32)
+    net_s = _time(lambda: seg.runtime.predict(small), repeats)
+    seg_s = _time(lambda: list(seg.segment_video([frames])), repeats)
     return {"net_fps": round(len(frames) / net_s, 1), "segment_fps": round(len(frames) / seg_s, 1)}
 
 
@@ -85,9 +87,9 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
             video = video.with_suffix(".tif")
         dice = []
         reader = open_video(video)
-        predictions = seg.predict_chunks(lambda: reader.chunks(chunk), reader.info.fps)
-        for (prob, _), masks in zip(predictions, mask_chunks(truth, chunk), strict=True):
-            dice.append(dice_per_frame(prob > seg.threshold, masks))
+        predictions = seg.segment_video(lambda: reader.chunks(chunk), reader.info.fps)
+        for (_, found), masks in zip(predictions, mask_chunks(truth, chunk), strict=True):
+            dice.append(dice_per_frame(found.masks, masks))
         d = np.concatenate(dice)
         rows.append({"video": video.stem, "frames": len(d), "dice_mean": round(float(d.mean()), 4),
                      "dice_p05": round(float(np.percentile(d, 5)), 4)})
@@ -103,8 +105,8 @@ def pipeline_fps(seg: Segmenter, folder: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as out:
         for video in sorted(folder.glob("*.avi")):
             t0 = time.perf_counter()
-            result = analyze_video(video, out, Config(), segmenter=seg, save_masks=True,
-                                   show_progress=False)
+            result = analyze_video(video, out, Config(), VideoOptions(save_masks=True),
+                                   segmenter=seg)
             wall = time.perf_counter() - t0
             n = len(result.frames)
             rows.append({"video": video.stem, "frames": n, "seconds": round(wall, 2),
@@ -147,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 todo.append((folder.name, folder))
         for name, folder in todo:
             seg = Segmenter(folder, device="cpu", batch_size=args.batch, threads=args.threads)
-            row = {"name": name, **seg.info.architecture.to_dict(), "size": seg.size,
-                   "params": count_parameters(UNet(seg.info.architecture)),
+            row = {"name": name, **seg.runtime.info.architecture.to_dict(),
+                   "size": seg.runtime.size,
+                   "params": count_parameters(UNet(seg.runtime.info.architecture)),
                    **bench(seg, frames, args.repeats)}
             rows.append(row)
             sys.stdout.write(f"{name:24s} size {row['size']:4d} params {row['params']:8d}  "

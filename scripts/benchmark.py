@@ -28,7 +28,7 @@ What it does:
    ``--work`` (evaluation.csv, dice.csv, ...).
 3. **Speed** on the first ``typical`` video (640x480 RGB), frames per second of: decoding
    alone (`io.video.open_video`), preprocessing alone (`preprocess.prepare_input` at the
-   model's input size), segmentation alone (`Segmenter.masks` on decoded frames: preprocess,
+   model's input size), segmentation alone (`Segmenter.segment_video` on decoded frames: preprocess,
    network, masks back at native size), and end to end (`run_batch` on the file: decode,
    segment, measure, cycles, tables and the QC plots, as the CLI does; also without plots,
    and with truth masks instead of the model). On the CPU with ``--threads`` torch threads,
@@ -409,11 +409,11 @@ def speed(video: dict, seg, model_info: dict[str, Any], work: Path, threads: int
     base = segment_config(model_info, "cpu", threads)
     cpu["end_to_end_masks_fps"] = _fps(n, _e2e(video, work, base, repeats, oracle=True))
     if seg is not None:
-        cpu_seg = seg if str(getattr(seg, "device", "cpu")) == "cpu" else None
+        cpu_seg = seg if seg.runtime.device.type == "cpu" else None
         if cpu_seg is None:
             cpu_seg, _ = load_model(model_info["path"], "cpu", threads)
         cpu["segment_fps"] = _fps(n, _median_time(
-            lambda: list(cpu_seg.predict_chunks(chunks, fps)), repeats))
+            lambda: list(cpu_seg.segment_video(chunks, fps)), repeats))
         cpu["end_to_end_fps"] = _fps(n, _e2e(video, work, base, repeats, plots=True))
         cpu["end_to_end_no_plots_fps"] = _fps(n, _e2e(video, work, base, repeats))
     else:
@@ -441,7 +441,7 @@ def _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats):
         return res
 
     def run():
-        for _ in gpu_seg.predict_chunks(chunks, fps):
+        for _ in gpu_seg.segment_video(chunks, fps):
             pass
         torch.cuda.synchronize()
 

@@ -38,7 +38,8 @@ def dice_on_pairs(segmenter: Segmenter, sequences: list[PairFiles]) -> pd.DataFr
     for seq in sequences:
         frames = np.stack([read_image(p) for p in seq.images])
         truth = np.stack([_mask(p) for p in seq.masks])
-        pred, confidence = segmenter.masks(frames)
+        ((_, found),) = segmenter.segment_video([frames])  # one sequence, frame rate unknown
+        pred, confidence = found.masks, found.confidence
         dice = dice_per_frame(pred, truth)
         for k, image in enumerate(seq.images):
             rows.append({"sequence": seq.name, "image": image.name, "dice": float(dice[k]),

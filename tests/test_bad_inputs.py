@@ -60,17 +60,12 @@ def no_hang():
 class FakeSegmenter:
     """Ventricle probability = the frame itself, grey-scaled and normalised (1st-99th pct)."""
 
-    def predict(self, frames, fps=None):
-        small = prepare_input(frames, 64)
-        prob = restore_geometry(small, frames.shape[1], frames.shape[2])
-        return prob, np.ones(len(frames))
-
-    def locate_video(self, chunks, fps=None):
-        return [None for _ in chunks()]
-
-    def segment_at(self, frames, box, fps=None):
-        prob, confidence = self.predict(frames, fps)
-        return types.SimpleNamespace(masks=prob >= 0.5, confidence=confidence)
+    def segment_video(self, chunks, fps=None):
+        for frames in chunks():
+            small = prepare_input(frames, 64)
+            prob = restore_geometry(small, frames.shape[1], frames.shape[2])
+            yield frames, types.SimpleNamespace(masks=prob >= 0.5,
+                                                confidence=np.ones(len(frames)))
 
     def provenance(self):
         return {"model": "fake"}
@@ -83,7 +78,6 @@ def fake_segmenter(monkeypatch, tmp_path):
 
     fake = types.ModuleType("medaka_heart.segment")
     fake.Segmenter = types.SimpleNamespace(from_config=lambda *args, **kw: FakeSegmenter())
-    fake.load_segmenter = lambda *args, **kw: FakeSegmenter()
     model_dir = tmp_path / "fake-model"  # a default model is "installed" for the stand-in
     model_dir.mkdir()
     (model_dir / "model.pt").write_text("stand-in\n")

@@ -25,6 +25,7 @@ from medaka_heart.batch import LOCK_FILE, OutputError, run_batch
 from medaka_heart.cli import main
 from medaka_heart.config import Config
 from medaka_heart.io.discover import VideoSource
+from medaka_heart.options import BatchOptions
 from medaka_heart.schema import BEAT_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
 
 SMALL = {"height": 48, "width": 64, "a0": 16.0, "b0": 10.0, "pixel_size_um": 1.5}
@@ -56,8 +57,8 @@ def test_corrupt_video_in_the_middle_fails_alone(tmp_path):
     pairs = [write_video(tmp_path, f"v{i}") for i in range(4)]
     bad = tmp_path / "v1.tif"
     bad.write_bytes(bad.read_bytes()[:300])  # truncated in the middle of the batch
-    summary = run_batch(sources_of(pairs), [f"v{i}" for i in range(4)], tmp_path / "out",
-                        Config(), workers=2, show_progress=False)
+    summary = run_batch(sources_of(pairs), [f"v{i}" for i in range(4)], tmp_path / "out", Config(),
+                        batch=BatchOptions(workers=2, show_progress=False))
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert list(summary["video"]) == ["v0", "v1", "v2", "v3"]  # input order, not finish order
     assert list(summary["status"]) == ["ok", "failed", "ok", "ok"]
@@ -77,24 +78,28 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_rerun_reuses_complete_results_and_redoes_changed_ones(tmp_path):
     pairs = [write_video(tmp_path, f"v{i}", hr_bpm=100 + 20 * i) for i in range(3)]
     out, names = tmp_path / "out", ["v0", "v1", "v2"]
-    first = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
+    first = run_batch(sources_of(pairs), names, out, Config(), batch=BatchOptions(workers=1,
+                                                                                  show_progress=False))
     before = {n: _files(out / n) for n in names}
-    again = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
+    again = run_batch(sources_of(pairs), names, out, Config(), batch=BatchOptions(workers=1,
+                                                                                  show_progress=False))
     assert list(again["status"]) == ["reused"] * 3
     metrics = [c for c in SUMMARY_COLUMNS if c not in ("status",)]
     pd.testing.assert_frame_equal(first[metrics], again[metrics])
     assert {n: _files(out / n) for n in names} == before  # nothing rewritten
 
     os.utime(pairs[1][0], ns=(1, 1))  # the input of v1 changed: v1 only is redone
-    third = run_batch(sources_of(pairs), names, out, Config(), workers=1, show_progress=False)
+    third = run_batch(sources_of(pairs), names, out, Config(), batch=BatchOptions(workers=1,
+                                                                                  show_progress=False))
     assert list(third["status"]) == ["reused", "ok", "reused"]
 
     changed = Config().__class__(cycles=Config().cycles.__class__(hr_max_bpm=290.0))
-    fourth = run_batch(sources_of(pairs), names, out, changed, workers=1, show_progress=False)
+    fourth = run_batch(sources_of(pairs), names, out, changed, batch=BatchOptions(workers=1,
+                                                                                  show_progress=False))
     assert list(fourth["status"]) == ["ok"] * 3  # another configuration: all redone
 
-    forced = run_batch(sources_of(pairs), names, out, changed, workers=1, force=True,
-                       show_progress=False)
+    forced = run_batch(sources_of(pairs), names, out, changed,
+                       batch=BatchOptions(workers=1, force=True, show_progress=False))
     assert list(forced["status"]) == ["ok"] * 3
     record = json.loads((out / "v2" / "result.json").read_text())
     assert record["fingerprint_of"]["config"]["cycles"]["hr_max_bpm"] == 290.0
@@ -103,9 +108,11 @@ def test_rerun_reuses_complete_results_and_redoes_changed_ones(tmp_path):
 def test_incomplete_results_are_redone(tmp_path):
     pairs = [write_video(tmp_path, "v0")]
     out = tmp_path / "out"
-    run_batch(sources_of(pairs), ["v0"], out, Config(), workers=1, show_progress=False)
+    run_batch(sources_of(pairs), ["v0"], out, Config(), batch=BatchOptions(workers=1,
+                                                                           show_progress=False))
     (out / "v0" / "beats.csv").unlink()  # e.g. deleted by hand
-    again = run_batch(sources_of(pairs), ["v0"], out, Config(), workers=1, show_progress=False)
+    again = run_batch(sources_of(pairs), ["v0"], out, Config(), batch=BatchOptions(workers=1,
+                                                                                   show_progress=False))
     assert again.loc[0, "status"] == "ok"
     assert (out / "v0" / "beats.csv").exists()
 
@@ -113,7 +120,8 @@ def test_incomplete_results_are_redone(tmp_path):
 def _assert_read_only_is_one_clear_error(tmp_path, out):
     video, masks = write_video(tmp_path, "v0")
     with pytest.raises(OutputError, match="not writable"):
-        run_batch(sources_of([(video, masks)]), ["v0"], out, Config(), show_progress=False)
+        run_batch(sources_of([(video, masks)]), ["v0"], out, Config(),
+                  batch=BatchOptions(show_progress=False))
     result = CliRunner().invoke(main, ["analyze", str(video), "--masks", str(masks), "-o",
                                        str(out), "--no-progress"])
     assert result.exit_code == 1

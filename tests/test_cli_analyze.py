@@ -119,9 +119,9 @@ def test_module_entry_point_help_is_fast_and_lists_commands():
 
 
 def test_no_default_model_is_one_clear_error_before_any_video(tmp_path, law_video, monkeypatch):
-    import medaka_heart.segment as segment
+    import medaka_heart.runtime as runtime
 
-    monkeypatch.setattr(segment, "DEFAULT_MODEL", tmp_path / "no_weights_here")
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL", tmp_path / "no_weights_here")
     video, _, _ = law_video
     result = CliRunner().invoke(main, ["analyze", str(video), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1

@@ -10,6 +10,7 @@ from test_batch import sources_of, write_video
 
 from medaka_heart.batch import run_batch
 from medaka_heart.config import Config
+from medaka_heart.options import BatchOptions
 from medaka_heart.run.executors import DaskExecutor, TaskLost
 from medaka_heart.schema import SUMMARY_COLUMNS
 
@@ -29,12 +30,13 @@ def test_dask_cluster_gives_the_in_process_results(tmp_path):
     bad.write_bytes(b"II*\x00garbage")
     pairs.append((bad, pairs[0][1]))
     names = ["v0", "v1", "v2", "bad"]
-    local = run_batch(sources_of(pairs), names, tmp_path / "local", Config(), workers=1,
-                      show_progress=False)
+    local = run_batch(sources_of(pairs), names, tmp_path / "local", Config(),
+                      batch=BatchOptions(workers=1, show_progress=False))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
         remote = run_batch(sources_of(pairs), names, tmp_path / "dask", Config(),
-                           scheduler=cluster.scheduler_address, show_progress=False)
+                           batch=BatchOptions(scheduler=cluster.scheduler_address,
+                                              show_progress=False))
     columns = [c for c in SUMMARY_COLUMNS if c != "error"]
     pd.testing.assert_frame_equal(local[columns], remote[columns])
     assert list(remote["status"]) == ["ok", "ok", "ok", "failed"]

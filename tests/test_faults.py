@@ -413,6 +413,7 @@ def test_staging_left_by_a_failed_job_is_removed_at_the_end(tmp_path, beating):
     fails) leaves nothing hidden behind once the run is over."""
     from medaka_heart.batch import LOCK_FILE, run_batch
     from medaka_heart.config import Config
+    from medaka_heart.options import BatchOptions, VideoOptions
 
     _, frames = beating
     video = write_avi(tmp_path / "heart.avi", frames)
@@ -422,8 +423,9 @@ def test_staging_left_by_a_failed_job_is_removed_at_the_end(tmp_path, beating):
         (out / ".heart.abc123.partial").mkdir()
         raise MemoryError("out of memory")
 
-    summary = run_batch([video], ["heart"], out, Config(), segmenter_factory=dying_factory,
-                        workers=1, show_progress=False, fps=15.0)
+    summary = run_batch([video], ["heart"], out, Config(), VideoOptions(fps=15.0),
+                        BatchOptions(workers=1, show_progress=False),
+                        segmenter_factory=dying_factory)
     assert list(summary["status"]) == ["failed"]
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [LOCK_FILE]
 

@@ -7,17 +7,16 @@ import pytest
 from skimage.draw import ellipse
 
 from medaka_heart.model.augment import AugmentConfig
+from medaka_heart.model.inputs import motion_image, network_input
 from medaka_heart.model.samples import (
     ViewSpec,
     coarse_sample,
-    crop_square,
     fine_sample,
     make_views,
     mask_box,
-    motion_image,
-    network_input,
     scene_motion,
 )
+from medaka_heart.preprocess import crop_square
 
 SPEC = ViewSpec(size=32, coarse_size=64, context_size=64)
 

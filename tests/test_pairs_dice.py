@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import tifffile
 
@@ -12,11 +14,11 @@ class HalfRightSegmenter:
     def __init__(self, truths):
         self.truths = truths
 
-    def masks(self, frames):
-        truth = self.truths.pop(0)
-        pred = truth.copy()
-        pred[:, :, 20:] = False
-        return pred, np.full(len(frames), 0.5)
+    def segment_video(self, chunks, fps=None):
+        for frames in chunks:
+            pred = self.truths.pop(0).copy()
+            pred[:, :, 20:] = False
+            yield frames, SimpleNamespace(masks=pred, confidence=np.full(len(frames), 0.5))
 
 
 def test_pairs_are_scored_per_frame(tmp_path, load_script):

@@ -9,6 +9,7 @@ import tifffile
 from skimage.draw import ellipse
 
 from medaka_heart.config import Config, with_overrides
+from medaka_heart.options import VideoOptions
 from medaka_heart.pipeline import analyze_video
 
 
@@ -18,15 +19,14 @@ class PlanningSegmenter:
     def __init__(self):
         self.plans, self.used = [], []
 
-    def locate_video(self, chunks, fps=None):
+    def segment_video(self, chunks, fps=None):
+        """A plan over one read of the chunks, then each chunk of a second read in its box."""
         plan = [(float(len(self.plans)), float(i), 10.0) for i, _ in enumerate(chunks())]
         self.plans.append(plan)
-        return plan
-
-    def segment_at(self, frames, box, fps=None):
-        self.used.append(box)
-        masks = np.asarray(frames) > 100
-        return types.SimpleNamespace(masks=masks, confidence=np.ones(len(frames)))
+        for frames, box in zip(chunks(), plan, strict=True):
+            self.used.append(box)
+            masks = np.asarray(frames) > 100
+            yield frames, types.SimpleNamespace(masks=masks, confidence=np.ones(len(frames)))
 
     def provenance(self):
         return {"model": "planning"}
@@ -45,12 +45,10 @@ def test_each_chunk_is_segmented_where_the_plan_of_its_own_video_puts_it(tmp_pat
     _beating_video(video)
     config = with_overrides(Config(), "io", chunk_frames=20)
     seg = PlanningSegmenter()
-    analyze_video(video, tmp_path / "out", config, segmenter=seg, show_progress=False,
-                  plots=False)
+    analyze_video(video, tmp_path / "out", config, VideoOptions(plots=False), segmenter=seg)
     assert seg.plans == [[(0.0, 0.0, 10.0), (0.0, 1.0, 10.0), (0.0, 2.0, 10.0)]]  # 3 chunks
     assert seg.used == seg.plans[0]
-    analyze_video(video, tmp_path / "out2", config, segmenter=seg, show_progress=False,
-                  plots=False)
+    analyze_video(video, tmp_path / "out2", config, VideoOptions(plots=False), segmenter=seg)
     assert len(seg.plans) == 2 and seg.used[3:] == seg.plans[1]  # a new video, a new plan
 
 
@@ -76,7 +74,6 @@ def test_a_video_is_decoded_once_when_it_fits_in_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "open_video", counting_open)
     config = with_overrides(Config(), "io", chunk_frames=20)
     seg = PlanningSegmenter()
-    analyze_video(video, tmp_path / "out", config, segmenter=seg, show_progress=False,
-                  plots=False)
+    analyze_video(video, tmp_path / "out", config, VideoOptions(plots=False), segmenter=seg)
     assert len(reads) == 1  # located and segmented from one decoding
     assert seg.used == seg.plans[0]

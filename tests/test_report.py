@@ -31,6 +31,7 @@ from medaka_heart.config import Config
 from medaka_heart.io.discover import VideoSource
 from medaka_heart.io.video import open_video
 from medaka_heart.morphometry import region_features
+from medaka_heart.options import BatchOptions, VideoOptions
 from medaka_heart.pipeline import analyze_video
 from medaka_heart.report.montage import FrameReservoir, montage_frames
 from medaka_heart.report.overlay import ellipse_axes_px
@@ -119,7 +120,7 @@ def test_montage_shows_ed_and_es_of_the_most_typical_beats():
 def test_pipeline_draws_trace_and_montage_in_the_video_folder(tmp_path):
     video, masks = write_video(tmp_path, "fish", ellipse_masks(regular_ed_times(6.0), 90))
     out = tmp_path / "out"
-    result = analyze_video(video, out, Config(), masks=masks, show_progress=False)
+    result = analyze_video(video, out, Config(), masks=masks)
     assert result.qc.passed
     assert sorted(p.name for p in out.iterdir()) == ["fish"]  # nothing beside the folder
     for name in ("trace.png", "montage.png"):
@@ -129,7 +130,7 @@ def test_pipeline_draws_trace_and_montage_in_the_video_folder(tmp_path):
     assert trace.shape[1] >= 800
     assert trace.std() > 20
     assert not (out / "fish" / "overlay.avi").exists()
-    analyze_video(video, out, Config(), masks=masks, show_progress=False, plots=False)
+    analyze_video(video, out, Config(), VideoOptions(plots=False), masks=masks)
     assert not (out / "fish" / "trace.png").exists()
 
 
@@ -142,7 +143,7 @@ def test_a_failing_figure_never_loses_the_numbers(tmp_path, monkeypatch, caplog)
     monkeypatch.setattr(trace, "plot_trace", broken)
     video, masks = write_video(tmp_path, "fish", ellipse_masks(regular_ed_times(4.0), 60))
     with caplog.at_level(logging.WARNING):
-        analyze_video(video, tmp_path / "out", Config(), masks=masks, show_progress=False)
+        analyze_video(video, tmp_path / "out", Config(), masks=masks)
     assert (tmp_path / "out" / "fish" / "beats.csv").exists()
     assert "no ink" in caplog.text
 
@@ -227,8 +228,8 @@ def report_run(tmp_path_factory) -> Path:
         video, mask_path = write_video(root / "in", name, masks)
         sources.append(VideoSource(video, masks=mask_path,
                                    metadata={"well": well, "genotype": genotype}))
-    run_batch(sources, list(cases), root / "out", Config(), workers=1, show_progress=False,
-              group_by=["genotype"], pixel_size_um=1.5)
+    run_batch(sources, list(cases), root / "out", Config(), VideoOptions(pixel_size_um=1.5),
+              BatchOptions(workers=1, show_progress=False, group_by=["genotype"]))
     return root / "out"
 
 
@@ -238,7 +239,8 @@ def test_summary_has_the_qc_columns(report_run):
     assert summary.loc["clean", "qc_pass"] == "True"
     assert summary.loc["no_heart", "qc_pass"] == "False"
     assert summary.loc["no_heart", "qc_flags"] == "no_heart;weak_rhythm"  # noise beats nowhere
-    assert summary.loc["no_heart", "qc_rhythm_pass"] == summary.loc["no_heart", "qc_dimensions_pass"] == "False"
+    assert summary.loc["no_heart", "qc_rhythm_pass"] == summary.loc["no_heart",
+                                                                    "qc_dimensions_pass"] == "False"
     assert summary.loc["clean", "hr_source"] == "both"
     assert summary.loc["skipping", "qc_pass"] == "True"
     assert summary.loc["skipping", "qc_findings"] == "irregular_rhythm"

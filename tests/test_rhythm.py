@@ -16,6 +16,7 @@ from skimage.draw import ellipse
 
 from medaka_heart.config import Config, RhythmConfig
 from medaka_heart.pipeline import analyze_video
+from medaka_heart.options import VideoOptions
 from medaka_heart.rhythm import (
     BOTH,
     INTENSITY,
@@ -114,8 +115,8 @@ def analyse(tmp_path, law: Law, frames: np.ndarray, masks: np.ndarray, *, h264: 
         writer.release()
     mask_path = tmp_path / "masks.tif"
     tifffile.imwrite(mask_path, masks.astype(np.uint8) * 255)
-    result = analyze_video(video, tmp_path / "out", Config(), masks=mask_path, plots=False,
-                           show_progress=False)
+    result = analyze_video(video, tmp_path / "out", Config(), VideoOptions(plots=False),
+                           masks=mask_path)
     return result, pd.read_csv(tmp_path / "out" / "heart" / "beats.csv")
 
 

@@ -16,6 +16,17 @@ from medaka_heart.model.device import cpu_threads, resolve_device
 from medaka_heart.model.unet import UNet, UNetConfig
 from medaka_heart.segment import Segmenter, frame_confidence
 
+
+def _segment_after(seg, frames, previous, fps=None):
+    """A chunk segmented where the locator puts it with the previous chunk's crop handed on."""
+    return seg._segment_at(frames, seg.locator.locate(frames, fps, previous), fps)
+
+
+def _predict(seg, frames, fps=None):
+    """(prob, confidence) of frames segmented as one chunk of a video."""
+    ((_, found),) = seg.segment_video([frames], fps)
+    return found.prob, found.confidence
+
 torch.set_num_threads(1)
 
 
@@ -60,49 +71,55 @@ def test_threads_do_not_oversubscribe():
 
 def test_predict_returns_native_geometry(model_dir, frames):
     seg = Segmenter(model_dir, threads=1)
-    prob, conf = seg.predict(frames)
+    prob, conf = _predict(seg, frames)
     assert prob.shape == frames.shape
     assert prob.dtype == np.float32
     assert conf.shape == (7,)
     assert ((prob >= 0) & (prob <= 1)).all()
     assert ((conf >= 0) & (conf <= 1)).all()
-    rgb, _ = seg.predict(np.repeat(frames[..., None], 3, axis=-1))
+    rgb, _ = _predict(seg, np.repeat(frames[..., None], 3, axis=-1))
     np.testing.assert_allclose(rgb, prob, atol=1e-5)
-    masks, _ = seg.masks(frames)
-    np.testing.assert_array_equal(masks, prob > 0.5)
+    ((_, found),) = seg.segment_video([frames])
+    np.testing.assert_array_equal(found.masks, prob > 0.5)
     assert len(seg.provenance()["model_sha256"]) == 64
 
 
 def test_batch_size_does_not_change_the_result(model_dir, frames):
-    one, c1 = Segmenter(model_dir, batch_size=1, threads=1).predict(frames)
-    many, c2 = Segmenter(model_dir, batch_size=5, threads=1).predict(frames)
+    one, c1 = _predict(Segmenter(model_dir, batch_size=1, threads=1), frames)
+    many, c2 = _predict(Segmenter(model_dir, batch_size=5, threads=1), frames)
     np.testing.assert_allclose(one, many, atol=1e-5)
     np.testing.assert_allclose(c1, c2, atol=1e-5)
 
 
 def test_dtype_does_not_matter(model_dir, frames):
     seg = Segmenter(model_dir, threads=1)
-    a, _ = seg.predict(frames)
-    b, _ = seg.predict(frames.astype(np.uint16) * 257 + 1000)
-    c, _ = seg.predict(frames.astype(np.float64) / 255.0)
+    a, _ = _predict(seg, frames)
+    b, _ = _predict(seg, frames.astype(np.uint16) * 257 + 1000)
+    c, _ = _predict(seg, frames.astype(np.float64) / 255.0)
     np.testing.assert_allclose(a, b, atol=1e-4)
     np.testing.assert_allclose(a, c, atol=1e-4)
 
 
 def test_chunks_equal_whole(model_dir, frames):
     seg = Segmenter(model_dir, threads=1)
-    whole, _ = seg.predict(frames)
-    parts = [p for p, _ in seg.predict_chunks([frames[:3], frames[3:]])]
+    whole, _ = _predict(seg, frames)
+    parts = [found.prob for _, found in seg.segment_video([frames[:3], frames[3:]])]
     np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
 
 
 def test_from_config(model_dir):
     seg = Segmenter.from_config(SegmentConfig(model=str(model_dir), threads=1, threshold=0.4),
                                 PreprocessConfig(low_percentile=2.0))
-    assert (seg.size, seg.threshold, seg.low_percentile, seg.threads) == (32, 0.4, 2.0, 1)
-    assert seg.beat_gate == 0.5 and seg.provenance()["beat_gate"] == 0.5  # the default
+    runtime = seg.runtime
+    assert (runtime.size, seg.threshold, runtime.low_percentile, runtime.threads) == (32, 0.4,
+                                                                                      2.0, 1)
+    assert runtime.high_percentile == 99.0  # not overridden: the model's own
+    assert seg.locator.beat_gate == 0.5  # the config's default
+    assert seg.provenance()["beat_gate"] == 0.5
     off = Segmenter.from_config(SegmentConfig(model=str(model_dir), threads=1, beat_gate=0.0))
-    assert off.beat_gate == 0.0
+    assert off.locator.beat_gate == 0.0
+    with pytest.raises(TypeError, match="bogus"):
+        Segmenter(model_dir, bogus=1)
 
 
 def test_pickled_model_is_refused(tmp_path):
@@ -149,13 +166,13 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # an oracle network: the normalised input itself is the probability of a bright region
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_: (x > 0.5).astype(np.float32))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_: (x > 0.5).astype(np.float32))
     frames, truth = _ellipse_video()
-    cx, cy, side = seg.locate(frames)
+    cx, cy, side = seg.locator.locate(frames)
     assert abs(cx - 145) < 6
     assert abs(cy - 45) < 3  # centre of the union of the sampled frames
     assert 2.0 * 36 <= side <= 2.0 * 48
-    prob, conf = seg.predict(frames)
+    prob, conf = _predict(seg, frames)
     assert prob.shape == truth.shape
     assert (dice_per_frame(prob > 0.5, truth) > 0.93).all()
     assert conf.shape == (6,)
@@ -165,10 +182,10 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
 def test_two_pass_falls_back_to_whole_frames(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_: np.zeros_like(x))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_: np.zeros_like(x))
     frames, _ = _ellipse_video(3)
-    assert seg.locate(frames) is None
-    prob, conf = seg.predict(frames)
+    assert seg.locator.locate(frames) is None
+    prob, conf = _predict(seg, frames)
     assert prob.shape == frames.shape[:3]
     assert (prob == 0).all()
     np.testing.assert_allclose(conf, 1.0)
@@ -177,7 +194,7 @@ def test_two_pass_falls_back_to_whole_frames(two_pass_dir, monkeypatch):
 def test_two_pass_runs_with_real_network_at_frame_edge(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1, batch_size=4)
     frames, _ = _ellipse_video(5)
-    prob, conf = seg.predict(frames[:, :, 120:])  # heart near the left edge
+    prob, conf = _predict(seg, frames[:, :, 120:])  # heart near the left edge
     assert prob.shape == (5, 120, 80)
     assert np.isfinite(prob).all()
     assert np.isfinite(conf).all()
@@ -199,18 +216,18 @@ def test_shipped_model_segments_phantoms(preset, min_found):
     from medaka_heart.phantom import generate_video
 
     seg = Segmenter(threads=2)
-    assert seg.path == SHIPPED.parent
+    assert seg.runtime.path == SHIPPED.parent
     found = 0
     for seed in range(100, 108):
         video = generate_video(preset, seed=seed, duration_s=1.0)
-        prob, conf = seg.predict(video.frames)
+        prob, conf = _predict(seg, video.frames)
         assert ((conf >= 0) & (conf <= 1)).all()
         found += np.median(dice_per_frame(prob > seg.threshold, video.masks)) > 0.9
     assert found >= min_found
 
 
 def test_heart_boxes_prefer_the_most_confident_region():
-    from medaka_heart.segment import heart_boxes
+    from medaka_heart.locate import heart_boxes
 
     prob = np.zeros((2, 40, 40), np.float32)
     prob[:, 2:22, 2:22] = 0.6  # large, lukewarm
@@ -225,11 +242,11 @@ def test_coarse_pass_gives_three_channel_models_the_motion_of_the_chunk(two_pass
                                                                         monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
     seen = []
-    monkeypatch.setattr(seg, "predict_small",
+    monkeypatch.setattr(seg.runtime, "predict",
                         lambda x, pass_value=1.0, motion=None: seen.append(motion) or x)
     frames, truth = _ellipse_video(6)
-    seg.locate(frames, fps=10.0)
-    if seg.info.architecture.in_channels == 2:
+    seg.locator.locate(frames, fps=10.0)
+    if seg.runtime.info.architecture.in_channels == 2:
         assert all(m is None for m in seen)
         return
     motion = seen[0]  # the coarse pass; the fine passes get none
@@ -246,11 +263,11 @@ def test_motion_plane_spans_the_middle_two_seconds(two_pass_dir):
     frames = np.full((64, 60, 80, 3), 50, np.uint8)
     frames[::2, 20:40, 30:50] = 200  # something that changes all through the chunk
     frames[0, :, :20] = 255  # a jolt in the first frame only
-    if seg.info.architecture.in_channels == 2:
-        assert seg.motion_plane(frames, 10.0) is None
+    if seg.runtime.info.architecture.in_channels == 2:
+        assert seg.locator.motion_plane(frames, 10.0) is None
         return
-    whole = seg.motion_plane(frames, None)  # unknown frame rate: the whole chunk
-    middle = seg.motion_plane(frames, 10.0)  # 20 frames around the chunk's middle
+    whole = seg.locator.motion_plane(frames, None)  # unknown frame rate: the whole chunk
+    middle = seg.locator.motion_plane(frames, 10.0)  # 20 frames around the chunk's middle
     assert whole[:, :10].max() > 0.5  # the jolt shows
     assert middle[:, :10].max() == 0.0  # outside the window
     assert middle[24:40, 28:44].mean() > 0.5
@@ -262,24 +279,24 @@ def test_weak_coarse_pass_looks_again_at_twice_the_size(two_pass_dir, monkeypatc
 
     def oracle(x, pass_value=1.0, motion=None):  # unsure at coarse size, sure when closer
         sizes.append(x.shape[-1])
-        weight = 0.3 if x.shape[-1] == seg.coarse_size else 1.0
+        weight = 0.3 if x.shape[-1] == seg.runtime.coarse_size else 1.0
         return (x > 0.5).astype(np.float32) * weight
 
-    monkeypatch.setattr(seg, "predict_small", oracle)
+    monkeypatch.setattr(seg.runtime, "predict", oracle)
     frames, _ = _ellipse_video()
-    cx, cy, _ = seg.locate(frames)
-    assert sizes[:2] == [seg.coarse_size, 2 * seg.coarse_size]
+    cx, cy, _ = seg.locator.locate(frames)
+    assert sizes[:2] == [seg.runtime.coarse_size, 2 * seg.runtime.coarse_size]
     assert abs(cx - 145) < 6
     assert abs(cy - 45) < 3
     sizes.clear()
-    monkeypatch.setattr(seg, "predict_small", lambda x, *a, **k: sizes.append(x.shape[-1]) or
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *a, **k: sizes.append(x.shape[-1]) or
                         (x > 0.5).astype(np.float32))
-    seg.locate(frames)
-    assert 2 * seg.coarse_size not in sizes  # a confident coarse pass is enough
+    seg.locator.locate(frames)
+    assert 2 * seg.runtime.coarse_size not in sizes  # a confident coarse pass is enough
 
 
 def test_coarse_candidates_most_confident_first_with_their_heart_box():
-    from medaka_heart.segment import coarse_candidates
+    from medaka_heart.locate import coarse_candidates
 
     prob = np.zeros((3, 40, 60), np.float32)
     prob[:, 5:15, 5:15] = 0.6  # steady, less sure
@@ -297,7 +314,7 @@ def test_coarse_candidates_most_confident_first_with_their_heart_box():
 
 
 def test_beat_at_and_beat_box_map_between_image_and_map_pixels():
-    from medaka_heart.segment import beat_at, beat_box
+    from medaka_heart.locate import beat_at, beat_box
 
     beat = np.zeros((12, 16), np.float32)
     beat[3:6, 10:14] = 1.0  # map px 10-13 x 3-5 = image px 40-56 x 12-24 at 4 px per map px
@@ -323,72 +340,72 @@ def _static_and_beating(n=48, fps=20.0, h=120, w=200):
 
 def test_locate_prefers_the_candidate_that_beats(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     frames, fps = _static_and_beating()
-    cx, cy, _ = seg.locate(frames)  # frame rate unknown: the most confident region
+    cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: the most confident region
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
-    cx, cy, _ = seg.locate(frames, fps)
+    cx, cy, _ = seg.locator.locate(frames, fps)
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
-    cx, cy, _ = seg.locate(frames[:20], fps)  # 1 s: too short to tell a beat
+    cx, cy, _ = seg.locator.locate(frames[:20], fps)  # 1 s: too short to tell a beat
     assert abs(cx - 150) < 8
     off = Segmenter(two_pass_dir, threads=1, coarse_every=2, beat_gate=0)
-    monkeypatch.setattr(off, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
-    assert abs(off.locate(frames, fps)[0] - 150) < 8
+    monkeypatch.setattr(off.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
+    assert abs(off.locator.locate(frames, fps)[0] - 150) < 8
 
 
 def test_locate_looks_where_it_beats_when_no_candidate_does(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # the network sees only the still disk on whole frames, but anything bright in a crop
-    coarse = seg.coarse_size
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+    coarse = seg.runtime.coarse_size
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
         (x > 0.9) if x.shape[-1] >= coarse else (x > 0.5)).astype(np.float32))
     frames, fps = _static_and_beating()
-    cx, cy, _ = seg.locate(frames, fps)
+    cx, cy, _ = seg.locator.locate(frames, fps)
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
 
 
 def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # whole frames: only the still disk; crops: the disk sure (p 1.0), the ellipse less (0.7)
-    coarse = seg.coarse_size
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+    coarse = seg.runtime.coarse_size
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
         (x > 0.9).astype(np.float32) if x.shape[-1] >= coarse
         else np.where(x > 0.9, 1.0, np.where(x > 0.5, 0.7, 0.0)).astype(np.float32)))
     frames, fps = _static_and_beating()
-    cx, cy, _ = seg.locate(frames, fps)
+    cx, cy, _ = seg.locator.locate(frames, fps)
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
-    cx, cy, _ = seg.locate(frames)  # frame rate unknown: no beat to go by, the surer wins
+    cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: no beat to go by, the surer wins
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
 
 
 def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # whole frames: only the still disk, unsure; crops: the ellipse sure, the disk unsure
-    coarse = seg.coarse_size
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+    coarse = seg.runtime.coarse_size
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
         (x > 0.9) * 0.6 if x.shape[-1] >= coarse
         else np.where(x > 0.9, 0.6, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
     frames, _ = _static_and_beating()
-    cx, cy, _ = seg.locate(frames)  # the coarse pass only knows the disk
+    cx, cy, _ = seg.locator.locate(frames)  # the coarse pass only knows the disk
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
-    found = seg.segment(frames, previous=(52.0, 73.0, 60.0))  # the heart, a chunk ago
+    found = _segment_after(seg, frames, (52.0, 73.0, 60.0))  # the heart, a chunk ago
     cx, cy, _ = found.box
     assert abs(cx - 50) < 8 and abs(cy - 75) < 8
     ys, xs = np.nonzero(found.masks[0])
     assert abs(xs.mean() - 50) < 3 and abs(ys.mean() - 75) < 3
     # the chunk's own candidate nearly as sure: the handed-on crop needs HANDED_ON_WEIGHT more
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
         (x > 0.9) * 0.6 if x.shape[-1] >= coarse
         else np.where(x > 0.9, 0.99, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
-    cx, cy, _ = seg.segment(frames, previous=(52.0, 73.0, 60.0)).box
+    cx, cy, _ = _segment_after(seg, frames, (52.0, 73.0, 60.0)).box
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
 
 
 def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.zeros_like(x))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.zeros_like(x))
     frames, _ = _static_and_beating()
-    found = seg.segment(frames, previous=(52.0, 73.0, 60.0))
+    found = _segment_after(seg, frames, (52.0, 73.0, 60.0))
     assert found.box is None and not found.masks.any()  # whole frames, nothing in them
 
 
@@ -400,7 +417,7 @@ def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatc
         given.append(previous)
         return (50.0, 60.0, 40.0 + len(given))  # one place, slightly resized
 
-    monkeypatch.setattr(seg, "_locate", locate)
+    monkeypatch.setattr(seg.locator, "_locate", locate)
     frames = np.zeros((3, 8, 8), np.uint8)
     calls = []
 
@@ -408,24 +425,24 @@ def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatc
         calls.append(1)
         return iter([frames, frames, frames])
 
-    assert seg.locate_video(chunks, 10.0) == [(50.0, 60.0, 41.0), (50.0, 60.0, 42.0),
+    assert seg.locator.locate_video(chunks, 10.0) == [(50.0, 60.0, 41.0), (50.0, 60.0, 42.0),
                                               (50.0, 60.0, 43.0)]
     assert given == [None, (50.0, 60.0, 41.0), (50.0, 60.0, 42.0)]
     assert len(calls) == 1  # the chunks agree: they are read once
     segmented = []
-    monkeypatch.setattr(seg, "segment_at", lambda f, box, fps=None: segmented.append(box) or
+    monkeypatch.setattr(seg, "_segment_at", lambda f, box, fps: segmented.append(box) or
                         types.SimpleNamespace(prob=np.zeros(f.shape), confidence=np.ones(len(f))))
-    assert len(list(seg.predict_chunks([frames, frames, frames], 10.0))) == 3
+    assert len(list(seg.segment_video([frames, frames, frames], 10.0))) == 3
     assert segmented == [(50.0, 60.0, 44.0), (50.0, 60.0, 45.0), (50.0, 60.0, 46.0)]
 
 
 def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_dir,
                                                                         monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: np.clip(x, 0, 1))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     frames, fps = _static_and_beating(n=80)
     first, second = frames[:20], frames[20:]  # 1 s (too short to tell a beat), then 3 s
-    cx, cy, _ = seg.locate(first, fps)  # on its own the first chunk settles on the still disk
+    cx, cy, _ = seg.locator.locate(first, fps)  # on its own the first chunk settles on the still disk
     assert abs(cx - 150) < 8 and abs(cy - 40) < 8
     calls = []
 
@@ -434,14 +451,14 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
         return iter([first, second])
 
     beat_maps = []
-    beat_map = seg.beat_map
-    monkeypatch.setattr(seg, "beat_map", lambda *a: beat_maps.append(1) or beat_map(*a))
-    boxes = seg.locate_video(chunks, fps)
+    beat_map = seg.locator.beat_map
+    monkeypatch.setattr(seg.locator, "beat_map", lambda *a: beat_maps.append(1) or beat_map(*a))
+    boxes = seg.locator.locate_video(chunks, fps)
     assert len(calls) == 2  # two places: every place is judged on every chunk
     assert len(beat_maps) == 2  # each chunk's beat map from the first read serves the second
     for cx, cy, _ in boxes:  # the beating ellipse scores best over the video: used in both
         assert abs(cx - 50) < 8 and abs(cy - 75) < 8
-    masks = [p > seg.threshold for p, _ in seg.predict_chunks(chunks, fps)]
+    masks = [found.masks for _, found in seg.segment_video(chunks, fps)]
     ys, xs = np.nonzero(masks[0][0])
     assert abs(xs.mean() - 50) < 4 and abs(ys.mean() - 75) < 4
 
@@ -450,13 +467,13 @@ def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monke
     seg = Segmenter(two_pass_dir, threads=1)  # crop_scale 2: these boxes show 20 px hearts
     atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
     found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
-    monkeypatch.setattr(seg, "_locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: next(found))
     # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
     judged = iter([[(atrium, 0.9), (heart, 0.8)], [(atrium, 0.9), (heart, 0.0)],
                    [(atrium, 0.9), ((31.0, 30.0, 40.0), 0.8)], [(atrium, 0.9), (heart, 0.8)]])
-    monkeypatch.setattr(seg, "_judge_places", lambda *a, **k: next(judged))
+    monkeypatch.setattr(seg.locator, "_judge_places", lambda *a, **k: next(judged))
     frames = np.zeros((2, 8, 8), np.uint8)
-    boxes = seg.locate_video(lambda: iter([frames] * 4))
+    boxes = seg.locator.locate_video(lambda: iter([frames] * 4))
     # two chunks found the heart, one the atrium: the heart, where it shows; chunk 1 keeps its
     # own crop (the heart scores 0 there); the chunk that found nothing takes the heart's
     assert boxes == [heart, heart, (31.0, 30.0, 40.0), heart]
@@ -465,45 +482,45 @@ def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monke
 def test_a_video_that_reads_differently_the_second_time_is_refused(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
     found = iter([(100.0, 100.0, 40.0), (30.0, 30.0, 40.0)])
-    monkeypatch.setattr(seg, "_locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: next(found))
     frames = np.zeros((2, 8, 8), np.uint8)
     reads = iter([[frames, frames], [frames]])
     with pytest.raises(ValueError, match="2 chunks, then 1"):
-        seg.locate_video(lambda: iter(next(reads)))
+        seg.locator.locate_video(lambda: iter(next(reads)))
 
 
 def test_segment_at_looks_only_in_its_box(two_pass_dir, monkeypatch):
     from medaka_heart.evaluate import dice_per_frame
 
     seg = Segmenter(two_pass_dir, threads=1)
-    monkeypatch.setattr(seg, "predict_small", lambda x, *_, **__: (x > 0.5).astype(np.float32))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (x > 0.5).astype(np.float32))
     frames, truth = _ellipse_video()  # the ellipse near (150, 40)
-    found = seg.segment_at(frames, (150.0, 42.0, 90.0))
+    found = seg._segment_at(frames, (150.0, 42.0, 90.0), None)
     assert found.box == (150.0, 42.0, 90.0)
     assert dice_per_frame(found.masks, truth).min() > 0.8
-    elsewhere = seg.segment_at(frames, (50.0, 80.0, 60.0)).masks
+    elsewhere = seg._segment_at(frames, (50.0, 80.0, 60.0), None).masks
     assert not elsewhere[:, :, 100:].any()  # nothing outside the crop
-    whole = seg.segment_at(frames, None)  # whole frames at the coarse size
+    whole = seg._segment_at(frames, None, None)  # whole frames at the coarse size
     assert whole.box is None and dice_per_frame(whole.masks, truth).mean() > 0.6
 
 
 def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1)
     frames, fps = _static_and_beating()
-    beat = seg.beat_map(frames, fps)
+    beat = seg.locator.beat_map(frames, fps)
     assert beat is not None and beat.max() == pytest.approx(1.0)
-    assert seg.beat_map(frames, None) is None  # frame rate unknown
+    assert seg.locator.beat_map(frames, None) is None  # frame rate unknown
     rng = np.random.default_rng(0)
     flicker = frames.copy()
     no_rhythm = rng.integers(100, 240, size=(len(frames), 1, 1), dtype=np.uint8)
     flicker[:, 60:90, 30:70] = no_rhythm
-    assert seg.beat_map(flicker, fps) is None
+    assert seg.locator.beat_map(flicker, fps) is None
 
 
 
 def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
     from medaka_heart.model.checkpoint import LOCALISER_DIR, model_hash
-    from medaka_heart.model.samples import COARSE, FINE
+    from medaka_heart.model.inputs import COARSE, FINE
 
     geometry = {"input_size": 32, "coarse_size": 64, "crop_scale": 2.0}
     main = _random_folder(tmp_path / "main", UNetConfig(depth=2, base_filters=2, in_channels=2),
@@ -514,12 +531,12 @@ def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
     with_loc, loc_alone = Segmenter(main, threads=1), Segmenter(loc, threads=1)
     images = np.random.default_rng(0).random((3, 64, 64), dtype=np.float32)
 
-    coarse = with_loc.predict_small(images, COARSE)
-    np.testing.assert_allclose(coarse, loc_alone.predict_small(images, COARSE), atol=1e-6)
-    assert np.abs(coarse - without.predict_small(images, COARSE)).max() > 1e-3
-    np.testing.assert_allclose(with_loc.predict_small(images[:, :32, :32], FINE),
-                               without.predict_small(images[:, :32, :32], FINE), atol=1e-6)
-    assert with_loc.sha256 == model_hash(main) != without.sha256  # part of the model
+    coarse = with_loc.runtime.predict(images, COARSE)
+    np.testing.assert_allclose(coarse, loc_alone.runtime.predict(images, COARSE), atol=1e-6)
+    assert np.abs(coarse - without.runtime.predict(images, COARSE)).max() > 1e-3
+    np.testing.assert_allclose(with_loc.runtime.predict(images[:, :32, :32], FINE),
+                               without.runtime.predict(images[:, :32, :32], FINE), atol=1e-6)
+    assert with_loc.runtime.sha256 == model_hash(main) != without.runtime.sha256  # part of the model
     assert with_loc.provenance()["localiser"] == loc_arch.to_dict()
     assert without.provenance()["localiser"] is None
 
@@ -533,3 +550,16 @@ def test_localiser_too_deep_for_the_coarse_size_is_refused(tmp_path):
                    input_size=32, coarse_size=48)
     with pytest.raises(ValueError, match="localiser: coarse size 48 is not a multiple of 32"):
         Segmenter(main, threads=1)
+
+
+def test_a_still_is_segmented_like_a_one_frame_video(model_dir, frames):
+    seg = Segmenter(model_dir, threads=1)
+    still = seg.segment_still(frames[2])
+    prob, conf = _predict(seg, frames[2:3])
+    assert still.prob.shape == (1, *frames.shape[1:])
+    np.testing.assert_allclose(still.prob, prob, atol=1e-6)
+    np.testing.assert_allclose(still.confidence, conf, atol=1e-6)
+    rgb = seg.segment_still(np.repeat(frames[2][..., None], 3, axis=-1))
+    np.testing.assert_allclose(rgb.prob, prob, atol=1e-5)
+    with pytest.raises(ValueError, match="a still is"):
+        seg.segment_still(frames[None])

@@ -65,6 +65,7 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
     from ..config import load_config, with_overrides
     from ..io.discover import VideoSource, discover_sources, source_names
     from ..io.manifest import ManifestError, read_manifest
+    from ..options import BatchOptions, VideoOptions
 
     debug = ctx.obj.get("debug", False) if ctx.obj else False
     if not inputs and manifest is None:
@@ -90,13 +91,12 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
         else:
             _check_model(config.segment.model)
     try:
-        summary = run_batch(
-            sources, source_names(sources), out_dir, config,
-            fps=fps, pixel_size_um=pixel_size, save_masks=save_masks, workers=workers,
-            scheduler=scheduler, force=force, group_by=group_by,
-            show_progress=not no_progress, debug=debug, plots=not no_plots,
-            overlay_video=overlay_video,
-        )
+        video = VideoOptions(fps=fps, pixel_size_um=pixel_size, save_masks=save_masks,
+                             plots=not no_plots, overlay_video=overlay_video)
+        batch = BatchOptions(workers=workers, scheduler=scheduler, force=force,
+                             group_by=tuple(group_by), show_progress=not no_progress,
+                             debug=debug)
+        summary = run_batch(sources, source_names(sources), out_dir, config, video, batch)
     except (OutputError, OSError, ValueError) as exc:  # OSError: e.g. no Dask scheduler there
         raise click.ClickException(str(exc)) from None
     click.echo(closing_line(summary, out_dir))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..preprocess import normalise_intensity, resize_stack, to_gray
+from ..preprocess import crop_square, normalise_intensity, resize_stack, to_gray
 from .augment import (
     AugmentConfig,
     augment_pair,
@@ -33,6 +33,7 @@ from .augment import (
     random_affine,
     warp_pair,
 )
+from .inputs import motion_image
 
 
 @dataclass(frozen=True)
@@ -50,43 +51,7 @@ class ViewSpec:
     high_percentile: float = 99.0
 
 
-COARSE, FINE = 0.0, 1.0  # values of the pass plane (second input channel)
-MOTION_PERCENTILE = 99.5  # motion planes are scaled so this percentile is 1
-MOTION_WINDOW_S = 2.0  # motion planes span this many seconds (the training scenes' length)
 OFF_TARGET_RANGE = (0.5, 1.3)  # off-target fine crops: centre this many box sides off the heart
-
-
-def network_input(images: np.ndarray, in_channels: int, pass_value: float,
-                  motion: np.ndarray | None = None) -> np.ndarray:
-    """(N, S, S) float32 images -> (N, in_channels, S, S).
-
-    Channel 1 is the pass plane (`pass_value`); channel 2 (three-channel models) the motion
-    plane: `motion` (S, S) for all images or (N, S, S) one each; None = zeros.
-    """
-    images = np.asarray(images, dtype=np.float32)
-    if in_channels == 1:
-        return images[:, None]
-    if in_channels not in (2, 3):
-        raise ValueError(f"in_channels must be 1, 2 or 3, got {in_channels}")
-    planes = [images, np.full_like(images, pass_value)]
-    if in_channels == 3:
-        planes.append(np.zeros_like(images) if motion is None
-                      else np.broadcast_to(np.asarray(motion, np.float32), images.shape))
-    return np.stack(planes, axis=1)
-
-
-def motion_image(frames: np.ndarray) -> np.ndarray:
-    """Temporal std of (N, S, S) frames in [0, 1], scaled to [0, 1]: (S, S) float32.
-
-    The scale puts the MOTION_PERCENTILE-th percentile at 1 (clipped above), so the plane does
-    not depend on the video's contrast. Fewer than 2 frames give zeros.
-    """
-    frames = np.asarray(frames, dtype=np.float32)
-    if len(frames) < 2:
-        return np.zeros(frames.shape[1:], np.float32)
-    std = frames.std(axis=0)
-    top = float(np.percentile(std, MOTION_PERCENTILE))
-    return np.clip(std / top, 0.0, 1.0) if top > 0 else np.zeros_like(std)
 
 
 def scene_motion(coarse: np.ndarray, group_size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -111,24 +76,6 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float] | None:
         return None
     side = float(max(ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1))
     return (xs[0] + xs[-1]) / 2.0, (ys[0] + ys[-1]) / 2.0, side
-
-
-def crop_square(image: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
-    """Square crop (side x side px, centred at cx, cy) of (H, W) or (T, H, W); edges replicated."""
-    h, w = image.shape[-2:]
-    n = max(int(round(side)), 1)
-    x0, y0 = int(round(cx - n / 2.0)), int(round(cy - n / 2.0))
-    x1, y1 = x0 + n, y0 + n
-    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if ix0 >= ix1 or iy0 >= iy1:  # entirely outside: use the nearest edge pixels
-        ix0, ix1 = min(max(x0, 0), w - 1), min(max(x0, 0), w - 1) + 1
-        iy0, iy1 = min(max(y0, 0), h - 1), min(max(y0, 0), h - 1) + 1
-    inner = image[..., iy0:iy1, ix0:ix1]
-    pads = ((iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1))
-    if any(p for pair in pads for p in pair):
-        pad_width = ((0, 0),) * (image.ndim - 2) + tuple((max(a, 0), max(b, 0)) for a, b in pads)
-        inner = np.pad(inner, pad_width, mode="edge")
-    return inner[..., :n, :n]
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -51,7 +51,8 @@ from .data import (
 from .device import cpu_threads, resolve_device
 from .losses import get_loss
 from ..preprocess import normalise_intensity
-from .samples import COARSE, FINE, ViewSpec, coarse_sample, fine_sample, network_input
+from .inputs import COARSE, FINE, network_input
+from .samples import ViewSpec, coarse_sample, fine_sample
 from .train_config import SourceConfig, TrainConfig, load_train_config
 from .unet import UNet, count_parameters
 

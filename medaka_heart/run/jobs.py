@@ -8,6 +8,7 @@ the mark that the video is complete (see `run.resume`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import traceback
@@ -20,6 +21,7 @@ from ..config import Config, PreprocessConfig, SegmentConfig, with_overrides
 from ..io.atomic import describe_os_error
 from ..io.discover import VideoSource
 from ..io.video import VideoError
+from ..options import VideoOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,9 @@ class RunOptions:
 
     out_dir: Path  # absolute
     config: Config
-    fps: float | None = None
-    pixel_size_um: float | None = None
-    save_masks: bool = False
+    video: VideoOptions = VideoOptions()
     segmenter_factory: SegmenterFactory | None = load_default_segmenter
     debug: bool = False
-    show_frame_progress: bool = False
-    plots: bool = True  # trace.png and montage.png per video
-    overlay_video: bool = False  # overlay.avi per video
 
 
 @dataclass(frozen=True)
@@ -122,13 +119,11 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
                 raise ValueError("no masks given for this video and no segmenter to make them")
             segmenter = _segmenter(options, config)
         reader = ScreeningReader(source.screening) if source.screening is not None else None
-        result = analyze_video(
-            source.display, options.out_dir, config, name=job.name, masks=masks,
-            segmenter=segmenter, fps=source.fps or options.fps,
-            pixel_size_um=source.pixel_size_um or options.pixel_size_um,
-            save_masks=options.save_masks, show_progress=options.show_frame_progress,
-            reader=reader, plots=options.plots, overlay_video=options.overlay_video,
-        )
+        video = dataclasses.replace(  # a manifest row's own values win
+            options.video, fps=source.fps or options.video.fps,
+            pixel_size_um=source.pixel_size_um or options.video.pixel_size_um)
+        result = analyze_video(source.display, options.out_dir, config, video, name=job.name,
+                               masks=masks, segmenter=segmenter, reader=reader)
         row = result.summary_row()
         write_json_atomic({"fingerprint": job.fingerprint,
                            "fingerprint_of": dict(job.fingerprint_inputs), "summary": row},

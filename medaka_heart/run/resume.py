@@ -98,9 +98,9 @@ def fingerprint_inputs(source: VideoSource, options: RunOptions, model: str | No
         "input_files": _digest(files_signature(files)) if files else path_signature(source.path),
         "masks": str(source.masks) if source.masks is not None else None,
         "masks_files": path_signature(source.masks),
-        "fps": source.fps or options.fps,
-        "pixel_size_um": source.pixel_size_um or options.pixel_size_um,
-        "save_masks": options.save_masks,
+        "fps": source.fps or options.video.fps,
+        "pixel_size_um": source.pixel_size_um or options.video.pixel_size_um,
+        "save_masks": options.video.save_masks,
     }
 
 

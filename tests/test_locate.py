@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from medaka_heart.places import best_place, group_places, same_place
+from medaka_heart.locate import best_place, group_places, same_place
 
 
 def test_same_place_is_measured_in_heart_extents():
@@ -29,3 +29,26 @@ def test_best_place_is_the_one_most_chunks_found_then_the_best_scored():
     assert best_place([1, 1], scores) == 0  # a tie: the higher mean score
     with pytest.raises(ValueError, match="places, chunks"):
         best_place([1, 1], [0.5, 0.6])
+
+
+def test_inference_imports_no_training_or_phantom_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, medaka_heart.segment; print(' '.join(m for m in sys.modules "
+            "if m.startswith('medaka_heart')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "medaka_heart.locate" in loaded  # the check sees the package's modules
+    assert "medaka_heart.runtime" in loaded
+    training = ("phantom", "model.train", "model.samples", "model.augment", "model.data",
+                "model.losses")
+    assert [m for m in loaded if any(f"medaka_heart.{t}" in m for t in training)] == []
+
+
+def test_a_box_is_a_typed_tuple():
+    from medaka_heart.locate import Box
+
+    box = Box(10.0, 20.0, 30.0)
+    assert (box.cx, box.cy, box.side) == (10.0, 20.0, 30.0)
+    assert box == (10.0, 20.0, 30.0)  # unpacks and compares as (cx, cy, side)
