@@ -240,9 +240,9 @@ def run_batch(
     Raises OutputError when `out_dir` cannot be written, ValueError for an unknown group_by.
     """
     group_by = tuple(batch.group_by)
-    sources = [s if isinstance(s, VideoSource) else VideoSource(Path(s)) for s in sources]
+    videos = [s if isinstance(s, VideoSource) else VideoSource(Path(s)) for s in sources]
     out_dir = Path(out_dir).resolve()
-    meta = metadata_columns(sources)
+    meta = metadata_columns(videos)
     unknown = [g for g in group_by if g not in summary_columns(meta)]
     if unknown:
         raise ValueError(f"--group-by {', '.join(unknown)}: no such column; metadata columns "
@@ -250,7 +250,7 @@ def run_batch(
     check_writable(out_dir)
     with output_lock(out_dir), run_log(out_dir / "run.log"):
         options = RunOptions(out_dir, config, video, segmenter_factory, batch.debug)
-        jobs, outcomes = plan_jobs(sources, names, options, force=batch.force)
+        jobs, outcomes = plan_jobs(videos, names, options, force=batch.force)
         todo = [i for i in range(len(jobs)) if i not in outcomes]
         executor, where = _make_executor(batch.scheduler, batch.workers, len(todo))
         log.info("%d video(s) into %s: %d to analyse in %s, %d complete from an earlier run",

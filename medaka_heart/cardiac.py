@@ -59,8 +59,9 @@ def beat_table(frames: pd.DataFrame, detection: CycleDetection) -> pd.DataFrame:
     if len(beats):
         beats["sv_pl"] = beats["edv_pl"] - beats["esv_pl"]
         beats["ef_pct"] = fractional_shortening_pct(beats["edv_pl"], beats["esv_pl"])
-        beats["fs_minor_pct"] = fractional_shortening_pct(beats["ed_minor_um"], beats["es_minor_um"])
-        beats["fs_major_pct"] = fractional_shortening_pct(beats["ed_major_um"], beats["es_major_um"])
+        for axis in ("minor", "major"):
+            beats[f"fs_{axis}_pct"] = fractional_shortening_pct(beats[f"ed_{axis}_um"],
+                                                                beats[f"es_{axis}_um"])
         beats["fac_pct"] = fractional_shortening_pct(beats["ed_area_um2"], beats["es_area_um2"])
     return beats[list(BEAT_COLUMNS)].astype({"beat": int, "ed_frame": int, "es_frame": int})
 

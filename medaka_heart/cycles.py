@@ -209,7 +209,8 @@ def _refine(raw: np.ndarray, idx: int, maximum: bool) -> tuple[int, float]:
     return best, parabolic_offset(raw, best)
 
 
-def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = None) -> CycleDetection:
+def detect_cycles(signal: np.ndarray, fps: float, config: CycleConfig | None = None
+                  ) -> CycleDetection:
     """Find ED (maxima) and the following ES (minima) in a per-frame ventricle signal.
 
     Parameters

@@ -424,8 +424,9 @@ def describe_table(table: pd.DataFrame) -> pd.DataFrame:
         columns=[c for c in ("beat", "pred_beat") if c in table], errors="ignore"
     )
     rows = {}
-    for label, how in (("mean", "mean"), ("std", "std"), ("median", "median"),
-                       ("q1", 0.25), ("q3", 0.75)):
+    summaries: tuple[tuple[str, str | float], ...] = (
+        ("mean", "mean"), ("std", "std"), ("median", "median"), ("q1", 0.25), ("q3", 0.75))
+    for label, how in summaries:
         vals = {}
         for name in num.columns:
             v = np.asarray(num[name], dtype=float)
@@ -439,7 +440,7 @@ def describe_table(table: pd.DataFrame) -> pd.DataFrame:
             elif how == "median":
                 vals[name] = float(np.median(v))
             else:
-                vals[name] = float(np.quantile(v, how))
+                vals[name] = float(np.quantile(v, float(how)))
         rows[label] = vals
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(num.columns))
 

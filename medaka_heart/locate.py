@@ -148,14 +148,13 @@ def group_places(boxes: Sequence[Box | None], crop_scale: float) -> list[int | N
 
     Boxes linked by a chain of `same_place` pairs share a place.
     """
-    found = [i for i, box in enumerate(boxes) if box is not None]
-    links = np.array([[same_place(boxes[i], boxes[j], crop_scale)  # type: ignore[arg-type]
-                       for j in found] for i in found], dtype=bool).reshape(len(found),
-                                                                             len(found))
+    found = [(i, box) for i, box in enumerate(boxes) if box is not None]
+    links = np.array([[same_place(a, b, crop_scale) for _, b in found] for _, a in found],
+                     dtype=np.bool_).reshape(len(found), len(found))
     _, component = connected_components(csr_matrix(links), directed=False)
     names: dict[int, int] = {}
     label: list[int | None] = [None] * len(boxes)
-    for i, c in zip(found, component, strict=True):
+    for (i, _), c in zip(found, component, strict=True):
         label[i] = names.setdefault(int(c), len(names))
     return label
 
@@ -341,7 +340,8 @@ class HeartLocator:
         n_places = len({label for label in labels if label is not None})
         if n_places < 2:
             return boxes
-        places = [boxes[labels.index(k)] for k in range(n_places)]  # each one's first box
+        places = [box for k in range(n_places)  # each one's first box
+                  if (box := boxes[labels.index(k)]) is not None]
         judged, count = [], 0
         for frames in chunks():
             if count < len(beats):
@@ -357,13 +357,13 @@ class HeartLocator:
                 for box, label, chunk in zip(boxes, labels, judged, strict=True)]
 
     def _judge_places(self, frames: np.ndarray, beat: np.ndarray | None,
-                      places: Sequence[Box | None]) -> list[tuple[Box, float]]:
+                      places: Sequence[Box]) -> list[tuple[Box, float]]:
         """Each place's (refined box, score) on one chunk whose `beat_map` is `beat`, as
         `locate` judges a candidate."""
         sample, largest = self._coarse_sample(frames), max(frames.shape[1:3])
         crop_scale = self.runtime.crop_scale
         return [self._judge(sample, beat, self._crop_for(cx, cy, side / crop_scale, largest))
-                for cx, cy, side in places]  # type: ignore[misc]  # places are found boxes
+                for cx, cy, side in places]
 
     def _coarse_sample(self, frames: np.ndarray) -> np.ndarray:
         """Every `coarse_every`-th frame of a chunk, evenly spread, at least MIN_COARSE_FRAMES."""

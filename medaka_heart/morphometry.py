@@ -123,6 +123,7 @@ def measure_masks(
         rows.append(features)
         if n_components:
             px = pixel_size_um
-            previous = TrackState(kept, (features["centroid_y_um"] / px, features["centroid_x_um"] / px))
+            centre = (features["centroid_y_um"] / px, features["centroid_x_um"] / px)
+            previous = TrackState(kept, centre)
     columns = ["frame", *FEATURES]
     return pd.DataFrame(rows, columns=columns), previous

@@ -1,4 +1,5 @@
-"""One video end to end: read -> segment (or take given masks) -> measure -> cycles -> metrics -> write.
+"""One video end to end: read -> segment (or take given masks) -> measure -> cycles -> metrics
+-> write.
 
 Outputs of a video land in `OUT/<name>/` all at once (see `io.results.staged_folder`):
 frames.csv, beats.csv, provenance.json, the QC plots trace.png and montage.png (unless
@@ -118,11 +119,13 @@ def resolve_fps(info: VideoInfo, fps: float | None) -> tuple[float, str]:
             raise VideoError(f"{info.path}: --fps must be positive, got {fps}")
         return float(fps), "user"
     if info.fps is None:
-        raise VideoError(f"{info.path}: frame rate unknown (not in the file's metadata); pass --fps")
+        raise VideoError(f"{info.path}: frame rate unknown (not in the file's metadata); "
+                         "pass --fps")
     return float(info.fps), info.fps_source
 
 
-def resolve_pixel_size(info: VideoInfo, pixel_size_um: float | None, default: float) -> tuple[float, str]:
+def resolve_pixel_size(info: VideoInfo, pixel_size_um: float | None, default: float
+                       ) -> tuple[float, str]:
     """Pixel size in um and its source: user > file metadata > config default."""
     if pixel_size_um is not None:
         if not (np.isfinite(pixel_size_um) and pixel_size_um > 0):

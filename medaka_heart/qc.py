@@ -36,8 +36,9 @@ and two *findings*, which leave `qc_pass` True: ``pixel_size_default`` (the size
 the configuration's default pixel size: say so, as nothing else would), and
 ``irregular_rhythm``, biology rather than a measurement problem, when the RR intervals
 vary by more than `max_rr_cv_pct` percent (coefficient of variation) or a beat is skipped
-(an RR longer than `skipped_beat_ratio` times the median RR). A check whose input is missing (NaN: no segmenter
-confidence, no model-free rate, no beats) raises nothing; `too_few_beats` covers the rest.
+(an RR longer than `skipped_beat_ratio` times the median RR). A check whose input is missing
+(NaN: no segmenter confidence, no model-free rate, no beats) raises nothing; `too_few_beats`
+covers the rest.
 
 The flags are a function of `QCMetrics` alone, which are the ``qc_*`` columns of summary.csv
 together with n_frames, n_beats, hr_bpm, hr_bpm_median, hr_bpm_intensity,

@@ -112,7 +112,8 @@ class ModelRuntime:
     def _ready(self, checkpoint: Checkpoint) -> torch.nn.Module:
         """The checkpoint's network, batch norm fused, on the device, in inference mode."""
         net = fuse_batchnorm(checkpoint.build_model())
-        return net.to(self.device, memory_format=self.memory_format).eval()
+        moved = net.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        return moved.eval()  # (torch's stubs lack Module.to's memory_format keyword)
 
     @property
     def crop_scale(self) -> float:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 
-
 def _thresholds(spec: str | None, option: str) -> dict[str, float]:
     from ..evaluate import parse_thresholds
 

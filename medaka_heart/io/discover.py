@@ -8,7 +8,6 @@ well/position/loop/channel and carry their metadata.
 from __future__ import annotations
 
 import dataclasses
-
 import glob
 from collections.abc import Mapping
 from dataclasses import dataclass, field

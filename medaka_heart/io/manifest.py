@@ -4,9 +4,10 @@ A manifest is a CSV (or tab-separated .tsv/.txt) file with a ``path`` column and
 metadata columns, carried into every output row. Relative paths are resolved against the
 manifest's folder. An optional ``masks`` column gives a mask stack or folder per video.
 A row may name a folder (searched like a command-line input); every video found there gets
-the row's metadata. A row naming a missing file stays in the list, so that it fails alone. Optional ``fps`` and
-``pixel_size_um`` columns give a video's frame rate and pixel size (um) where its file does not
-(an AVI carries no pixel size) or is wrong; they win over the file and over --fps/--pixel-size.
+the row's metadata. A row naming a missing file stays in the list, so that it fails alone.
+Optional ``fps`` and ``pixel_size_um`` columns give a video's frame rate and pixel size (um)
+where its file does not (an AVI carries no pixel size) or is wrong; they win over the file and
+over --fps/--pixel-size.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def read_manifest(path: str | Path) -> list[VideoSource]:
 
 
 def _positive_number(row: pd.Series, column: str, path: Path) -> float | None:
-    """The row's value of a numeric column; None if empty; ManifestError if not a positive number."""
+    """The row's value of a numeric column; None if empty; ManifestError if not a positive
+    number."""
     text = row[column]
     if text == "":
         return None

@@ -25,7 +25,8 @@ def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, i
     if expected is not None:
         n, h, w = expected
         if (info.height, info.width) != (h, w):
-            raise VideoError(f"{path}: masks are {info.width}x{info.height} px but the video is {w}x{h}")
+            raise VideoError(f"{path}: masks are {info.width}x{info.height} px but the video is "
+                             f"{w}x{h}")
         short = n - info.n_frames  # a container may declare a few frames that never decode
         if short < 0 or short > max(MAX_SHORT_FRAMES, MAX_SHORT_FRACTION * n):
             raise VideoError(f"{path}: {info.n_frames} masks for a video of {n} frames")
@@ -42,8 +43,8 @@ class MaskStackWriter:
 
     def write(self, masks: np.ndarray) -> None:
         for mask in np.asarray(masks, dtype=bool):
-            self._tif.write(mask.astype(np.uint8) * 255, compression="zlib", photometric="minisblack",
-                            metadata=None)
+            self._tif.write(mask.astype(np.uint8) * 255, compression="zlib",
+                            photometric="minisblack", metadata=None)
 
     def close(self) -> None:
         self._tif.close()

@@ -312,7 +312,8 @@ def _read_image(path: Path) -> np.ndarray:
         if image is None:
             raise VideoError(f"{path}: not a readable image")
         if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+            code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            image = cv2.cvtColor(image, code)
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
     if image.ndim not in (2, 3):

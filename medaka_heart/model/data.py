@@ -22,10 +22,10 @@ are split into training and validation by sequence, never by frame.
 
 from __future__ import annotations
 
-import re
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -160,7 +160,8 @@ def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Ge
     msk = coarse_mask
     mot = None if motion is None else motion.astype(np.float32) / 255.0
     if augment is not None:
-        matrix = random_affine(rng, *img.shape, augment)
+        height, width = img.shape
+        matrix = random_affine(rng, height, width, augment)
         if mot is not None:
             mot = jitter_motion(warp_pair(mot, msk, matrix)[0], rng, augment)
         img, msk = warp_pair(img, msk, matrix)

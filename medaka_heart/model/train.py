@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..preprocess import normalise_intensity
 from .checkpoint import (
     ModelInfo,
     load_checkpoint,
@@ -49,9 +50,8 @@ from .data import (
     toy_pairs,
 )
 from .device import cpu_threads, resolve_device
-from .losses import get_loss
-from ..preprocess import normalise_intensity
 from .inputs import COARSE, FINE, network_input
+from .losses import get_loss
 from .samples import ViewSpec, coarse_sample, fine_sample
 from .train_config import SourceConfig, TrainConfig, load_train_config
 from .unet import UNet, count_parameters

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 SETTINGS = ("stereo", "hts")
 Range = tuple[float, float]

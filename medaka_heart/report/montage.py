@@ -12,7 +12,6 @@ a few of its frames) are shown instead, and the title says so.
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import cv2
