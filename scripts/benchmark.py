@@ -21,7 +21,7 @@ What it does:
      hts videos are analysed from their 16-bit TIFF, the others from the AVI.
    - ``oracle``: the same with the truth masks as ``--masks``: the error left is that of the
      measurement and cycle-detection core alone, without segmentation error.
-   Then `medaka_heart.io.truth.evaluate_folders` (what ``medaka-heart evaluate`` runs); its
+   Then `medaka_heart.evaluate_folders.evaluate_folders` (what ``medaka-heart evaluate`` runs); its
    metrics.json goes into the JSON as it is (Dice, ED/ES detection rate, frame errors, HR, EF,
    FS and volume errors, and under ``qc_passed`` the same over the videos whose analysis
    passed QC: what a screen that drops QC failures gets). The report folders stay in
@@ -351,7 +351,7 @@ def _default_factory():
 
 def evaluate_set(pred: Path, truth: Path, report: Path) -> dict[str, Any]:
     """metrics.json of `medaka-heart evaluate PRED TRUTH -o REPORT`, as a dict."""
-    from medaka_heart.io.truth import evaluate_folders, write_evaluation
+    from medaka_heart.evaluate_folders import evaluate_folders, write_evaluation
 
     result = evaluate_folders(pred, truth, chunk_frames=CHUNK)
     paths = write_evaluation(result, report)

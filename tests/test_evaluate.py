@@ -8,18 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medaka_heart.cli.evaluate import parse_thresholds
 from medaka_heart.evaluate import (
     METRIC_NAMES,
     compare_beats,
     dice_per_frame,
     dice_stream,
-    failed_thresholds,
     local_tolerance_s,
     match_events,
-    paper_table,
-    parse_thresholds,
     summarise_errors,
 )
+from medaka_heart.evaluate_report import failed_thresholds, paper_table
 from medaka_heart.schema import BEAT_COLUMNS
 
 FPS = 20.0

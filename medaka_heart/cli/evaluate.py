@@ -9,12 +9,35 @@ import click
 
 
 def _thresholds(spec: str | None, option: str) -> dict[str, float]:
-    from ..evaluate import parse_thresholds
-
+    """`parse_thresholds` of an option's value; a bad one is a usage error naming the option."""
     try:
         return parse_thresholds(spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def parse_thresholds(spec: str | None) -> dict[str, float]:
+    """Parse 'metric=value,metric=value' into a dict; unknown metric names raise ValueError."""
+    from ..evaluate import METRIC_NAMES
+
+    out: dict[str, float] = {}
+    if not spec:
+        return out
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"threshold {item!r} is not of the form metric=value")
+        if name not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"threshold {item!r}: {value!r} is not a number") from None
+    return out
 
 
 @click.command()
@@ -43,8 +66,8 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
     are printed too and kept under "qc_passed" in metrics.json.
     """
     from ..config import IOConfig
-    from ..evaluate import failed_thresholds, paper_table
-    from ..io.truth import evaluate_folders, write_evaluation
+    from ..evaluate_folders import evaluate_folders, write_evaluation
+    from ..evaluate_report import failed_thresholds, paper_table
 
     under = _thresholds(fail_under, "--fail-under")
     over = _thresholds(fail_over, "--fail-over")

@@ -1,4 +1,4 @@
-"""Reading prediction and truth folders for `medaka-heart evaluate`, and writing the report.
+"""Finding and reading prediction and truth folders for `medaka-heart evaluate`.
 
 Layouts understood (videos are matched by file stem):
 
@@ -22,17 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..evaluate import ErrorSummary, compare_beats, dice_stream, summarise_errors
 from ..schema import BEAT_COLUMNS
-from .masks import mask_chunks
-from .results import write_csv_atomic, write_json_atomic
-from .video import TIFF_SUFFIXES, VideoError, frame_files, open_video
+from .video import TIFF_SUFFIXES, frame_files, open_video
 
 log = logging.getLogger(__name__)
 
@@ -233,126 +230,3 @@ def mask_shape(path: Path) -> tuple[int, int, int]:
     """(n_frames, H, W) of a mask stack or folder without decoding the frames."""
     info = open_video(path, numbering=False).info  # annotations: frame by frame, in order
     return info.n_frames, info.height, info.width
-
-
-@dataclass(frozen=True)
-class FolderEvaluation:
-    """Everything `medaka-heart evaluate` reports."""
-
-    per_video: pd.DataFrame  # one row per video: status, fps and the ErrorSummary fields
-    beats: pd.DataFrame  # one row per true beat: compare_beats + video column
-    dice: pd.DataFrame  # video, frame, dice
-    summary: ErrorSummary  # over all evaluated videos
-    qc_passed: ErrorSummary | None = None  # over those whose analysis passed QC (None: no QC)
-    only_pred: tuple[str, ...] = field(default=())
-    only_truth: tuple[str, ...] = field(default=())
-
-
-def _video_dice(pred: VideoSources, true: VideoSources, chunk_frames: int) -> np.ndarray | None:
-    if pred.masks is None or true.masks is None:
-        return None
-    n_p, *hw_p = mask_shape(pred.masks)
-    n_t, *hw_t = mask_shape(true.masks)
-    if hw_p != hw_t:
-        raise VideoError(f"{pred.masks}: masks are {hw_p[1]}x{hw_p[0]} px but the truth "
-                         f"masks {true.masks} are {hw_t[1]}x{hw_t[0]}")
-    if n_p != n_t:
-        log.warning("%s: %d predicted vs %d true masks; Dice over the first %d frames",
-                    pred.stem, n_p, n_t, min(n_p, n_t))
-    return dice_stream(mask_chunks(pred.masks, chunk_frames, numbering=False),
-                       mask_chunks(true.masks, chunk_frames, numbering=False),
-                       batch=chunk_frames)
-
-
-@dataclass(frozen=True)
-class _VideoResult:
-    row: dict
-    table: pd.DataFrame | None = None  # compare_beats with a video column
-    pred_beats: pd.DataFrame | None = None
-    dice: np.ndarray | None = None
-
-
-def _evaluate_video(pred: VideoSources, true: VideoSources, chunk_frames: int) -> _VideoResult:
-    """One video; problems with its files give a row with status 'error' and a warning."""
-    row: dict = {"video": pred.stem, "status": "ok", "pred_status": pred.status,
-                 "qc_pass": pred.qc_pass}
-    try:
-        # masks-only truth: Dice, but no beat metrics and no false events
-        pred_beats = read_beats(pred.beats if true.beats is not None else None)
-        fps = read_fps(true, pred)
-        warn_pixel_size(pred, true)
-        dice = _video_dice(pred, true, chunk_frames)
-        if true.beats is not None and fps is None:
-            raise ValueError("frame rate unknown (no meta.json, summary.csv or frames.csv)")
-        table = compare_beats(pred_beats, read_beats(true.beats), fps or 1.0)
-    except (VideoError, ValueError, OSError) as exc:
-        log.warning("%s: not evaluated: %s", pred.stem, exc)
-        return _VideoResult({**row, "status": "error", "error": str(exc)})
-    summary = summarise_errors(table, pred_beats, dice)
-    return _VideoResult({**row, "fps": fps, **summary.to_dict()},
-                        table.assign(video=pred.stem), pred_beats, dice)
-
-
-def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, *, chunk_frames: int = 64
-                     ) -> FolderEvaluation:
-    """Compare every video found in both folders; raises ValueError if none match."""
-    preds = find_pred_videos(pred_dir)
-    truths = find_truth_videos(truth_dir)
-    common = sorted(set(preds) & set(truths))
-    if not common:
-        raise ValueError(f"no video in {pred_dir} ({len(preds)} found) matches one in "
-                         f"{truth_dir} ({len(truths)} found) by name")
-    results = [_evaluate_video(preds[stem], truths[stem], chunk_frames) for stem in common]
-    ok = [r for r in results if r.row["status"] == "ok"]
-    beats = _concat([r.table for r in ok])
-    if len(beats.columns):
-        beats = beats[["video", *(c for c in beats.columns if c != "video")]]
-    summary = _summarise(ok)
-    with_qc = any(r.row["qc_pass"] is not None for r in ok)
-    qc_passed = _summarise([r for r in ok if r.row["qc_pass"]]) if with_qc else None
-    dice_table = _concat(
-        [pd.DataFrame({"video": r.row["video"], "frame": np.arange(r.dice.size), "dice": r.dice})
-         for r in ok if r.dice is not None],
-        ("video", "frame", "dice"),
-    )
-    only_pred = tuple(sorted(set(preds) - set(truths)))
-    only_truth = tuple(sorted(set(truths) - set(preds)))
-    rows = [r.row for r in results]
-    rows += [{"video": s, "status": "only_pred", "pred_status": preds[s].status} for s in only_pred]
-    rows += [{"video": s, "status": "only_truth"} for s in only_truth]
-    return FolderEvaluation(pd.DataFrame(rows), beats, dice_table, summary, qc_passed,
-                            only_pred, only_truth)
-
-
-def _summarise(results: list[_VideoResult]) -> ErrorSummary:
-    """`summarise_errors` over the evaluated videos `results`."""
-    dice = [r.dice for r in results if r.dice is not None]
-    return summarise_errors(
-        _concat([r.table for r in results]),
-        _concat([r.pred_beats for r in results]) if results else read_beats(None),
-        np.concatenate(dice) if dice else None, n_videos=len(results),
-    )
-
-
-def _concat(tables: list[pd.DataFrame], columns=()) -> pd.DataFrame:
-    tables = [t for t in tables if len(t)]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(columns))
-
-
-def write_evaluation(result: FolderEvaluation, report_dir: str | Path) -> dict[str, Path]:
-    """Write evaluation.csv, beats_vs_truth.csv, dice.csv and metrics.json; returns the paths."""
-    out = Path(report_dir)
-    paths = {
-        "evaluation": out / "evaluation.csv",
-        "beats": out / "beats_vs_truth.csv",
-        "dice": out / "dice.csv",
-        "metrics": out / "metrics.json",
-    }
-    write_csv_atomic(result.per_video, paths["evaluation"])
-    write_csv_atomic(result.beats, paths["beats"])
-    write_csv_atomic(result.dice, paths["dice"])
-    metrics = {**result.summary.to_dict(), "videos_only_in_pred": list(result.only_pred),
-               "videos_only_in_truth": list(result.only_truth),
-               "qc_passed": None if result.qc_passed is None else result.qc_passed.to_dict()}
-    write_json_atomic(metrics, paths["metrics"])
-    return paths
