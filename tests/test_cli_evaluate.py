@@ -118,14 +118,20 @@ def test_identical_pred_and_truth_scores_perfectly(tmp_path):
                       "dice_mean=1,edes_detection_rate=1", "--fail-over", "edes_frame_error_max=0")
     assert result.exit_code == 0, out
     m = metrics(report)
-    assert m["dice_mean"] == 1.0 and m["dice_p05"] == 1.0
+    assert m["dice_mean"] == 1.0
+    assert m["dice_p05"] == 1.0
     assert m["edes_detection_rate"] == 1.0
-    assert m["ed_frame_error_mean"] == 0.0 and m["edes_frame_error_max"] == 0.0
-    assert m["n_videos"] == 1 and m["n_beats_true"] == 3 and m["n_false_events"] == 0
+    assert m["ed_frame_error_mean"] == 0.0
+    assert m["edes_frame_error_max"] == 0.0
+    assert m["n_videos"] == 1
+    assert m["n_beats_true"] == 3
+    assert m["n_false_events"] == 0
     assert m["n_frames_dice"] == N_FRAMES
-    assert m["hr_rel_err_pct_median"] == 0.0 and m["ef_abs_err_median"] == 0.0
+    assert m["hr_rel_err_pct_median"] == 0.0
+    assert m["ef_abs_err_median"] == 0.0
     per_video = pd.read_csv(report / "evaluation.csv")
-    assert list(per_video["video"]) == ["fish1"] and per_video.loc[0, "dice_mean"] == 1.0
+    assert list(per_video["video"]) == ["fish1"]
+    assert per_video.loc[0, "dice_mean"] == 1.0
     table = pd.read_csv(report / "beats_vs_truth.csv")
     assert len(table) == 3
     assert {"video", "beat", "ed_frame_pred", "ed_frame_true", "ef_pct_pred", "ef_pct_true",
@@ -144,7 +150,8 @@ def test_phantom_truth_layout_and_shifted_prediction(tmp_path):
     assert result.exit_code == 0, out
     m = metrics(report)
     assert m["edes_detection_rate"] == 1.0
-    assert m["ed_frame_error_mean"] == 1.0 and m["es_frame_error_mean"] == 1.0
+    assert m["ed_frame_error_mean"] == 1.0
+    assert m["es_frame_error_mean"] == 1.0
     assert m["edes_frame_error_max"] == 1.0
     np.testing.assert_allclose(m["ed_time_error_frames_mean"], 1.0, atol=1e-9)
     # rectangles of 10 rows shifted by 2 rows overlap in 8: Dice = 2 * 8 / 20 in every frame
@@ -155,7 +162,8 @@ def test_phantom_truth_layout_and_shifted_prediction(tmp_path):
                       "--fail-over", "ed_frame_error_mean=0.5,hr_abs_err_bpm_median=1")
     assert result.exit_code == 1
     last = out.strip().splitlines()[-1]
-    assert "dice_mean" in last and "ed_frame_error_mean" in last
+    assert "dice_mean" in last
+    assert "ed_frame_error_mean" in last
     assert "hr_abs_err_bpm_median" not in last
     assert "Traceback" not in out
 
@@ -179,7 +187,8 @@ def test_heartseg_mask_folder_and_unmatched_videos(tmp_path):
     pred = write_pred(tmp_path / "pred", shift_rows=5)
     write_pred(pred, stem="only_pred")
     found = find_truth_videos(truth)
-    assert sorted(found) == ["fish1", "only_truth"] and found["fish1"].beats is None
+    assert sorted(found) == ["fish1", "only_truth"]
+    assert found["fish1"].beats is None
     assert sorted(find_pred_videos(pred)) == ["fish1", "only_pred"]
     report = tmp_path / "report"
     result, out = run(pred, truth, "-o", report)
@@ -205,7 +214,8 @@ def test_own_annotation_folder_layout(tmp_path):
     result, out = run(pred, truth.parent, "-o", report)
     assert result.exit_code == 0, out
     m = metrics(report)
-    assert m["dice_mean"] == 1.0 and m["edes_detection_rate"] == 1.0
+    assert m["dice_mean"] == 1.0
+    assert m["edes_detection_rate"] == 1.0
 
 
 def test_unknown_metric_is_a_usage_error(tmp_path):
@@ -221,9 +231,11 @@ def test_bad_input_gives_one_line_error(tmp_path):
     other = write_pred(tmp_path / "other", stem="fish2")
     result, out = run(pred, other, "-o", tmp_path / "r")
     assert result.exit_code == 1
-    assert out.startswith("Error: no video in") and len(out.strip().splitlines()) == 1
+    assert out.startswith("Error: no video in")
+    assert len(out.strip().splitlines()) == 1
     result, out = run(pred, tmp_path / "missing", "-o", tmp_path / "r")
-    assert result.exit_code == 2 and "does not exist" in out
+    assert result.exit_code == 2
+    assert "does not exist" in out
     assert "Traceback" not in out
 
 
@@ -234,7 +246,8 @@ def test_mask_size_mismatch_is_reported_per_video(tmp_path):
     report = tmp_path / "report"
     result, out = run(pred, truth, "-o", report, "--fail-under", "dice_mean=0.5")
     assert result.exit_code == 1
-    assert "fish1: not evaluated" in out and "34x24" in out
+    assert "fish1: not evaluated" in out
+    assert "34x24" in out
     assert pd.read_csv(report / "evaluation.csv").loc[0, "status"] == "error"
 
 
@@ -250,7 +263,8 @@ def test_failed_prediction_counts_as_missed_and_chunking_does_not_matter(tmp_pat
         result, out = run(pred, truth, "-o", report, "--chunk-frames", chunk, "-q")
         assert result.exit_code == 0, out
         m = metrics(report)
-        assert m["n_videos"] == 2 and m["edes_detection_rate"] == 0.5  # fish2: all 6 missed
+        assert m["n_videos"] == 2
+        assert m["edes_detection_rate"] == 0.5
         np.testing.assert_allclose(m["dice_mean"], 0.8)  # fish1 only: fish2 has no masks
         assert m["n_frames_dice"] == N_FRAMES
         assert "ED frame" not in out  # -q: no table
@@ -276,7 +290,8 @@ def test_metrics_over_the_videos_that_passed_qc(tmp_path):
     assert m["qc_passed"]["ed_frame_error_mean"] == 0.0
     assert "passed QC: 1 of 2 videos" in out
     per_video = pd.read_csv(report / "evaluation.csv").set_index("video")
-    assert per_video.loc["good", "qc_pass"] and not per_video.loc["bad", "qc_pass"]
+    assert per_video.loc["good", "qc_pass"]
+    assert not per_video.loc["bad", "qc_pass"]
 
 
 def test_no_qc_column_means_no_qc_split(tmp_path):

@@ -24,10 +24,11 @@ def test_bad_config_names_file_and_problem(tmp_path, text, message):
 
 
 def test_missing_config_file():
-    with pytest.raises(FileNotFoundError, match="missing.toml"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         load_config("missing.toml")
 
 
 def test_overrides_ignore_none():
     config = with_overrides(Config(), "segment", device=None, batch_size=4)
-    assert config.segment.batch_size == 4 and config.segment.device == "auto"
+    assert config.segment.batch_size == 4
+    assert config.segment.device == "auto"

@@ -82,7 +82,8 @@ def test_match_events_pairs_within_tolerance_one_to_one():
 
 def test_match_events_two_predictions_near_one_truth_match_once():
     m = match_events([0.98, 1.01], [1.0], 0.5)
-    assert m.n_matched == 1 and m.n_false == 1
+    assert m.n_matched == 1
+    assert m.n_false == 1
     np.testing.assert_array_equal(m.pred_index, [1])  # the nearer one
 
 
@@ -159,10 +160,14 @@ def test_identical_beats_give_perfect_scores():
     true = truth_beats()
     table = compare_beats(true.copy(), true, FPS)
     assert len(table) == len(true)
-    assert table["ed_matched"].all() and table["es_matched"].all()
+    assert table["ed_matched"].all()
+    assert table["es_matched"].all()
     s = summarise_errors(table, true, dice=np.ones(50))
-    assert s.edes_detection_rate == 1.0 and s.n_false_events == 0
-    assert s.dice_mean == 1.0 and s.dice_p05 == 1.0 and s.n_frames_dice == 50
+    assert s.edes_detection_rate == 1.0
+    assert s.n_false_events == 0
+    assert s.dice_mean == 1.0
+    assert s.dice_p05 == 1.0
+    assert s.n_frames_dice == 50
     for name in ("ed_frame_error_mean", "es_frame_error_mean", "edes_frame_error_max",
                  "ed_time_error_frames_mean", "edes_time_error_frames_max",
                  "hr_abs_err_bpm_median", "hr_rel_err_pct_median", "ef_abs_err_median",
@@ -179,15 +184,18 @@ def test_shift_by_one_frame_gives_frame_error_exactly_one():
     np.testing.assert_array_equal(table["es_frame_error"], 1.0)
     np.testing.assert_allclose(table["ed_time_error_frames"], 1.0, atol=1e-9)
     s = summarise_errors(table, true)
-    assert s.ed_frame_error_mean == 1.0 and s.es_frame_error_mean == 1.0
-    assert s.edes_frame_error_max == 1.0 and s.edes_detection_rate == 1.0
+    assert s.ed_frame_error_mean == 1.0
+    assert s.es_frame_error_mean == 1.0
+    assert s.edes_frame_error_max == 1.0
+    assert s.edes_detection_rate == 1.0
     assert math.isnan(s.dice_mean)  # no masks compared
 
 
 def test_negative_shift_gives_absolute_error():
     true = truth_beats()
     s = summarise_errors(compare_beats(shifted(true, -2), true, FPS), true)
-    assert s.ed_frame_error_mean == 2.0 and s.edes_frame_error_max == 2.0
+    assert s.ed_frame_error_mean == 2.0
+    assert s.edes_frame_error_max == 2.0
 
 
 def test_subframe_time_error_in_frames():
@@ -213,7 +221,8 @@ def test_missing_predicted_beat_lowers_detection_rate():
     s = summarise_errors(table, pred)
     assert s.edes_detection_rate == pytest.approx(8 / 10)
     assert s.ed_detection_rate == pytest.approx(4 / 5)
-    assert s.n_false_events == 0 and s.n_beats_pred == 4
+    assert s.n_false_events == 0
+    assert s.n_beats_pred == 4
 
 
 def test_extra_predicted_beat_counts_false_events():
@@ -226,7 +235,8 @@ def test_extra_predicted_beat_counts_false_events():
     pred = pd.concat([true, extra]).sort_values("ed_time_s").reset_index(drop=True)
     s = summarise_errors(compare_beats(pred, true, FPS), pred)
     assert s.edes_detection_rate == 1.0
-    assert s.n_false_events == 2 and s.ed_frame_error_mean == 0.0
+    assert s.n_false_events == 2
+    assert s.ed_frame_error_mean == 0.0
 
 
 def test_event_beyond_half_a_beat_is_not_matched():
@@ -241,7 +251,8 @@ def test_event_beyond_half_a_beat_is_not_matched():
     np.testing.assert_array_equal(table["ed_matched"], [False, True, True])
     np.testing.assert_array_equal(table["ed_frame_error"][1:], [-9.0, -9.0])
     assert not table["es_matched"].any()
-    assert s.edes_detection_rate == pytest.approx(2 / 6) and s.n_false_events == 1
+    assert s.edes_detection_rate == pytest.approx(2 / 6)
+    assert s.n_false_events == 1
 
 
 def test_value_errors_per_beat():
@@ -269,7 +280,8 @@ def test_empty_prediction_misses_everything():
     true = truth_beats(n=3)
     pred = true.iloc[:0]
     s = summarise_errors(compare_beats(pred, true, FPS), pred)
-    assert s.edes_detection_rate == 0.0 and s.n_beats_pred == 0
+    assert s.edes_detection_rate == 0.0
+    assert s.n_beats_pred == 0
     assert math.isnan(s.ed_frame_error_mean)
 
 

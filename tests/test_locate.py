@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from medaka_heart.locate import best_place, group_places, same_place

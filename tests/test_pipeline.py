@@ -49,7 +49,8 @@ def test_each_chunk_is_segmented_where_the_plan_of_its_own_video_puts_it(tmp_pat
     assert seg.plans == [[(0.0, 0.0, 10.0), (0.0, 1.0, 10.0), (0.0, 2.0, 10.0)]]  # 3 chunks
     assert seg.used == seg.plans[0]
     analyze_video(video, tmp_path / "out2", config, VideoOptions(plots=False), segmenter=seg)
-    assert len(seg.plans) == 2 and seg.used[3:] == seg.plans[1]  # a new video, a new plan
+    assert len(seg.plans) == 2
+    assert seg.used[3:] == seg.plans[1]
 
 
 def test_a_video_is_decoded_once_when_it_fits_in_memory(tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ def test_device_auto_is_cpu_here():
 def test_threads_do_not_oversubscribe():
     assert cpu_threads(3) == 3
     assert cpu_threads(None, workers=10_000) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="threads must be >= 1"):
         cpu_threads(0)
 
 
@@ -306,7 +306,8 @@ def test_coarse_candidates_most_confident_first_with_their_heart_box():
     found = coarse_candidates(prob, 0.3, 4)
     assert [round(score, 2) for *_, score in found] == [0.6, 0.47]  # by temporal mean
     (core, extent, _), (core2, extent2, _) = found
-    assert core == (10.0, 10.0, 10.0, 10.0) and extent == core
+    assert core == (10.0, 10.0, 10.0, 10.0)
+    assert extent == core
     assert extent2 == (40.0, 25.0, 20.0, 10.0)
     assert core2 == (45.0, 25.0, 10.0, 10.0)  # above 0.97 x its own peak: the right half
     assert coarse_candidates(prob, 0.3, 1) == found[:1]
@@ -343,9 +344,11 @@ def test_locate_prefers_the_candidate_that_beats(two_pass_dir, monkeypatch):
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     frames, fps = _static_and_beating()
     cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: the most confident region
-    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    assert abs(cx - 150) < 8
+    assert abs(cy - 40) < 8
     cx, cy, _ = seg.locator.locate(frames, fps)
-    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    assert abs(cx - 50) < 8
+    assert abs(cy - 75) < 8
     cx, cy, _ = seg.locator.locate(frames[:20], fps)  # 1 s: too short to tell a beat
     assert abs(cx - 150) < 8
     off = Segmenter(two_pass_dir, threads=1, coarse_every=2, beat_gate=0)
@@ -361,7 +364,8 @@ def test_locate_looks_where_it_beats_when_no_candidate_does(two_pass_dir, monkey
         (x > 0.9) if x.shape[-1] >= coarse else (x > 0.5)).astype(np.float32))
     frames, fps = _static_and_beating()
     cx, cy, _ = seg.locator.locate(frames, fps)
-    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    assert abs(cx - 50) < 8
+    assert abs(cy - 75) < 8
 
 
 def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir, monkeypatch):
@@ -373,9 +377,11 @@ def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir
         else np.where(x > 0.9, 1.0, np.where(x > 0.5, 0.7, 0.0)).astype(np.float32)))
     frames, fps = _static_and_beating()
     cx, cy, _ = seg.locator.locate(frames, fps)
-    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    assert abs(cx - 50) < 8
+    assert abs(cy - 75) < 8
     cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: no beat to go by, the surer wins
-    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    assert abs(cx - 150) < 8
+    assert abs(cy - 40) < 8
 
 
 def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
@@ -387,18 +393,22 @@ def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
         else np.where(x > 0.9, 0.6, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
     frames, _ = _static_and_beating()
     cx, cy, _ = seg.locator.locate(frames)  # the coarse pass only knows the disk
-    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    assert abs(cx - 150) < 8
+    assert abs(cy - 40) < 8
     found = _segment_after(seg, frames, (52.0, 73.0, 60.0))  # the heart, a chunk ago
     cx, cy, _ = found.box
-    assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+    assert abs(cx - 50) < 8
+    assert abs(cy - 75) < 8
     ys, xs = np.nonzero(found.masks[0])
-    assert abs(xs.mean() - 50) < 3 and abs(ys.mean() - 75) < 3
+    assert abs(xs.mean() - 50) < 3
+    assert abs(ys.mean() - 75) < 3
     # the chunk's own candidate nearly as sure: the handed-on crop needs HANDED_ON_WEIGHT more
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
         (x > 0.9) * 0.6 if x.shape[-1] >= coarse
         else np.where(x > 0.9, 0.99, np.where(x > 0.5, 1.0, 0.0))).astype(np.float32))
     cx, cy, _ = _segment_after(seg, frames, (52.0, 73.0, 60.0)).box
-    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    assert abs(cx - 150) < 8
+    assert abs(cy - 40) < 8
 
 
 def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch):
@@ -406,7 +416,8 @@ def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch)
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.zeros_like(x))
     frames, _ = _static_and_beating()
     found = _segment_after(seg, frames, (52.0, 73.0, 60.0))
-    assert found.box is None and not found.masks.any()  # whole frames, nothing in them
+    assert found.box is None
+    assert not found.masks.any()
 
 
 def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
@@ -442,8 +453,9 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     frames, fps = _static_and_beating(n=80)
     first, second = frames[:20], frames[20:]  # 1 s (too short to tell a beat), then 3 s
-    cx, cy, _ = seg.locator.locate(first, fps)  # on its own the first chunk settles on the still disk
-    assert abs(cx - 150) < 8 and abs(cy - 40) < 8
+    cx, cy, _ = seg.locator.locate(first, fps)  # on its own it settles on the still disk
+    assert abs(cx - 150) < 8
+    assert abs(cy - 40) < 8
     calls = []
 
     def chunks():
@@ -457,10 +469,12 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
     assert len(calls) == 2  # two places: every place is judged on every chunk
     assert len(beat_maps) == 2  # each chunk's beat map from the first read serves the second
     for cx, cy, _ in boxes:  # the beating ellipse scores best over the video: used in both
-        assert abs(cx - 50) < 8 and abs(cy - 75) < 8
+        assert abs(cx - 50) < 8
+        assert abs(cy - 75) < 8
     masks = [found.masks for _, found in seg.segment_video(chunks, fps)]
     ys, xs = np.nonzero(masks[0][0])
-    assert abs(xs.mean() - 50) < 4 and abs(ys.mean() - 75) < 4
+    assert abs(xs.mean() - 50) < 4
+    assert abs(ys.mean() - 75) < 4
 
 
 def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monkeypatch):
@@ -501,14 +515,16 @@ def test_segment_at_looks_only_in_its_box(two_pass_dir, monkeypatch):
     elsewhere = seg._segment_at(frames, (50.0, 80.0, 60.0), None).masks
     assert not elsewhere[:, :, 100:].any()  # nothing outside the crop
     whole = seg._segment_at(frames, None, None)  # whole frames at the coarse size
-    assert whole.box is None and dice_per_frame(whole.masks, truth).mean() > 0.6
+    assert whole.box is None
+    assert dice_per_frame(whole.masks, truth).mean() > 0.6
 
 
 def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1)
     frames, fps = _static_and_beating()
     beat = seg.locator.beat_map(frames, fps)
-    assert beat is not None and beat.max() == pytest.approx(1.0)
+    assert beat is not None
+    assert beat.max() == pytest.approx(1.0)
     assert seg.locator.beat_map(frames, None) is None  # frame rate unknown
     rng = np.random.default_rng(0)
     flicker = frames.copy()
@@ -536,7 +552,8 @@ def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
     assert np.abs(coarse - without.runtime.predict(images, COARSE)).max() > 1e-3
     np.testing.assert_allclose(with_loc.runtime.predict(images[:, :32, :32], FINE),
                                without.runtime.predict(images[:, :32, :32], FINE), atol=1e-6)
-    assert with_loc.runtime.sha256 == model_hash(main) != without.runtime.sha256  # part of the model
+    # the localiser is part of the model
+    assert with_loc.runtime.sha256 == model_hash(main) != without.runtime.sha256
     assert with_loc.provenance()["localiser"] == loc_arch.to_dict()
     assert without.provenance()["localiser"] is None
 
