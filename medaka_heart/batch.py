@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_S = 30.0  # summary.csv is rewritten at most this often while a run goes on
 LOCK_FILE = ".medaka-heart.lock"
 OWNER_FILE = ".medaka-heart.owner"  # host and pid of the run that holds the lock
-STALE_PATTERNS = (".*.partial", ".*.old", ".*.tmp", ".*.tmp.png")  # left by a killed run
+STALE_PATTERNS = (".*.partial", ".*.old", ".*.tmp", ".*.tmp.*")  # left by a killed run
 
 
 class OutputError(OSError):

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from .config import PreprocessConfig, SegmentConfig
-from .model.checkpoint import LOCALISER_DIR, Checkpoint, ModelInfo, load_checkpoint, model_hash
+from .model.checkpoint import Checkpoint, ModelInfo, load_checkpoint
 from .model.device import cpu_threads, resolve_device
+from .model.folder import LOCALISER_DIR, model_hash
 from .model.inputs import COARSE, FINE, network_input
 from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, resize_stack

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from medaka_heart.io.masks import MaskStackWriter
-from medaka_heart.model.data import read_image
+from medaka_heart.io.image import read_image
 
 
 def beating_scale(n_frames: int, fps: float, hr_bpm: float, shortening: float) -> np.ndarray:

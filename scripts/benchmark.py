@@ -271,7 +271,7 @@ def load_model(model: str | None, device: str, threads: int) -> tuple[Any, dict[
 
     info: dict[str, Any] = {"requested": model, "device": device}
     try:
-        from medaka_heart.model.checkpoint import model_hash
+        from medaka_heart.model.folder import model_hash
         from medaka_heart.segment import default_model_path
     except ImportError as exc:
         info.update(available=False, error=f"torch/segmenter not importable ({exc})")

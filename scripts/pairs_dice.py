@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from medaka_heart.evaluate import dice_per_frame
-from medaka_heart.model.data import PairFiles, find_heartseg, find_pairs, read_image
+from medaka_heart.io.image import read_image
+from medaka_heart.model.data import PairFiles, find_heartseg, find_pairs
 from medaka_heart.segment import Segmenter
 
 

@@ -11,8 +11,8 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
-from medaka_heart.cli import main
 from medaka_heart.batch import LOCK_FILE
+from medaka_heart.cli import main
 from medaka_heart.schema import BEAT_COLUMNS, FRAME_COLUMNS, RHYTHM_BEAT_COLUMNS, SUMMARY_COLUMNS
 
 
@@ -49,8 +49,10 @@ def test_analyze_with_masks_writes_the_contract(tmp_path, law, law_video):
     assert list(beats.columns) == [*BEAT_COLUMNS, *RHYTHM_BEAT_COLUMNS]
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     row = summary.iloc[0]
-    assert row["status"] == "ok" and row["fps"] == pytest.approx(law.fps)
-    assert row["fps_source"] == "container" and row["pixel_size_source"] == "user"
+    assert row["status"] == "ok"
+    assert row["fps"] == pytest.approx(law.fps)
+    assert row["fps_source"] == "container"
+    assert row["pixel_size_source"] == "user"
     assert row["hr_bpm"] == pytest.approx(law.hr_bpm, rel=0.005)
     assert row["fs_minor_pct"] == pytest.approx(100 * law.fb, rel=0.01)
     assert row["hr_bpm_intensity"] == pytest.approx(law.hr_bpm, rel=0.02)  # model-free check
@@ -102,7 +104,8 @@ def test_unknown_fps_is_a_clear_error(tmp_path, law):
                                        str(folder), "--no-progress"])
     assert result.exit_code == 1
     error = pd.read_csv(out / "summary.csv")["error"].iloc[0]
-    assert "frame rate unknown" in error and "--fps" in error
+    assert "frame rate unknown" in error
+    assert "--fps" in error
     ok = CliRunner().invoke(main, ["analyze", str(folder), "-o", str(out), "--masks", str(folder),
                                    "--fps", "15", "--no-progress"])
     assert ok.exit_code == 0, ok.output
@@ -125,7 +128,8 @@ def test_no_default_model_is_one_clear_error_before_any_video(tmp_path, law_vide
     video, _, _ = law_video
     result = CliRunner().invoke(main, ["analyze", str(video), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "no default segmentation model" in result.output and "--model" in result.output
+    assert "no default segmentation model" in result.output
+    assert "--model" in result.output
     assert not (tmp_path / "out" / "heart").exists()
 
 
@@ -134,7 +138,7 @@ def test_plain_video_with_no_other_input_uses_the_shipped_model(tmp_path):
     """`analyze VIDEO` alone: the shipped weights segment a sample phantom, the rate is right."""
     import json
 
-    from medaka_heart.model.checkpoint import model_hash
+    from medaka_heart.model.folder import model_hash
     from medaka_heart.segment import default_model_path
 
     sample = Path(__file__).parents[1] / "sample_data" / "typical_s2024_000.avi"

@@ -11,10 +11,10 @@ import torch
 from medaka_heart.model.checkpoint import (
     ModelInfo,
     load_checkpoint,
-    model_hash,
     save_checkpoint,
     save_model_folder,
 )
+from medaka_heart.model.folder import model_hash
 from medaka_heart.model.unet import UNet, UNetConfig
 
 torch.set_num_threads(1)
@@ -61,7 +61,8 @@ def test_pickled_object_is_refused(tmp_path, tiny):
 def test_non_checkpoint_is_refused(tmp_path, content):
     path = tmp_path / "junk.pt"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"junk\.pt: not a model checkpoint \(torch cannot read it"):
+    with pytest.raises(ValueError,
+                       match=r"junk\.pt: not a model checkpoint \(torch cannot read it"):
         load_checkpoint(path)
 
 

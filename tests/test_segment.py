@@ -535,7 +535,7 @@ def test_beat_map_only_where_the_intensity_beats_regularly(two_pass_dir):
 
 
 def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
-    from medaka_heart.model.checkpoint import LOCALISER_DIR, model_hash
+    from medaka_heart.model.folder import LOCALISER_DIR, model_hash
     from medaka_heart.model.inputs import COARSE, FINE
 
     geometry = {"input_size": 32, "coarse_size": 64, "crop_scale": 2.0}
@@ -559,7 +559,7 @@ def test_localiser_runs_the_coarse_pass_and_the_main_network_the_fine(tmp_path):
 
 
 def test_localiser_too_deep_for_the_coarse_size_is_refused(tmp_path):
-    from medaka_heart.model.checkpoint import LOCALISER_DIR
+    from medaka_heart.model.folder import LOCALISER_DIR
 
     main = _random_folder(tmp_path / "m", UNetConfig(depth=2, base_filters=2, in_channels=2), 0,
                           input_size=32, coarse_size=48)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from medaka_heart.model.checkpoint import load_checkpoint, model_hash
+from medaka_heart.model.checkpoint import load_checkpoint
 from medaka_heart.model.data import FramePool, generate_sequence, toy_pairs
+from medaka_heart.model.folder import model_hash
 from medaka_heart.model.losses import dice_bce_loss
 from medaka_heart.model.train import draw_batch, train, view_spec
 from medaka_heart.model.train_config import (

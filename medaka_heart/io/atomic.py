@@ -43,12 +43,15 @@ def describe_os_error(exc: OSError) -> str:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; write it whole, and on leaving it becomes `path`.
 
+    The temporary name ends in `path`'s own suffix (``.X.<random>.tmp.avi``), so writers that
+    choose the format by suffix (OpenCV, tifffile, numpy) write the right one.
     On an exception the temporary file is removed and `path` is left as it was; an OSError
     (while writing or finishing) is raised again naming `path`, not the temporary name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

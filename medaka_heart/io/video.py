@@ -20,17 +20,15 @@ import cv2
 import numpy as np
 import tifffile
 
+from .errors import VideoError
+from .image import TIFF_SUFFIXES, read_image
+
 CONTAINER_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv")
-TIFF_SUFFIXES = (".tif", ".tiff")
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = CONTAINER_SUFFIXES + TIFF_SUFFIXES
 CHUNK_PIXELS = 64 * 640 * 480  # most pixels per chunk: 64 frames of 640x480, 1 of 4000x3000
 
 log = logging.getLogger(__name__)
-
-
-class VideoError(ValueError):
-    """A video cannot be read; the message names the file and the problem."""
 
 
 # A container's frame count is an estimate for many codecs (H.264/MP4 count from duration x
@@ -299,28 +297,6 @@ class TiffStackReader:
                 yield _as_frames(data.reshape((stop - start, *self._frame_shape)), self.path)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """One image file -> (H, W) or (H, W, 3) array in its own dtype."""
-    image: np.ndarray | None
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        try:
-            image = tifffile.imread(path)
-        except Exception as exc:
-            raise VideoError(f"{path}: not a readable image ({exc})") from None
-    else:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise VideoError(f"{path}: not a readable image")
-        if image.ndim == 3:
-            code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-            image = cv2.cvtColor(image, code)
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    if image.ndim not in (2, 3):
-        raise VideoError(f"{path}: unsupported image shape {image.shape}")
-    return image
-
-
 # A numbered folder with frames missing: each missing frame is put back at its true time as
 # the mean of its two neighbours, when the gaps are short (at most MAX_GAP_FRAMES in a row)
 # and few (at most MAX_MISSING_FRACTION of the span); otherwise time cannot be rebuilt.
@@ -369,7 +345,7 @@ class FrameFolderReader:
         self.files = files if files is not None else frame_files(path)
         if not self.files:
             raise VideoError(f"{path}: folder holds no frame images ({', '.join(FRAME_SUFFIXES)})")
-        first = _read_image(self.files[0])
+        first = read_image(self.files[0])
         self._shape = first.shape
         # given files (a screening microscope's) carry their own time base; a plain folder's
         # numbering is its time
@@ -393,7 +369,7 @@ class FrameFolderReader:
                 held += 1
                 continue
             file = next(files)
-            image = _read_image(file)
+            image = read_image(file)
             if image.shape != self._shape:
                 raise VideoError(f"{file}: frame shape {image.shape} differs from the "
                                  f"first frame's {self._shape}")

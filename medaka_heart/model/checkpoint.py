@@ -15,26 +15,22 @@ pickled Python object, is refused with a one-line ValueError naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import torch
 
 from .. import __version__
+from ..io.atomic import write_bytes_atomic, write_text_atomic
+from .folder import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE
 from .unet import UNet, UNetConfig
 
 FORMAT = "medaka_heart.unet"
 FORMAT_VERSION = 1
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "config.json"
-THRESHOLDS_FILE = "thresholds.json"
-LOCALISER_DIR = "localiser"  # optional model folder inside a model folder: the coarse pass
 
 
 @dataclass(frozen=True)
@@ -142,10 +138,7 @@ def save_checkpoint(
         payload["train_state"] = train_state
     buffer = io.BytesIO()  # a fixed archive name inside the zip: same content, same bytes
     torch.save(payload, buffer)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _torch_load(path: Path) -> Any:
@@ -232,22 +225,5 @@ def save_model_folder(folder: str | Path, model: UNet, info: ModelInfo) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / MODEL_FILE, model, info)
-    (folder / CONFIG_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(info.to_dict(), indent=2) + "\n")
     return folder
-
-
-def model_hash(path: str | Path) -> str:
-    """sha256 hex digest of a checkpoint file, or of a model folder's files (its localiser's
-    too) in a fixed order."""
-    path = Path(path)
-    names = (MODEL_FILE, CONFIG_FILE, THRESHOLDS_FILE)
-    files = ([f for d in (path, path / LOCALISER_DIR) for f in (d / n for n in names)
-              if f.is_file()] if path.is_dir() else [path])
-    if not (path / MODEL_FILE if path.is_dir() else path).is_file():
-        raise FileNotFoundError(f"{path}: no model file to hash")
-    digest = hashlib.sha256()
-    for f in files:
-        with f.open("rb") as fh:
-            for chunk in iter(partial(fh.read, 1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()

@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import tifffile
 
+from ..io.atomic import atomic_path
+from ..io.image import read_image
 from .samples import ViewSpec, make_views, scene_motion
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
@@ -187,19 +187,6 @@ def find_synth(folder: str | Path) -> list[tuple[str, Path, Path]]:
 
 # ---------------------------------------------------------------------------- loading
 
-def read_image(path: Path) -> np.ndarray:
-    """One image file -> (H, W) or (H, W, C) array in its own dtype (tifffile or OpenCV)."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return tifffile.imread(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image")
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
-    return image
-
-
 def load_pair_files(pairs: PairFiles, spec: ViewSpec) -> SequenceData:
     """Read one sequence of image/mask files into its stored views."""
     def images():
@@ -309,10 +296,8 @@ def cached(cache_dir: str | Path | None, key: dict, make: Callable[[], SequenceD
         with np.load(path, allow_pickle=False) as data:
             return SequenceData(str(data["name"]), *(data[f] for f in fields))
     seq = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, name=np.array(seq.name), **{f: getattr(seq, f) for f in fields})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, name=np.array(seq.name), **{f: getattr(seq, f) for f in fields})
     return seq
 
 

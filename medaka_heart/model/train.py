@@ -28,14 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..io.atomic import write_text_atomic
 from ..preprocess import normalise_intensity
-from .checkpoint import (
-    ModelInfo,
-    load_checkpoint,
-    model_hash,
-    save_checkpoint,
-    save_model_folder,
-)
+from .checkpoint import ModelInfo, load_checkpoint, save_checkpoint, save_model_folder
 from .data import (
     FramePool,
     SequenceData,
@@ -50,6 +45,7 @@ from .data import (
     toy_pairs,
 )
 from .device import cpu_threads, resolve_device
+from .folder import model_hash
 from .inputs import COARSE, FINE, network_input
 from .losses import get_loss
 from .samples import ViewSpec, coarse_sample, fine_sample
@@ -331,7 +327,7 @@ def train(
     last = out_dir / "last.pt"
     if resume and last.is_file() and config_file.is_file():
         _check_resumable(json.loads(config_file.read_text()), config.to_dict(), config_file)
-    config_file.write_text(resolved)
+    write_text_atomic(config_file, resolved)
 
     pools, probs, val, data_desc = build_data(config, progress, cache_dir)
     val_sets = validation_arrays(val, config)

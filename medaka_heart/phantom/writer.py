@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import cv2
@@ -31,22 +30,11 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
+from ..io.atomic import atomic_path
 from .generate import Phantom, make_phantom
 from .presets import PhantomPreset, load_preset
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path` (same suffix); move it into place on success."""
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _display_8bit(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -84,8 +72,8 @@ def write_phantom(
         first = phantom.image(0)
         window = tuple(float(v) for v in np.percentile(first, [0.1, 99.9]))
 
-    tif_context = _atomic(tif) if write_tiff else nullcontext(None)
-    with _atomic(avi) as avi_tmp, tif_context as tif_tmp:
+    tif_context = atomic_path(tif) if write_tiff else nullcontext(None)
+    with atomic_path(avi) as avi_tmp, tif_context as tif_tmp:
         writer = cv2.VideoWriter(
             str(avi_tmp), cv2.VideoWriter.fourcc(*"MJPG"), float(phantom.fps), (w, h), True
         )
@@ -123,7 +111,7 @@ def write_phantom(
             writer.release()
 
     masks_tif = truth_dir / "masks.tif"
-    with _atomic(masks_tif) as tmp:
+    with atomic_path(masks_tif) as tmp:
         tifffile.imwrite(
             tmp,
             data=(phantom.mask(i).astype(np.uint8) * 255 for i in range(phantom.n_frames)),
@@ -135,9 +123,9 @@ def write_phantom(
         )
     tables = {"frames.csv": phantom.frame_table(), "beats.csv": phantom.beat_table()}
     for table_name, table in tables.items():
-        with _atomic(truth_dir / table_name) as tmp:
+        with atomic_path(truth_dir / table_name) as tmp:
             table.to_csv(tmp, index=False, float_format="%.9g")
-    with _atomic(truth_dir / "meta.json") as tmp:
+    with atomic_path(truth_dir / "meta.json") as tmp:
         full_meta = {**phantom.meta(), "name": name, **(extra_meta or {})}
         tmp.write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
     return avi

@@ -67,21 +67,15 @@ def model_identity(options: RunOptions) -> str | None:
         return f"{factory.__module__}.{getattr(factory, '__qualname__', repr(factory))}"
     model: str | Path | None = options.config.segment.model
     if model is None:
-        from ..segment import default_model_path
+        from ..runtime import default_model_path
 
         model = default_model_path()
-    path = Path(model)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    sha = hashlib.sha256()
-    for f in files:
-        sha.update(f.name.encode())
-        try:
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    sha.update(block)
-        except OSError:
-            sha.update(b"<unreadable>")
-    return sha.hexdigest()
+    from ..model.folder import model_hash
+
+    try:
+        return model_hash(model)
+    except OSError as exc:  # the segmenter says so when it is made; the job then fails
+        return f"unreadable: {exc}"
 
 
 def fingerprint_inputs(source: VideoSource, options: RunOptions, model: str | None
