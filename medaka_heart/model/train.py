@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -336,21 +337,9 @@ def train(
     loss_fn = get_loss(o.loss)
     use_amp = o.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, best_dice, best_epoch = 0, -math.inf, -1
     metrics_path = out_dir / "metrics.jsonl"
-    if resume and last.is_file():
-        ckpt = load_checkpoint(last)
-        model.load_state_dict(ckpt.state_dict)
-        state = ckpt.train_state or {}
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"]) + 1
-        best_dice, best_epoch = float(state["best_val_dice"]), int(state["best_epoch"])
-        log.info("resuming %s at epoch %d", last, start_epoch)
-    else:
-        if o.init:
-            _load_init(model, o.init)
-        if metrics_path.exists():
-            metrics_path.unlink()
+    start_epoch, best_dice, best_epoch = _start(model, optimizer, last if resume else None,
+                                                metrics_path, o.init)
     if o.init:  # provenance: which weights the run started from
         data_desc = {**data_desc, "init": {"path": str(o.init), "sha256": model_hash(o.init)}}
     log.info("U-Net %s, %d parameters, device %s", config.model, count_parameters(model), dev)
@@ -359,36 +348,10 @@ def train(
     total_steps = o.epochs * o.steps_per_epoch
     train_loss = math.nan
     for epoch in range(start_epoch, epochs):
-        rng = np.random.default_rng([o.seed, epoch])
-        torch.manual_seed(o.seed * 100_003 + epoch)
-        model.train()
-        t0, losses = time.perf_counter(), []
-        bar = tqdm(range(o.steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not progress, leave=False)
-        for i in bar:
-            step = epoch * o.steps_per_epoch + i
-            lr = _lr_at(step, total_steps, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = draw_batch(pools, probs, rng, o.batch_size, config)
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            amp = torch.autocast("cuda") if use_amp else contextlib.nullcontext()
-            with amp:
-                loss = loss_fn(model(x), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        train_loss = float(np.mean(losses))
-        scores = {f"val_{k}_{m}": v for k, (x_val, y_val) in val_sets.items()
-                  for m, v in zip(("loss", "dice"), evaluate(model, x_val, y_val, loss_fn, dev),
-                                  strict=True)}
-        dices = [v for k, v in scores.items() if k.endswith("_dice")]
-        val_dice = float(np.mean(dices)) if dices else math.nan  # mean over the passes
-        losses_val = [v for k, v in scores.items() if k.endswith("_loss")]
-        val_loss = float(np.mean(losses_val)) if losses_val else math.nan
+        t0 = time.perf_counter()
+        steps = _EpochSteps(model, optimizer, scaler, loss_fn, dev, use_amp)
+        train_loss, lr = steps.run(pools, probs, config, epoch, epochs, total_steps, progress)
+        scores, val_dice, val_loss = _validate(model, val_sets, loss_fn, dev)
         improved = not math.isnan(val_dice) and val_dice > best_dice
         if improved or math.isnan(val_dice):
             best_dice, best_epoch = (val_dice if improved else best_dice), epoch
@@ -408,3 +371,76 @@ def train(
                         train_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                      "best_val_dice": best_dice, "best_epoch": best_epoch})
     return TrainResult(out_dir, out_dir / "model", best_dice, best_epoch + 1, epochs, train_loss)
+
+
+@dataclass
+class _EpochSteps:
+    """The optimiser steps of one epoch: what they need besides the data."""
+
+    model: UNet
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss_fn: Callable[..., torch.Tensor]
+    device: torch.device
+    use_amp: bool
+
+    def run(self, pools: Any, probs: Any, config: TrainConfig, epoch: int, epochs: int,
+            total_steps: int, progress: bool) -> tuple[float, float]:
+        """One epoch of steps, seeded by (seed, epoch): (mean training loss, last lr)."""
+        o = config.optim
+        rng = np.random.default_rng([o.seed, epoch])
+        torch.manual_seed(o.seed * 100_003 + epoch)
+        self.model.train()
+        losses: list[float] = []
+        lr = math.nan
+        bar = tqdm(range(o.steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not progress, leave=False)
+        for i in bar:
+            step = epoch * o.steps_per_epoch + i
+            lr = _lr_at(step, total_steps, config)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            x, y = draw_batch(pools, probs, rng, o.batch_size, config)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            amp = torch.autocast("cuda") if self.use_amp else contextlib.nullcontext()
+            with amp:
+                loss = self.loss_fn(self.model(x), y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        return float(np.mean(losses)), lr
+
+
+def _validate(model: UNet, val_sets: dict, loss_fn: Callable[..., torch.Tensor],
+              device: torch.device) -> tuple[dict[str, float], float, float]:
+    """Validation loss and Dice per pass ({val_<pass>_<loss|dice>}) and their means."""
+    scores = {f"val_{k}_{m}": v for k, (x_val, y_val) in val_sets.items()
+              for m, v in zip(("loss", "dice"), evaluate(model, x_val, y_val, loss_fn, device),
+                              strict=True)}
+    dices = [v for k, v in scores.items() if k.endswith("_dice")]
+    val_dice = float(np.mean(dices)) if dices else math.nan  # mean over the passes
+    losses_val = [v for k, v in scores.items() if k.endswith("_loss")]
+    val_loss = float(np.mean(losses_val)) if losses_val else math.nan
+    return scores, val_dice, val_loss
+
+
+def _start(model: UNet, optimizer: torch.optim.Optimizer, last: Path | None, metrics_path: Path,
+           init: str | None) -> tuple[int, float, int]:
+    """(first epoch, best validation Dice, its epoch): from the checkpoint `last` where it
+    exists (resume), else fresh, from the `init` weights if given, with no metrics yet."""
+    if last is not None and last.is_file():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt.state_dict)
+        state = ckpt.train_state or {}
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"]) + 1
+        log.info("resuming %s at epoch %d", last, start_epoch)
+        return start_epoch, float(state["best_val_dice"]), int(state["best_epoch"])
+    if init:
+        _load_init(model, init)
+    if metrics_path.exists():
+        metrics_path.unlink()
+    return 0, -math.inf, -1

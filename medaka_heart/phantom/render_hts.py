@@ -62,7 +62,12 @@ def hts_frame_draws(params: PhantomParams, n_frames: int, rng: np.random.Generat
 
 
 def build_hts_scene(params: PhantomParams, rng: np.random.Generator) -> HtsScene:
-    """Draw the static well, chorion and embryo and the heart layout of one hts video."""
+    """Draw the static well, chorion and embryo and the heart layout of one hts video.
+
+    Long on purpose: one drawing recipe, layer over layer, each step using the random draws
+    of the steps before it in a fixed order (the order is the phantom's seed contract: split
+    it and every phantom set changes).
+    """
     size = params.size_px
     sc = size + 2 * MARGIN
     shape = (sc, sc)

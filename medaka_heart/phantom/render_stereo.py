@@ -282,7 +282,8 @@ def _static_scene(
     """The still parts of the picture, (H, W, 3) uint8 RGB.
 
     Drawn at half resolution (the scene is out of focus anyway) in full-resolution pixel
-    units, then upsampled and given a fine full-resolution texture.
+    units, then upsampled and given a fine full-resolution texture. Long on purpose: one
+    drawing recipe whose random draws come in a fixed order (the phantom's seed contract).
     """
     hc, wc = shape
     f = 0.5

@@ -55,7 +55,8 @@ def write_phantom(
     """Write one phantom as ``<name>.avi`` (+ ``.tif``) and ``<name>.truth/``; return the AVI.
 
     `quality` is the MJPG quality (0-100); `extra_meta` is merged into ``meta.json`` (e.g. the
-    set's seed and the video's index).
+    set's seed and the video's index). Long on purpose: one pass over the frames feeds the
+    AVI, the TIFF and the truth files, each written whole under a temporary name.
     """
     out_dir = Path(out_dir)
     truth_dir = out_dir / f"{name}.truth"
