@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from medaka_heart.io.masks import MaskStackWriter
 from medaka_heart.io.image import read_image
+from medaka_heart.io.masks import MaskStackWriter
 
 
 def beating_scale(n_frames: int, fps: float, hr_bpm: float, shortening: float) -> np.ndarray:

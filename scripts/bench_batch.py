@@ -65,18 +65,17 @@ def child_peak_rss(video: str, masks: str, out: str, model: str) -> None:
     config = Config()
     segmenter = None
     if model:
-        from medaka_heart.segment import load_segmenter
+        from medaka_heart.segment import Segmenter
 
         config = with_overrides(config, "segment", model=model)
-        segmenter = load_segmenter(config.segment, config.preprocess)
+        segmenter = Segmenter.from_config(config.segment, config.preprocess)
     t0 = time.perf_counter()
-    result = analyze_video(video, out, config, masks=masks or None, segmenter=segmenter,
-                           show_progress=False)
+    result = analyze_video(video, out, config, masks=masks or None, segmenter=segmenter)
     seconds = time.perf_counter() - t0
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     row = {"peak_rss_mib": round(rss_mib, 1), "seconds": round(seconds, 2),
            "hr_bpm": round(result.summary.hr_bpm, 2)}
-    print(json.dumps(row))  # noqa: T201  (read by the parent process)
+    print(json.dumps(row))  # read by the parent process
 
 
 def peak_rss(video: Path, masks: Path | None, out: Path, model: str | None) -> dict:
@@ -97,6 +96,7 @@ def plate_wall_time(folder: Path, n_videos: int, workers: list[int]) -> dict:
     from medaka_heart.batch import run_batch
     from medaka_heart.config import Config
     from medaka_heart.io.discover import VideoSource
+    from medaka_heart.options import BatchOptions
 
     sources = []
     (folder / "plate").mkdir(exist_ok=True)
@@ -109,8 +109,8 @@ def plate_wall_time(folder: Path, n_videos: int, workers: list[int]) -> dict:
     times = {}
     for n in workers:
         t0 = time.perf_counter()
-        summary = run_batch(sources, names, folder / f"out_{n}", Config(), workers=n,
-                            force=True, show_progress=False)
+        summary = run_batch(sources, names, folder / f"out_{n}", Config(),
+                            batch=BatchOptions(workers=n, force=True, show_progress=False))
         times[f"workers_{n}_s"] = round(time.perf_counter() - t0, 2)
         assert (summary["status"] == "ok").all(), summary["error"].dropna().tolist()
     return {"n_videos": n_videos, "frames_per_video": 60, **times}
@@ -140,7 +140,7 @@ def main() -> None:
                                                                    model)
         report["plate"] = plate_wall_time(tmp, args.plate, args.workers)
     report["video_size"] = args.size
-    print(json.dumps(report, indent=2))  # noqa: T201  (the script reports on stdout)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

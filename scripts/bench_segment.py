@@ -13,7 +13,7 @@ Usage::
 
 For each candidate (random weights: speed does not depend on their values) it reports
 ``net_fps`` (network only, input already at network size) and ``segment_fps`` (what
-`Segmenter.predict` does on 640x480 RGB frames: grayscale, resize, normalise, network,
+`Segmenter.segment_video` does on 640x480 RGB frames: grayscale, resize, normalise, network,
 confidence, probabilities back to 640x480; for two-pass models also the coarse pass that
 finds the heart, so time them on a real video with --video). Median of `--repeats` timed
 runs after a warm-up.
@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def dice_on_folder(seg: Segmenter, folder: Path, chunk: int = 64) -> list[dict]:
             video = video.with_suffix(".tif")
         dice = []
         reader = open_video(video)
-        predictions = seg.segment_video(lambda: reader.chunks(chunk), reader.info.fps)
+        predictions = seg.segment_video(partial(reader.chunks, chunk), reader.info.fps)
         for (_, found), masks in zip(predictions, mask_chunks(truth, chunk), strict=True):
             dice.append(dice_per_frame(found.masks, masks))
         d = np.concatenate(dice)

@@ -12,7 +12,8 @@ from skimage.draw import disk
 def test_beating_scale_runs_from_diastole_to_systole_at_the_heart_rate(load_script):
     module = load_script("animate_frame")
     scale = module.beating_scale(31, fps=15.0, hr_bpm=60.0, shortening=0.2)
-    assert scale[0] == pytest.approx(1.0) and scale[15] == pytest.approx(1.0)  # 15 frames/beat
+    assert scale[0] == pytest.approx(1.0)
+    assert scale[15] == pytest.approx(1.0)  # 15 frames/beat
     assert scale.min() == pytest.approx(0.8, abs=0.01)
     assert int(np.argmin(scale[:15])) in (7, 8)  # systole half-way through the beat
 
@@ -24,7 +25,8 @@ def test_warp_scales_the_followed_region_about_the_centre(load_script):
     follow = np.ones_like(mask)  # everything follows: a plain scaling
     moved = module.warp_about(mask, (60.0, 50.0), follow, 0.5) > 0.5
     ys, xs = np.nonzero(moved)
-    assert xs.mean() == pytest.approx(60, abs=0.5) and ys.mean() == pytest.approx(50, abs=0.5)
+    assert xs.mean() == pytest.approx(60, abs=0.5)
+    assert ys.mean() == pytest.approx(50, abs=0.5)
     assert moved.sum() == pytest.approx(np.pi * 10**2, rel=0.08)  # radius 20 -> 10
     still = module.warp_about(mask, (60.0, 50.0), np.zeros_like(mask), 0.5)
     np.testing.assert_array_equal(still, mask)  # nothing follows: nothing moves
@@ -44,7 +46,8 @@ def test_writes_a_video_and_its_masks(tmp_path, load_script):
                         "--fps", "10", "--hr-bpm", "60", "--seconds", "2",
                         "--shortening", "0.2"]) == 0
     masks = tifffile.imread(out / "f_mask.tif")
-    assert masks.shape == (20, 80, 96) and set(np.unique(masks)) == {0, 255}
+    assert masks.shape == (20, 80, 96)
+    assert set(np.unique(masks)) == {0, 255}
     area = (masks > 0).sum(axis=(1, 2))
     assert area[0] == pytest.approx(len(rr), rel=0.05)
     assert area[5] == pytest.approx(0.8**2 * len(rr), rel=0.1)  # systole: 0.8 x the radius
@@ -103,9 +106,11 @@ def test_a_mask_sequence_drives_the_ventricle(tmp_path, load_script):
     expected = [np.pi * radii[i % 3] ** 2 for i in range(7)]  # looped
     np.testing.assert_allclose(areas, expected, rtol=0.1)
     _, ys, xs = np.nonzero(masks)
-    assert xs.mean() == pytest.approx(48, abs=1) and ys.mean() == pytest.approx(40, abs=1)
+    assert xs.mean() == pytest.approx(48, abs=1)
+    assert ys.mean() == pytest.approx(40, abs=1)
     video = cv2.VideoCapture(str(out / "f.avi"))
     ok, first = video.read()
+    assert ok
     red = (first[..., 2].astype(int) - first[..., 1]) > 60  # BGR: the ventricle is red
     assert 2 * (red & masks[0]).sum() / (red.sum() + masks[0].sum()) > 0.9
 
@@ -117,6 +122,6 @@ def test_an_empty_mask_sequence_folder_is_refused(tmp_path, load_script):
     mask[10:20, 10:20] = 255
     tifffile.imwrite(tmp_path / "m.tif", mask)
     (tmp_path / "seq").mkdir()
-    with pytest.raises(SystemExit, match="no \\*_mask.tif"):
+    with pytest.raises(SystemExit, match=r"no \*_mask\.tif"):
         module.main([str(tmp_path / "f.tif"), str(tmp_path / "m.tif"), "-o",
                      str(tmp_path / "o"), "--mask-sequence", str(tmp_path / "seq")])

@@ -25,7 +25,8 @@ def test_plain_lines_without_terminal_and_run_log(tmp_path, caplog):
                                                         "[2/2] v1.avi: not a readable video"]
     assert caplog.records[1].levelno == logging.ERROR
     text = (tmp_path / "run.log").read_text()
-    assert "v0: 8 beats" in text and "ERROR" in text
+    assert "v0: 8 beats" in text
+    assert "ERROR" in text
     assert not logging.getLogger("medaka_heart").handlers  # handler removed afterwards
 
 

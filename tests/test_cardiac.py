@@ -73,7 +73,8 @@ def test_empty_beat_table_summarises_to_nan():
     beats = beat_table(frames, det)
     assert len(beats) == 0
     s = summarise_beats(beats)
-    assert s.n_beats == 0 and np.isnan(s.hr_bpm)
+    assert s.n_beats == 0
+    assert np.isnan(s.hr_bpm)
 
 
 def test_values_are_read_at_the_sampled_extremum_not_the_refined_frame():

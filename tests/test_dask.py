@@ -81,4 +81,5 @@ def test_each_task_gets_its_worker_process_share_of_the_cores():
          distributed.Client(cluster, set_as_default=False) as client:
         results = dict(DaskExecutor(client).run(report_threads, [0, 1, 2, 3]))
     assert set(results.values()) == {max(1, usable_cores() // 2)}
-    assert dask_threads(16, 2, 4) == 2 and dask_threads(2, 4, 1) == 1
+    assert dask_threads(16, 2, 4) == 2
+    assert dask_threads(2, 4, 1) == 1

@@ -42,7 +42,8 @@ def test_beat_power_map_is_highest_on_the_beating_patch(fps, hr):
     n = len(thumbs)
     thumbs[:, 25:31, 5:11] += np.linspace(0, 60, n)[:, None, None]  # a patch that drifts
     beat = beat_power_map(thumbs, fps)
-    assert beat.shape == thumbs.shape[1:] and beat.max() == pytest.approx(1.0)
+    assert beat.shape == thumbs.shape[1:]
+    assert beat.max() == pytest.approx(1.0)
     assert beat[10:16, 20:26].min() > 0.4  # the whole beating patch
     outside = np.ones(beat.shape, bool)
     outside[10:16, 20:26] = False

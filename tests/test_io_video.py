@@ -36,7 +36,8 @@ def test_container_video(tmp_path, suffix, fourcc):
 
 
 @pytest.mark.parametrize("compression", [None, "lzw", "zlib"])
-@pytest.mark.parametrize(("rgb", "dtype"), [(False, np.uint8), (False, np.uint16), (True, np.uint8)])
+@pytest.mark.parametrize(("rgb", "dtype"),
+                         [(False, np.uint8), (False, np.uint16), (True, np.uint8)])
 def test_multipage_tiff(tmp_path, compression, rgb, dtype):
     frames = moving_square(rgb=rgb, dtype=dtype)
     path = tmp_path / "stack.tif"
@@ -44,7 +45,8 @@ def test_multipage_tiff(tmp_path, compression, rgb, dtype):
                      metadata={"fps": 12.5, "pixel_size_um": 2.5})
     reader = open_video(path)
     assert reader.info.n_frames == 12
-    assert reader.info.fps == 12.5 and reader.info.fps_source == "metadata"
+    assert reader.info.fps == 12.5
+    assert reader.info.fps_source == "metadata"
     assert reader.info.pixel_size_um == 2.5
     np.testing.assert_array_equal(np.concatenate(list(reader.chunks(5))), frames)
 
@@ -76,7 +78,8 @@ def test_tiff_with_zero_fps_is_treated_as_unknown(tmp_path):
     path = tmp_path / "zero.tif"
     tifffile.imwrite(path, moving_square(), metadata={"fps": 0})
     info = open_video(path).info
-    assert info.fps is None and info.fps_source == "none"
+    assert info.fps is None
+    assert info.fps_source == "none"
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
@@ -89,7 +92,8 @@ def test_frame_folder_natural_order(tmp_path, suffix):
         else:
             cv2.imwrite(str(name), f)
     reader = open_video(tmp_path)
-    assert reader.info.n_frames == 11 and reader.info.fps is None
+    assert reader.info.n_frames == 11
+    assert reader.info.fps is None
     data = np.concatenate(list(reader.chunks(4)))
     tol = 20 if suffix == ".jpg" else 0
     assert np.abs(data.astype(int) - frames).max() <= tol or suffix == ".jpg"
@@ -107,7 +111,8 @@ def test_lzw_rgb_heartseg_mask(tmp_path):
         tifffile.imwrite(folder / f"{i:04d}_mask.tif", mask, compression="lzw", photometric="rgb")
     chunks = list(mask_chunks(folder, 2, expected=(3, 480, 640)))
     stack = np.concatenate(chunks)
-    assert stack.dtype == bool and stack.shape == (3, 480, 640)
+    assert stack.dtype == bool
+    assert stack.shape == (3, 480, 640)
     assert stack[0].sum() == 100 * 120
 
 
@@ -117,7 +122,8 @@ def test_mask_stack_round_trip_and_size_check(tmp_path):
         writer.write(masks[:5])
         writer.write(masks[5:])
     back = tifffile.imread(tmp_path / "masks.tif")
-    assert back.dtype == np.uint8 and set(np.unique(back)) <= {0, 255}
+    assert back.dtype == np.uint8
+    assert set(np.unique(back)) <= {0, 255}
     np.testing.assert_array_equal(back > 0, masks)
     with pytest.raises(VideoError, match="masks are 64x48 px but the video is 640x480"):
         next(mask_chunks(tmp_path / "masks.tif", 4, expected=(12, 480, 640)))

@@ -183,7 +183,7 @@ def test_network_input_planes():
         network_input(images, 4, 0.0)
 
 
-@pytest.mark.parametrize("radius, cluttered", [(15, True), (4, False)])
+@pytest.mark.parametrize(("radius", "cluttered"), [(15, True), (4, False)])
 def test_coarse_samples_of_large_hearts_only_get_clutter(radius, cluttered):
     from skimage.draw import disk
 

@@ -48,7 +48,8 @@ def test_nearest_component_when_no_overlap():
     mask[60:95, 60:95] = True  # far, large
     kept, n = select_component(mask, TrackState(prev_mask, (14.5, 14.5)))
     assert n == 2
-    assert kept[25, 25] and not kept[70, 70]
+    assert kept[25, 25]
+    assert not kept[70, 70]
 
 
 def test_chunks_chain_like_one_pass(law):

@@ -35,7 +35,8 @@ def test_pairs_are_scored_per_frame(tmp_path, load_script):
     table = module.dice_on_pairs(HalfRightSegmenter([truth]), sequences)
     assert len(table) == 3
     np.testing.assert_allclose(table.dice, 2 * 128 / (128 + 256))
-    assert (table.true_px == 256).all() and (table.pred_px == 128).all()
+    assert (table.true_px == 256).all()
+    assert (table.pred_px == 128).all()
 
 
 def test_no_pairs_is_a_one_line_error(tmp_path, capsys, load_script):

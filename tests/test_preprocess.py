@@ -28,7 +28,8 @@ def test_normalise_is_robust_to_bit_depth_and_outliers():
     base[:, 0, 0] = 1000  # a saturated pixel
     as16 = (base * 4000).astype(np.float32)
     a, b = normalise_intensity(base), normalise_intensity(as16)
-    assert a.min() == 0 and a.max() == 1
+    assert a.min() == 0
+    assert a.max() == 1
     np.testing.assert_allclose(a, b, atol=1e-3)
     nan = base.copy()
     nan[0, 5, 5] = np.nan
@@ -38,8 +39,10 @@ def test_normalise_is_robust_to_bit_depth_and_outliers():
 def test_prepare_input_shape_and_range():
     frames = np.random.default_rng(1).integers(0, 65535, (3, 480, 640), dtype=np.uint16)
     x = prepare_input(frames, size=128)
-    assert x.shape == (3, 128, 128) and x.dtype == np.float32
-    assert 0 <= x.min() and x.max() <= 1
+    assert x.shape == (3, 128, 128)
+    assert x.dtype == np.float32
+    assert 0 <= x.min()
+    assert x.max() <= 1
 
 
 @pytest.mark.parametrize(("h", "w"), [(480, 640), (600, 600), (300, 900)])
@@ -64,5 +67,6 @@ def test_thumbnails_equal_gray_then_shrink():
     rgb = np.random.default_rng(2).integers(0, 255, (2, 480, 640, 3), dtype=np.uint8)
     expected = resize_stack(to_gray(rgb), 36, 48)
     got = thumbnails(rgb, width=48)
-    assert got.shape == (2, 36, 48) and got.dtype == np.float32
+    assert got.shape == (2, 36, 48)
+    assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=0.6)

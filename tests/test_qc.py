@@ -117,7 +117,9 @@ def test_empty_masks_without_beats_fail_dimensions_and_rhythm():
     qc = analyse(np.zeros((60, 48, 64), dtype=bool), hr_bpm_intensity=float("nan"),
                  hr_bpm_segmentation=float("nan"))
     assert names(qc) == ["no_heart", "too_few_beats"]  # too_few_measured_beats would repeat it
-    assert not qc.passed and not qc.rhythm_passed and not qc.dimensions_passed
+    assert not qc.passed
+    assert not qc.rhythm_passed
+    assert not qc.dimensions_passed
     assert qc.to_dict()["qc_flags"] == "no_heart;too_few_beats"
 
 
@@ -247,7 +249,8 @@ def test_masks_that_beat_at_another_rate_fail_the_dimensions(clean_masks, factor
 def test_rhythm_flags_leave_the_dimensions_alone(clean_masks):
     qc = analyse(clean_masks[:12])  # about two beats: too few to trust a rhythm
     assert "too_few_beats" in names(qc)
-    assert not qc.rhythm_passed and not qc.passed
+    assert not qc.rhythm_passed
+    assert not qc.passed
     assert qc.to_dict()["qc_rhythm_pass"] is False
 
 

@@ -15,8 +15,8 @@ import tifffile
 from skimage.draw import ellipse
 
 from medaka_heart.config import Config, RhythmConfig
-from medaka_heart.pipeline import analyze_video
 from medaka_heart.options import VideoOptions
+from medaka_heart.pipeline import analyze_video
 from medaka_heart.rhythm import (
     BOTH,
     INTENSITY,
