@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import inspect
 import json
 import logging
 import math
@@ -102,14 +101,6 @@ log = logging.getLogger("benchmark")
 
 # ---------------------------------------------------------------------------------------------
 # small utilities
-
-
-def _call(fn, *args, **kwargs):
-    """fn(*args, **kwargs) without the keyword arguments fn does not take (older versions)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -324,15 +315,17 @@ def analyze_set(videos: list[dict], out: Path, config, *, oracle: bool, plots: b
     from medaka_heart.batch import run_batch
     from medaka_heart.io.discover import VideoSource
     from medaka_heart.io.results import write_csv_atomic
+    from medaka_heart.options import BatchOptions, VideoOptions
 
     shutil.rmtree(out, ignore_errors=True)
     rows, t0 = [], time.perf_counter()
     for v in videos:
         source = VideoSource(v["path"], masks=(v["truth"] / "masks.tif") if oracle else None)
-        summary = _call(run_batch, [source], [v["name"]], out, config,
-                        segmenter_factory=None if oracle else _default_factory(),
-                        pixel_size_um=v["pixel_size_um"], save_masks=save_masks, workers=1,
-                        force=True, show_progress=False, plots=plots)
+        video = VideoOptions(pixel_size_um=v["pixel_size_um"], save_masks=save_masks,
+                             plots=plots)
+        batch = BatchOptions(workers=1, force=True, show_progress=False)
+        summary = run_batch([source], [v["name"]], out, config, video, batch,
+                            segmenter_factory=None if oracle else _default_factory())
         rows.append(summary)
     wall = time.perf_counter() - t0
     summary = pd.concat(rows, ignore_index=True)
