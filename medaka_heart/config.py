@@ -68,6 +68,7 @@ class SegmentConfig:
 
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
+    runtime: str = "auto"  # auto | torch | onnx; auto: ONNX Runtime on the CPU where installed
     batch_size: int = 16  # frames per forward pass (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # torch CPU threads; None = all cores / workers

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from .config import PreprocessConfig, SegmentConfig
 from .model.checkpoint import Checkpoint, ModelInfo, load_checkpoint
@@ -24,11 +25,13 @@ from .model.folder import LOCALISER_DIR, model_hash
 from .model.inputs import COARSE, FINE, network_input
 from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, resize_stack
+from .runtime_onnx import ONNX_FILE, OnnxNetwork, OnnxUnavailable, onnx_network
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
+RUNTIMES = ("auto", "torch", "onnx")  # what runs the network (see `ModelRuntime`)
 
 
 def default_model_path() -> Path:
@@ -107,8 +110,46 @@ class ModelRuntime:
             found = load_checkpoint(localiser)
             _check_sizes(localiser, found.info, {"coarse size": self.coarse_size})
             self.coarse_net, self.coarse_info = self._ready(found), found.info
-        log.info("model %s (sha256 %s...) on %s, input %dx%d", self.path, self.sha256[:12],
-                 self.device, self.size, self.size)
+        self.backend, self._onnx = self._choose_backend(config.runtime, localiser.is_dir())
+        log.info("model %s (sha256 %s...) on %s with %s, input %dx%d", self.path,
+                 self.sha256[:12], self.device, self.backend, self.size, self.size)
+
+    def _choose_backend(self, wanted: str, has_localiser: bool
+                        ) -> tuple[str, dict[float, OnnxNetwork]]:
+        """'onnx' (and its networks by pass) or 'torch'. 'auto': ONNX Runtime on the CPU where
+        the model folder ships model.onnx and it checks out against torch (`runtime_onnx`),
+        else torch; 'onnx': also exported into the cache where missing, and not possible is a
+        ValueError; 'torch': torch."""
+        if wanted not in RUNTIMES:
+            raise ValueError(f"unknown runtime {wanted!r}; choose one of {', '.join(RUNTIMES)}")
+        if wanted == "torch" or (wanted == "auto" and self.device.type != "cpu"):
+            return "torch", {}
+        if self.device.type != "cpu":
+            raise ValueError(f"runtime 'onnx' runs on the CPU, not on {self.device}")
+        folder = self.path if self.path.is_dir() else None
+        nets = {FINE: (self.net, self.info, folder, "fine", self.size)}
+        if has_localiser:
+            nets[COARSE] = (self.coarse_net, self.coarse_info, self.path / LOCALISER_DIR,
+                            "coarse", self.coarse_size)
+        found = {}
+        try:
+            for pass_value, (net, info, own, role, side) in nets.items():
+                channels = info.architecture.in_channels
+                found[pass_value] = onnx_network(
+                    net, own=None if own is None else own / ONNX_FILE,
+                    key=f"{self.sha256[:32]}_{role}", in_channels=channels,
+                    side=side or self.size, threads=self.threads, export=wanted == "onnx")
+        except OnnxUnavailable as exc:
+            if wanted == "onnx":
+                raise ValueError(f"{self.path}: runtime 'onnx' not possible: {exc}") from None
+            quiet = not any((own / ONNX_FILE).is_file() for *_, own, _, _ in nets.values()
+                            if own is not None)
+            (log.debug if quiet else log.warning)(  # no model.onnx: torch, as asked for
+                "%s: ONNX Runtime not used (%s); torch runs the network", self.path, exc)
+            return "torch", {}
+        if not has_localiser:
+            found[COARSE] = found[FINE]
+        return "onnx", found
 
     def _ready(self, checkpoint: Checkpoint) -> torch.nn.Module:
         """The checkpoint's network, batch norm fused, on the device, in inference mode."""
@@ -146,8 +187,13 @@ class ModelRuntime:
         net, info = ((self.coarse_net, self.coarse_info) if pass_value == COARSE
                      else (self.net, self.info))
         channels = info.architecture.in_channels
+        onnx = self._onnx.get(COARSE if pass_value == COARSE else FINE)
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size]
+            if onnx is not None:
+                logits = onnx(network_input(batch, channels, pass_value, motion))[:, 0]
+                out[start:start + len(batch)] = expit(logits)
+                continue
             x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
             if cuda:
                 x = x.pin_memory()
@@ -167,4 +213,5 @@ class ModelRuntime:
                 "architecture": self.info.architecture.to_dict(),
                 "localiser": (None if self.coarse_net is self.net
                               else self.coarse_info.architecture.to_dict()),
-                "threshold": self.threshold, "threads": self.threads}
+                "threshold": self.threshold, "threads": self.threads,
+                "runtime": self.backend}

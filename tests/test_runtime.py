@@ -1,0 +1,113 @@
+"""runtime: ONNX Runtime gives the masks torch gives, is chosen only where it checks out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
+from medaka_heart.model.data import toy_pair
+from medaka_heart.model.unet import UNet, UNetConfig
+from medaka_heart.runtime_onnx import ONNX_FILE, OnnxUnavailable, export_onnx
+from medaka_heart.segment import Segmenter
+
+pytest.importorskip("onnxruntime")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A two-pass model folder of a random U-Net whose batch norm has seen a batch."""
+    torch.manual_seed(0)
+    arch = UNetConfig(depth=2, base_filters=4, dropout=0.2, in_channels=2)
+    net = UNet(arch)
+    net.train()
+    net(torch.rand(4, 2, 32, 32))
+    return save_model_folder(tmp_path_factory.mktemp("model"), net.eval(),
+                             ModelInfo(arch, input_size=32, coarse_size=64, threshold=0.5))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(0)
+    return np.stack([toy_pair(rng, 60, 80)[0] for _ in range(9)])
+
+
+def _video(seg, frames):
+    return [found for _, found in seg.segment_video([frames[:5], frames[5:]], 10.0)]
+
+
+def test_onnx_gives_the_masks_torch_gives(model_dir, frames, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    reference = Segmenter(model_dir, threads=1, runtime="torch")
+    fast = Segmenter(model_dir, threads=1, runtime="onnx")  # exported into the cache
+    assert reference.provenance()["runtime"] == "torch"
+    assert fast.provenance()["runtime"] == "onnx"
+    assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    for a, b in zip(_video(reference, frames), _video(fast, frames), strict=True):
+        assert a.box == pytest.approx(b.box)
+        np.testing.assert_allclose(b.prob, a.prob, atol=1e-4)
+        overlap = (a.masks & b.masks).sum()
+        assert 2 * overlap / (a.masks.sum() + b.masks.sum()) >= 0.99
+    # the export is made once: a second runtime takes the cached file
+    monkeypatch.setattr("medaka_heart.runtime_onnx.export_onnx",
+                        lambda *a, **k: pytest.fail("exported again"))
+    again = Segmenter(model_dir, threads=1, runtime="onnx")
+    np.testing.assert_allclose(_video(again, frames)[0].prob, _video(fast, frames)[0].prob)
+
+
+def test_auto_takes_onnx_only_where_the_model_folder_ships_it(model_dir, frames, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    assert Segmenter(model_dir, threads=1).provenance()["runtime"] == "torch"
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("model.pt", "config.json"):
+        (shipped / name).write_bytes((model_dir / name).read_bytes())
+    plain = Segmenter(shipped, threads=1, runtime="torch")
+    export_onnx(plain.runtime.net, 2, 32, shipped / ONNX_FILE)
+    auto = Segmenter(shipped, threads=1)
+    assert auto.provenance()["runtime"] == "onnx"
+    assert not (tmp_path / "cache").exists()  # the folder's own file, nothing cached
+    np.testing.assert_allclose(_video(auto, frames)[1].prob, _video(plain, frames)[1].prob,
+                               atol=1e-4)
+
+
+def test_an_onnx_file_that_disagrees_with_torch_is_not_used(model_dir, tmp_path, monkeypatch,
+                                                           caplog):
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    for name in ("model.pt", "config.json"):
+        (stale / name).write_bytes((model_dir / name).read_bytes())
+    torch.manual_seed(1)
+    other = UNet(UNetConfig(depth=2, base_filters=4, in_channels=2)).eval()
+    export_onnx(other, 2, 32, stale / ONNX_FILE)  # another network's weights
+    with caplog.at_level("WARNING"):
+        seg = Segmenter(stale, threads=1)
+    assert seg.provenance()["runtime"] == "torch"
+    assert "differs from torch" in caplog.text
+
+
+def test_onnx_asked_for_and_impossible_is_one_clear_error(model_dir, monkeypatch):
+    import medaka_heart.runtime_onnx as runtime_onnx
+
+    def missing(*args, **kwargs):
+        raise OnnxUnavailable("onnxruntime is not installed")
+
+    monkeypatch.setattr(runtime_onnx, "OnnxNetwork", missing)
+    monkeypatch.setattr(runtime_onnx, "export_onnx", lambda *a, **k: None)
+    with pytest.raises(ValueError, match="runtime 'onnx' not possible"):
+        Segmenter(model_dir, threads=1, runtime="onnx")
+    with pytest.raises(ValueError, match="unknown runtime"):
+        Segmenter(model_dir, threads=1, runtime="tensorrt")
+
+
+def test_the_shipped_model_runs_on_its_checked_onnx_file():
+    from medaka_heart.runtime import default_model_path
+
+    assert (default_model_path() / ONNX_FILE).is_file()
+    seg = Segmenter(threads=1)  # auto: the shipped model.onnx, checked against model.pt
+    assert seg.provenance()["runtime"] == "onnx"
+    assert seg.provenance()["model_sha256"].startswith("6bb71b22")  # model.pt unchanged
