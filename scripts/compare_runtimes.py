@@ -1,0 +1,83 @@
+"""Same masks from ONNX Runtime as from torch? `analyze` each video with `[segment] runtime`
+torch and auto (ONNX Runtime where the model folder ships model.onnx) and compare the masks
+(Dice over the whole video) and the summaries.
+
+    python scripts/compare_runtimes.py --real ../shared/real --phantoms 2
+
+Videos: with --real, the real-appearance videos of `bench_rhythm.py` (the real HeartSeg frame
+beating with its real outline sequences, and with a made-up beat) and the FEHAT and zebrafish
+recordings; with --phantoms N, N held-out phantoms of typical, hts and hard (`benchmark.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_rhythm
+import benchmark
+
+
+def analyse(video: Path, fps: float | None, out: Path, runtime: str) -> tuple[pd.Series, Path]:
+    """summary row and masks.tif of `analyze` with the given runtime."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = out.parent / f"{runtime}.toml"
+    config.write_text(f'[segment]\nruntime = "{runtime}"\n')
+    cmd = [sys.executable, "-m", "medaka_heart", "analyze", str(video), "-o", str(out),
+           "--config", str(config), "--workers", "1", "--no-plots", "--force", "--save-masks",
+           "--no-progress"] + (["--fps", f"{fps:g}"] if fps else [])
+    subprocess.run(cmd, check=True, capture_output=True)
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    return row, out / str(row["video"]) / "masks.tif"
+
+
+def compare(name: str, video: Path, fps: float | None, work: Path) -> dict:
+    a, masks_a = analyse(video, fps, work / "torch", "torch")
+    b, masks_b = analyse(video, fps, work / "auto", "auto")
+    ma, mb = tifffile.imread(masks_a) > 0, tifffile.imread(masks_b) > 0
+    total = int(ma.sum() + mb.sum())
+    return {"video": name, "dice": 2 * float((ma & mb).sum()) / total if total else 1.0,
+            "hr_diff_bpm": abs(a["hr_bpm"] - b["hr_bpm"]),
+            "ef_diff_points": abs(a["ef_pct"] - b["ef_pct"]),
+            "same_qc": a["qc_pass"] == b["qc_pass"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, help="folder laid out like shared/real")
+    parser.add_argument("--phantoms", type=int, default=0, help="phantoms per preset")
+    args = parser.parse_args(argv)
+    videos: list[tuple[str, Path, float | None]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.real is not None:
+            for v in bench_rhythm.real_appearance_videos(args.real, work / "animated"):
+                videos.append((v["name"], v["video"], v["fps"]))
+            videos.append(("FEHAT 96-well recording", args.real / "fehat_medaka_96well", None))
+            videos.append(("zebrafish close-up", args.real / "zebrafish_heart_closeup", 30.0))
+        for preset in ("typical", "hts", "hard") if args.phantoms else ():
+            for v in benchmark.ensure_set(work / "sets" / preset, preset, args.phantoms, 6.0):
+                videos.append((v["name"], Path(v["path"]), v["fps"]))
+        if not videos:
+            parser.error("give --real DIR and/or --phantoms N")
+        rows = [compare(name, video, fps, work / f"run{k}")
+                for k, (name, video, fps) in enumerate(videos)]
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    print(f"{len(table)} videos: Dice min {table.dice.min():.6f}, HR differs on "
+          f"{int((table.hr_diff_bpm > 0).sum())}, largest EF difference "
+          f"{np.nanmax(table.ef_diff_points.to_numpy(float), initial=0.0):.2g} points, QC "
+          f"the same on {int(table.same_qc.sum())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
