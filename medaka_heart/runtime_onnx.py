@@ -53,6 +53,8 @@ class OnnxNetwork:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # no busy-waiting between runs: numpy and OpenCV work in between on the same cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         self.path = path
         self.session = ort.InferenceSession(str(path), options,

@@ -1,6 +1,6 @@
 """Same masks from ONNX Runtime as from torch? `analyze` each video with `[segment] runtime`
-torch and auto (ONNX Runtime where the model folder ships model.onnx) and compare the masks
-(Dice over the whole video) and the summaries.
+torch (the default) and auto (ONNX Runtime where the model folder ships model.onnx) and
+compare the masks (Dice over the whole video) and the summaries.
 
     python scripts/compare_runtimes.py --real ../shared/real --phantoms 2
 

@@ -60,14 +60,14 @@ def test_onnx_gives_the_masks_torch_gives(model_dir, frames, tmp_path, monkeypat
 def test_auto_takes_onnx_only_where_the_model_folder_ships_it(model_dir, frames, tmp_path,
                                                             monkeypatch):
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
-    assert Segmenter(model_dir, threads=1).provenance()["runtime"] == "torch"
+    assert Segmenter(model_dir, threads=1, runtime="auto").provenance()["runtime"] == "torch"
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     for name in ("model.pt", "config.json"):
         (shipped / name).write_bytes((model_dir / name).read_bytes())
     plain = Segmenter(shipped, threads=1, runtime="torch")
     export_onnx(plain.runtime.net, 2, 32, shipped / ONNX_FILE)
-    auto = Segmenter(shipped, threads=1)
+    auto = Segmenter(shipped, threads=1, runtime="auto")
     assert auto.provenance()["runtime"] == "onnx"
     assert not (tmp_path / "cache").exists()  # the folder's own file, nothing cached
     np.testing.assert_allclose(_video(auto, frames)[1].prob, _video(plain, frames)[1].prob,
@@ -85,7 +85,7 @@ def test_an_onnx_file_that_disagrees_with_torch_is_not_used(model_dir, tmp_path,
     other = UNet(UNetConfig(depth=2, base_filters=4, in_channels=2)).eval()
     export_onnx(other, 2, 32, stale / ONNX_FILE)  # another network's weights
     with caplog.at_level("WARNING"):
-        seg = Segmenter(stale, threads=1)
+        seg = Segmenter(stale, threads=1, runtime="auto")
     assert seg.provenance()["runtime"] == "torch"
     assert "differs from torch" in caplog.text
 
@@ -108,6 +108,7 @@ def test_the_shipped_model_runs_on_its_checked_onnx_file():
     from medaka_heart.runtime import default_model_path
 
     assert (default_model_path() / ONNX_FILE).is_file()
-    seg = Segmenter(threads=1)  # auto: the shipped model.onnx, checked against model.pt
+    assert Segmenter(threads=1).provenance()["runtime"] == "torch"  # the default
+    seg = Segmenter(threads=1, runtime="auto")  # the shipped model.onnx, checked vs model.pt
     assert seg.provenance()["runtime"] == "onnx"
     assert seg.provenance()["model_sha256"].startswith("6bb71b22")  # model.pt unchanged
