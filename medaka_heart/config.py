@@ -69,8 +69,8 @@ class SegmentConfig:
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
     runtime: str = "torch"  # torch | auto | onnx; auto: ONNX Runtime on the CPU where the
-    # model folder ships model.onnx (the network 1.2-1.4x faster, +180 MB; not yet faster end
-    # to end on the 2-core machine, so not the default)
+    # model folder ships model.onnx (the network alone is faster, but analyze is not yet
+    # faster end to end and holds both runtimes in memory, so it is not the default)
     batch_size: int = 16  # frames per forward pass (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # torch CPU threads; None = all cores / workers

@@ -227,20 +227,19 @@ def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Pat
     tables, confidences, thumbs, state, first = [], [], [], None, 0
     reservoir = FrameReservoir(info.height, info.width) if options.plots else None
     with ExitStack() as stack:
-        bar = stack.enter_context(tqdm(total=info.n_frames, desc=name, unit="frame",
-                                       leave=False, disable=not options.show_progress))
+        locating = masks is None  # the first chunk comes once the heart is found
+        bar = stack.enter_context(tqdm(total=info.n_frames, unit="frame", leave=False,
+                                       desc=f"{name} (locating)" if locating else name,
+                                       disable=not options.show_progress))
         writer = (stack.enter_context(closing(MaskStackWriter(stage / "masks.tif")))
                   if options.save_masks else None)
         overlay = (stack.enter_context(closing(OverlayWriter(stage / "overlay.avi", fps,
                                                              info.height, info.width)))
                    if options.overlay_video else None)
-        if segmenter is None or masks is not None:
-            bar.set_description(name)
-        else:
-            bar.set_description(f"{name} (locating)")  # the first chunk comes once it is found
         for frames, mask, confidence in _masked_chunks(path, reader, config, fps, masks,
                                                        segmenter):
-            bar.set_description(name)
+            if locating and first == 0:
+                bar.set_description(name)
             if confidence is not None:
                 confidences.append(confidence)
             if first < max_thumbs:

@@ -142,10 +142,9 @@ class ModelRuntime:
         except OnnxUnavailable as exc:
             if wanted == "onnx":
                 raise ValueError(f"{self.path}: runtime 'onnx' not possible: {exc}") from None
-            quiet = not any((own / ONNX_FILE).is_file() for *_, own, _, _ in nets.values()
-                            if own is not None)
-            (log.debug if quiet else log.warning)(  # no model.onnx: torch, as asked for
-                "%s: ONNX Runtime not used (%s); torch runs the network", self.path, exc)
+            shipped = [own / ONNX_FILE for _, _, own, _, _ in nets.values() if own is not None]
+            say = log.warning if any(p.is_file() for p in shipped) else log.debug
+            say("%s: ONNX Runtime not used (%s); torch runs the network", self.path, exc)
             return "torch", {}
         if not has_localiser:
             found[COARSE] = found[FINE]
