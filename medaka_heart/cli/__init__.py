@@ -28,6 +28,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from .adapt import adapt
     from .analyze import analyze
     from .evaluate import evaluate
     from .synth import synth
@@ -37,6 +38,7 @@ def _register() -> None:
     main.add_command(synth)
     main.add_command(evaluate)
     main.add_command(train)
+    main.add_command(adapt)
 
 
 _register()

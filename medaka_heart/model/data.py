@@ -82,7 +82,8 @@ def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: Vi
 
 # ---------------------------------------------------------------------------- file discovery
 
-def _frame_number(path: Path) -> int | None:
+def frame_number(path: Path) -> int | None:
+    """The last number in a file name (its frame), None if it has none."""
     found = re.findall(r"\d+", path.stem)
     return int(found[-1]) if found else None
 
@@ -92,8 +93,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _pair_by_number(name: str, image_dir: Path, mask_dir: Path) -> PairFiles:
-    images = {_frame_number(p): p for p in _image_files(image_dir)}
-    masks = {_frame_number(p): p for p in _image_files(mask_dir)}
+    images = {frame_number(p): p for p in _image_files(image_dir)}
+    masks = {frame_number(p): p for p in _image_files(mask_dir)}
     common = sorted(k for k in images.keys() & masks.keys() if k is not None)
     if not common:
         raise ValueError(f"{mask_dir}: no mask shares a frame number with the images in "

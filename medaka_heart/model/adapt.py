@@ -1,0 +1,158 @@
+"""Few-shot fine-tuning of a model folder on a lab's own annotated frames, within a time budget.
+
+The network keeps its architecture and input geometry; it is trained further on samples cut
+from the annotated frames exactly as `medaka-heart train` cuts them (`samples`): whole-frame
+windows for the coarse pass that finds the heart, jittered crops around it for the fine pass
+that outlines it, both augmented (flips, affine, intensity, blur, noise) so that twenty frames
+go a long way. Adam with warm-up and a cosine decay over the run's steps.
+
+The number of steps is fixed before the run: `steps` when given (reproducible anywhere), else
+as many as the time left allows, from the time of the first steps on this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import ModelInfo, load_checkpoint
+from .data import FramePool, SequenceData
+from .device import cpu_threads, resolve_device
+from .losses import get_loss
+from .samples import ViewSpec
+from .train import draw_batch
+from .train_config import AugmentConfig, InputConfig, OptimConfig, TrainConfig
+from .unet import UNet
+
+log = logging.getLogger(__name__)
+
+TIMING_STEPS = 5  # steps timed (after one warm-up step) to size a time-budgeted run
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """How a model is adapted.
+
+    seconds : training time budget, s (used when `steps` is None).
+    steps : optimiser steps (None = as many as `seconds` allows, at most `max_steps`).
+    lr : peak learning rate of Adam; warmup_steps : linear warm-up before the cosine decay.
+    p_coarse : share of whole-frame (coarse pass) samples, the rest crops around the heart.
+    """
+
+    seconds: float = 240.0
+    steps: int | None = None
+    max_steps: int = 4000
+    min_steps: int = 20
+    batch_size: int = 8
+    lr: float = 5e-4
+    min_lr_fraction: float = 0.05
+    warmup_steps: int = 30
+    p_coarse: float = 0.3
+    loss: str = "dice_bce"
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """A fine-tuned network and how it was made."""
+
+    model: UNet
+    info: ModelInfo  # the initial model's info (geometry, threshold); training left to caller
+    steps: int
+    seconds: float  # training wall time
+    final_loss: float  # mean training loss of the last 50 steps
+
+
+def view_spec_of(info: ModelInfo) -> ViewSpec:
+    """The sample geometry a model was trained for (its input size, crop scale, percentiles)."""
+    spread = (max(1.2, info.crop_scale - 0.5), info.crop_scale + 0.6)
+    return ViewSpec(size=info.input_size, coarse_size=info.coarse_size or info.input_size,
+                    crop_scale=spread, low_percentile=info.low_percentile,
+                    high_percentile=info.high_percentile)
+
+
+def _train_config(info: ModelInfo, settings: AdaptSettings) -> TrainConfig:
+    spec = view_spec_of(info)
+    return TrainConfig(
+        model=info.architecture,
+        input=InputConfig(size=info.input_size, coarse_size=info.coarse_size,
+                          crop_scale=info.crop_scale, crop_scale_range=spec.crop_scale,
+                          p_coarse=settings.p_coarse if info.coarse_size else 0.0,
+                          low_percentile=info.low_percentile,
+                          high_percentile=info.high_percentile),
+        optim=OptimConfig(batch_size=settings.batch_size, lr=settings.lr, loss=settings.loss,
+                          seed=settings.seed),
+        augment=AugmentConfig())
+
+
+def _lr(step: int, total: int, settings: AdaptSettings) -> float:
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    t = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
+    floor = settings.lr * settings.min_lr_fraction
+    return floor + 0.5 * (settings.lr - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettings,
+             *, progress: bool = True) -> Adapted:
+    """Fine-tune model folder or checkpoint `init` on the views of `sequences`.
+
+    Seeded by `settings.seed`; with a fixed `steps` the run is the same on any machine (up to
+    the device's arithmetic).
+    """
+    ckpt = load_checkpoint(init)
+    config = _train_config(ckpt.info, settings)
+    device = resolve_device(settings.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(settings.threads))
+    torch.manual_seed(settings.seed)
+    model = ckpt.build_model().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    loss_fn = get_loss(settings.loss)
+    pools, probs = [FramePool(list(sequences))], np.ones(1)
+    rng = np.random.default_rng([settings.seed, 7919])
+    start = time.perf_counter()
+
+    def step(i: int, total: int) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(i, total, settings)
+        x, y = draw_batch(pools, probs, rng, settings.batch_size, config)
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    model.train()
+    losses: list[float] = []
+    total = settings.steps
+    if total is None:  # time the first steps, then fix the count
+        losses.append(step(0, settings.max_steps))
+        t0 = time.perf_counter()
+        losses.extend(step(i, settings.max_steps) for i in range(1, 1 + TIMING_STEPS))
+        per_step = (time.perf_counter() - t0) / TIMING_STEPS
+        left = settings.seconds - (time.perf_counter() - start)
+        total = int(np.clip(len(losses) + left / per_step, settings.min_steps,
+                            settings.max_steps))
+        log.info("%.3f s per step: %d steps in %.0f s", per_step, total, settings.seconds)
+    bar = tqdm(range(len(losses), total), desc="adapting", unit="step", disable=not progress,
+               initial=len(losses), total=total)
+    for i in bar:
+        losses.append(step(i, total))
+        if i % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    model.eval()
+    return Adapted(model.cpu(), dataclasses.replace(ckpt.info), total,
+                   time.perf_counter() - start, float(np.mean(losses[-50:])))

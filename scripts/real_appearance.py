@@ -1,0 +1,139 @@
+"""Real-appearance table of a segmenter: videos made from real hand-drawn hearts, scored.
+
+Usage::
+
+    python scripts/real_appearance.py --real ../shared/real [--model MODEL] [--json out.json]
+
+For each of the two real HeartSeg outline sequences (``lateral_mask_sequences``), the real
+HeartSeg frame is animated with ``animate_frame.py --mask-sequence`` into a 10 s loop and a
+21-frame clip at 15 frames/s. Each video is analysed twice in a fresh process, as a user does
+(``analyze --save-masks``, and ``analyze --masks`` on its truth masks), and scored:
+
+- Dice mean, at ED-like and ES-like frames, and the area errors there (`mask_scores`: the
+  fifth of the frames with the largest / smallest true area);
+- EF error: |EF of the model's masks - EF of the truth masks| (points), both measured by the
+  same pipeline (fed true masks of real hearts it gets EF within about 1 point);
+- HR error: the summary heart rate against the one measured on the truth masks (%);
+- QC: whether the video passes the tool's own quality control.
+
+`evaluate_model` is used by `learning_curve.py` too. The animated videos are rendered once
+into ``--work`` and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import bench_rhythm  # noqa: E402  (a sibling script)
+
+from medaka_heart.io.masks import mask_chunks  # noqa: E402
+from medaka_heart.mask_scores import mask_scores  # noqa: E402
+
+log = logging.getLogger("real_appearance")
+FPS, PIXEL_UM = 15.0, 1.115  # HeartSeg: 15 frames/s, 1.115 um per pixel
+LOOP_SECONDS, CLIP_SECONDS = 10.0, 1.4
+
+
+def test_videos(real: Path, work: Path) -> list[dict]:
+    """The animated videos: sequence, kind, video path, truth-mask path."""
+    videos = []
+    for name, folder in bench_rhythm.sequences(real, work / "outlines").items():
+        for kind, seconds, seed in (("loop", LOOP_SECONDS, 0), ("clip", CLIP_SECONDS, 1)):
+            out = work / f"{name}_{kind}"
+            if not (out / "frame_0001.avi").is_file():
+                bench_rhythm.animate(real, out, "--fps", f"{FPS:g}", "--seconds", f"{seconds:g}",
+                                     "--mask-sequence", str(folder), "--seed", str(seed))
+            videos.append({"sequence": name, "kind": kind, "video": out / "frame_0001.avi",
+                           "masks": out / "frame_0001_mask.tif"})
+    return videos
+
+
+def _analyze(video: Path, out: Path, *extra: str) -> pd.Series:
+    cmd = [sys.executable, "-m", "medaka_heart", "analyze", str(video), "-o", str(out),
+           "--fps", f"{FPS:g}", "--pixel-size", f"{PIXEL_UM:g}", "--workers", "1", "--no-plots",
+           "--no-progress", "--force", *extra]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return pd.read_csv(out / "summary.csv").iloc[0]
+
+
+def _stack(path: Path) -> np.ndarray:
+    return np.concatenate(list(mask_chunks(path, 256, None)))
+
+
+def _error(pred: float, true: float, relative: bool) -> float:
+    if not (math.isfinite(pred) and math.isfinite(true)):
+        return math.nan
+    return abs(pred - true) / true * 100.0 if relative else abs(pred - true)
+
+
+def evaluate_model(model: Path | None, videos: list[dict], work: Path) -> list[dict]:
+    """One row per video: Dice (mean/ED/ES), area errors, EF and HR errors, QC."""
+    rows = []
+    extra = [] if model is None else ["--model", str(model)]
+    for v in videos:
+        tag = f"{v['sequence']}_{v['kind']}"
+        pred = _analyze(v["video"], work / "pred" / tag, "--save-masks", *extra)
+        truth = _analyze(v["video"], work / "truth" / tag, "--masks", str(v["masks"]))
+        scores = mask_scores(_stack(work / "pred" / tag / "frame_0001" / "masks.tif"),
+                             _stack(v["masks"]))
+        rows.append({"sequence": v["sequence"], "kind": v["kind"], **scores.to_dict(),
+                     "ef_pct": float(pred["ef_pct"]), "ef_pct_truth": float(truth["ef_pct"]),
+                     "ef_err_points": _error(float(pred["ef_pct"]), float(truth["ef_pct"]),
+                                             False),
+                     "hr_bpm": float(pred["hr_bpm"]), "hr_bpm_truth": float(truth["hr_bpm"]),
+                     "hr_err_pct": _error(float(pred["hr_bpm"]), float(truth["hr_bpm"]), True),
+                     "qc_pass": bool(pred["qc_pass"])})
+        log.info("%s: %s", tag, {k: rows[-1][k] for k in ("dice_mean", "dice_es",
+                                                          "ef_err_points", "qc_pass")})
+    return rows
+
+
+def _cell(value: float, fmt: str) -> str:
+    return "n/a" if not math.isfinite(value) else fmt.format(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    """One line per video, then the median of loops and of clips."""
+    lines = ["| outline sequence | video | Dice mean / ED / ES | area error ED / ES (%) "
+             "| EF error (points) | HR error (%) | QC |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['sequence']} | {r['kind']} | {_cell(r['dice_mean'], '{:.3f}')} / "
+            f"{_cell(r['dice_ed'], '{:.3f}')} / {_cell(r['dice_es'], '{:.3f}')} | "
+            f"{_cell(r['area_error_ed_pct'], '{:+.0f}')} / "
+            f"{_cell(r['area_error_es_pct'], '{:+.0f}')} | {_cell(r['ef_err_points'], '{:.1f}')}"
+            f" | {_cell(r['hr_err_pct'], '{:.2f}')} | {'pass' if r['qc_pass'] else 'fail'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--real", type=Path, required=True, help="folder laid out as shared/real")
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: shipped)")
+    parser.add_argument("--work", type=Path, default=Path("real_appearance_work"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    videos = test_videos(args.real, args.work / "videos")
+    rows = evaluate_model(args.model, videos, args.work / "runs")
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows},
+                                        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""`adapt`: hold-out splits, and a tiny model adapted end to end whose held-out Dice rises."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from medaka_heart.adapt import adapt, holdout_split
+from medaka_heart.cli import main
+from medaka_heart.io.annotations import Annotated
+from medaka_heart.model.checkpoint import ModelInfo, load_checkpoint, save_model_folder
+from medaka_heart.model.data import toy_pair
+from medaka_heart.model.unet import UNet, UNetConfig
+
+
+def rec(name: str, n: int) -> Annotated:
+    blank = np.zeros((4, 4), np.uint8)
+    return Annotated(name, (blank,) * n, (blank.astype(bool),) * n, tuple(range(10, 10 + n)),
+                     "pairs")
+
+
+def test_whole_recordings_are_held_out_never_all():
+    split = holdout_split([rec(f"r{i}", 3) for i in range(8)], 0.25, seed=0)
+    assert (split.how, len(split.held_out), len(split.train)) == ("recordings", 2, 6)
+    assert not {r.name for r in split.train} & {r.name for r in split.held_out}
+    two = holdout_split([rec("a", 3), rec("b", 3)], 0.9, seed=0)
+    assert (len(two.train), len(two.held_out)) == (1, 1)
+
+
+def test_one_recording_gives_a_block_of_neighbouring_frames():
+    split = holdout_split([rec("only", 12)], 0.25, seed=3)
+    (train,), (held,) = split.train, split.held_out
+    assert split.how == "frames"
+    assert len(held) == 3
+    assert len(train) == 9
+    assert np.all(np.diff(held.frames) == 1)  # contiguous
+    assert sorted(train.frames + held.frames) == list(range(10, 22))
+
+
+def test_one_frame_or_no_holdout_holds_nothing_out():
+    assert holdout_split([rec("one", 1)]).how == "none"
+    assert holdout_split([rec("a", 5), rec("b", 5)], 0.0).held_out == ()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A 'lab' of 4 recordings of 6 toy frames each (bright or dark ellipses), as PNG pairs."""
+    rng = np.random.default_rng(5)
+    for r in range(4):
+        folder = tmp_path / "lab" / f"fish{r}"
+        folder.mkdir(parents=True)
+        for i in range(6):
+            image, mask = toy_pair(rng, 64, 64)
+            cv2.imwrite(str(folder / f"f_{i:02d}.png"), image)
+            cv2.imwrite(str(folder / f"f_{i:02d}_mask.png"), mask.astype(np.uint8) * 255)
+    torch.manual_seed(0)
+    arch = UNetConfig(depth=2, base_filters=4, dropout=0.0, in_channels=2)
+    init = save_model_folder(tmp_path / "init", UNet(arch).eval(),
+                             ModelInfo(arch, input_size=32, coarse_size=64, crop_scale=2.2))
+    return tmp_path / "lab", init
+
+
+def test_adapt_raises_held_out_dice_and_writes_a_usable_model_folder(lab, tmp_path):
+    data, init = lab
+    result = adapt(data, tmp_path / "adapted", init=init, steps=150, seed=0, progress=False,
+                   command="medaka-heart adapt lab -o adapted")
+    assert result.split == "recordings"
+    assert result.held_out_frames == 6
+    assert result.after.dice_mean > result.before.dice_mean + 0.2
+    assert result.after.dice_mean > 0.6
+    folder = tmp_path / "adapted"
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "Held-out scores" in card
+    assert str(init) in card
+    assert "adapt lab -o adapted" in card
+    record = json.loads((folder / "adapt.json").read_text())
+    assert record["scores"]["after"]["dice_mean"] == pytest.approx(result.after.dice_mean)
+    assert record["held_out"]["split"] == "recordings"
+    held = {r["name"] for r in record["held_out"]["recordings"]}
+    trained = {r["name"] for r in record["annotations"]["recordings"]}
+    assert len(held) == 1
+    assert not held & trained
+    info = load_checkpoint(folder).info
+    assert info.training["adapted_from"]["path"] == str(init)
+    assert info.input_size == 32
+    assert info.coarse_size == 64
+
+
+def test_adapt_is_reproducible_with_fixed_steps(lab, tmp_path):
+    data, init = lab
+    a = adapt(data, tmp_path / "a", init=init, steps=15, progress=False)
+    b = adapt(data, tmp_path / "b", init=init, steps=15, progress=False)
+    assert a.after == b.after
+    wa, wb = load_checkpoint(tmp_path / "a").state_dict, load_checkpoint(tmp_path / "b").state_dict
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_adapt_prints_before_and_after_and_refuses_a_foreign_out_folder(lab, tmp_path):
+    data, init = lab
+    runner = CliRunner()
+    out = tmp_path / "m"
+    result = runner.invoke(main, ["adapt", str(data), "-o", str(out), "--init", str(init),
+                                  "--steps", "5", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "before" in result.output
+    assert "Dice, ES-like" in result.output
+    assert (out / "model.pt").is_file()
+    again = runner.invoke(main, ["adapt", str(data), "-o", str(out), "--init", str(init),
+                                 "--steps", "5", "--no-progress"])
+    assert again.exit_code == 0, again.output  # a model folder may be replaced
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.docx").write_text("precious")
+    refused = runner.invoke(main, ["adapt", str(data), "-o", str(tmp_path / "notes"),
+                                   "--init", str(init), "--steps", "5"])
+    assert refused.exit_code != 0
+    assert "not a model folder" in refused.output
+    assert (tmp_path / "notes" / "thesis.docx").read_text() == "precious"
+    bad = runner.invoke(main, ["adapt", str(tmp_path / "notes"), "-o", str(tmp_path / "x"),
+                               "--init", str(init)])
+    assert bad.exit_code != 0
+    assert "no annotated frames found" in bad.output
