@@ -93,12 +93,12 @@ def test_napari_labels_tiff_beside_a_tiff_stack(tmp_path):
 def test_imagej_roi_zip_fills_like_imagej_and_keeps_frames(tmp_path):
     tifffile.imwrite(tmp_path / "fish.tif", frames())
     rois = [roifile.ImagejRoi.frompoints(OUTLINE, t=4),
-            roifile.ImagejRoi.frompoints([*OUTLINE, 2.0, 1.0], t=1)]
+            roifile.ImagejRoi.frompoints(OUTLINE + np.array([2.0, 1.0]), t=1)]
     roifile.roiwrite(tmp_path / "fish_RoiSet.zip", rois)
     (rec,) = read_annotations(tmp_path)
     assert (rec.layout, rec.frames) == ("imagej rois", (1, 4))
     np.testing.assert_array_equal(rec.masks[1], imagej_fill(OUTLINE))
-    np.testing.assert_array_equal(rec.masks[0], imagej_fill([*OUTLINE, 2.0, 1.0]))
+    np.testing.assert_array_equal(rec.masks[0], imagej_fill(OUTLINE + np.array([2.0, 1.0])))
     np.testing.assert_array_equal(rec.images[1], frames()[4])
 
 
