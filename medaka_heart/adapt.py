@@ -5,8 +5,9 @@ a block of neighbouring frames) -> score the initial model on them -> fine-tune 
 (`model.adapt`) within the time budget -> score again -> write the model folder (weights,
 config.json, MODEL_CARD.md, adapt.json) whole or not at all.
 
-Held-out frames are segmented as stills (`Segmenter.segment_still`: found and outlined from
-their appearance alone, without a beat), so the scores are a floor for what a video gets.
+The held-out frames of a recording are segmented together, as a clip without a frame rate
+(found and outlined from their appearance, without a beat), so the scores are a floor for
+what a whole video gets.
 """
 
 from __future__ import annotations
@@ -89,17 +90,27 @@ def _subset(rec: Annotated, keep: Sequence[int], part: str) -> Annotated:
 
 def score(model: str | Path, recordings: Sequence[Annotated], device: str = "auto"
           ) -> MaskScores | None:
-    """`mask_scores` of the model's masks of every frame of `recordings`, each segmented as a
-    still; None when there are no frames."""
+    """`mask_scores` of the model's masks of every frame of `recordings`; None when there are
+    no frames.
+
+    The annotated frames of one recording are segmented together, as a clip without a frame
+    rate (`Segmenter.segment_video`: one crop for all, found from all of them, as in a
+    video); a recording whose frames differ in size, frame by frame as stills.
+    """
     from .segment import Segmenter
 
-    frames = [(image, mask) for rec in recordings
-              for image, mask in zip(rec.images, rec.masks, strict=True)]
-    if not frames:
+    if not any(len(rec) for rec in recordings):
         return None
     segmenter = Segmenter(model, device=device)
-    pred = np.stack([segmenter.segment_still(image).masks[0] for image, _ in frames])
-    return mask_scores(pred, np.stack([mask for _, mask in frames]))
+    pred, true = [], []
+    for rec in recordings:
+        if len({image.shape for image in rec.images}) == 1:
+            for _, seg in segmenter.segment_video([np.stack(rec.images)]):
+                pred.extend(seg.masks)
+        else:
+            pred.extend(segmenter.segment_still(image).masks[0] for image in rec.images)
+        true.extend(rec.masks)
+    return mask_scores(np.stack(pred), np.stack(true))
 
 
 def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
@@ -119,6 +130,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     from .model.checkpoint import load_checkpoint, save_model_folder
     from .model.data import views_of
     from .model.folder import model_hash
+    from .model.samples import largest_box_side
     from .runtime import default_model_path
 
     start = time.perf_counter()
@@ -132,11 +144,13 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     t_score = time.perf_counter()
     before = score(init, split.held_out, device)
     scoring_s = time.perf_counter() - t_score
-    spec = view_spec_of(info)
-    sequences = [views_of(r.name, zip(r.images, r.masks, strict=True), spec)
+    settings = AdaptSettings(steps=steps, seed=seed, device=device)
+    spec = view_spec_of(info, settings.recording_box)
+    sequences = [views_of(r.name, zip(r.images, r.masks, strict=True), spec,
+                          largest_box_side(r.masks) if settings.recording_box else None)
                  for r in split.train]
     left = minutes * 60.0 - (time.perf_counter() - start) - scoring_s - WRITE_MARGIN_S
-    settings = AdaptSettings(seconds=max(left, 1.0), steps=steps, seed=seed, device=device)
+    settings = dataclasses.replace(settings, seconds=max(left, 1.0))
     log.info("adapting %s on %d frames of %d recording(s); %d held-out frames", init,
              sum(map(len, split.train)), len(split.train), sum(map(len, split.held_out)))
     adapted = finetune(str(init), sequences, settings, progress=progress)

@@ -42,7 +42,8 @@ def card_text(result: AdaptResult, provenance: dict[str, Any]) -> str:
         f"under `{provenance['annotations']['path']}`:", "",
         *[f"- {r['name']} ({r['layout']}): {len(r['frames'])} frame(s)" for r in train], "",
         "## Held-out scores", "",
-        "Frames never trained on, segmented as stills (no beat), by the initial model "
+        "Frames never trained on, segmented as a clip per recording (no beat), by the initial "
+        "model "
         "(before) and this one (after). ED-like / ES-like: the fifth of the held-out frames "
         "with the largest / smallest true area; area error + = masks too large.", "",
         *[f"- held out: {r['name']}: {len(r['frames'])} frame(s)" for r in held], "",

@@ -62,8 +62,11 @@ def write_pairs(frames: np.ndarray, masks: np.ndarray, k: int, out: Path) -> lis
     return picked
 
 
-def adapt(pairs: Path, model: Path, minutes: float, seed: int) -> float:
-    """Run ``medaka-heart adapt`` in a fresh process; its wall time, s."""
+def adapt(pairs: Path, model: Path, minutes: float, seed: int, reuse: bool = False) -> float:
+    """Run ``medaka-heart adapt`` in a fresh process; its wall time, s (with `reuse` and a
+    model already there: the time its adapt.json records)."""
+    if reuse and (model / "adapt.json").is_file():
+        return float(json.loads((model / "adapt.json").read_text())["seconds"])
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "medaka_heart", "adapt", str(pairs), "-o", str(model),
                     "--holdout", "0", "--minutes", f"{minutes:g}", "--seed", str(seed),
@@ -80,8 +83,8 @@ def markdown(curve: list[dict]) -> str:
     """One line per (held-out sequence, frames): loop and clip scores, wall time."""
     lines = ["| trained on | frames | adapt wall time (s) | loop Dice mean / ED / ES "
              "| clip Dice mean / ED / ES | EF error (points) loop / clip "
-             "| HR error (%) loop / clip | QC pass |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| range-EF error (points) loop / clip | HR error (%) loop / clip | QC pass |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for c in curve:
         rows = c["rows"]
 
@@ -95,6 +98,8 @@ def markdown(curve: list[dict]) -> str:
             f"| {c['trained_on']} | {c['frames']} | {wall} | {trio('loop')} | {trio('clip')} | "
             f"{_median(rows, 'ef_err_points', 'loop'):.1f} / "
             f"{_median(rows, 'ef_err_points', 'clip'):.1f} | "
+            f"{_median(rows, 'range_ef_err_points', 'loop'):.1f} / "
+            f"{_median(rows, 'range_ef_err_points', 'clip'):.1f} | "
             f"{_median(rows, 'hr_err_pct', 'loop'):.2f} / "
             f"{_median(rows, 'hr_err_pct', 'clip'):.2f} | {qc}/{len(rows)} |")
     return "\n".join(lines)
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("learning_curve_work"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep models and analyses already in --work (resume, or re-score)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the shipped model's row (0 frames)")
     args = parser.parse_args(argv)
@@ -118,15 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     for trained_on, folder in outlines.items():
         test = [v for v in videos if v["sequence"] != trained_on]
         if not args.no_baseline:
-            rows = real_appearance.evaluate_model(None, test, args.work / f"runs_{trained_on}_0")
+            rows = real_appearance.evaluate_model(None, test, args.work / f"runs_{trained_on}_0",
+                                                  reuse=args.reuse)
             curve.append({"trained_on": trained_on, "frames": 0, "adapt_s": None, "rows": rows})
         frames, masks = lab_recording(args.real, folder, args.work / f"lab_{trained_on}")
         for k in args.sizes:
             tag = f"{trained_on}_{k}"
             picked = write_pairs(frames, masks, k, args.work / "pairs" / tag)
             model = args.work / "models" / tag
-            wall = adapt(args.work / "pairs" / tag, model, args.minutes, args.seed)
-            rows = real_appearance.evaluate_model(model, test, args.work / f"runs_{tag}")
+            wall = adapt(args.work / "pairs" / tag, model, args.minutes, args.seed, args.reuse)
+            rows = real_appearance.evaluate_model(model, test, args.work / f"runs_{tag}",
+                                                  reuse=args.reuse)
             curve.append({"trained_on": trained_on, "frames": k, "frame_indices": picked,
                           "adapt_s": wall, "rows": rows})
             log.info("%s: adapt %.0f s\n%s", tag, wall, markdown(curve[-1:]))

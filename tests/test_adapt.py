@@ -49,13 +49,20 @@ def test_one_frame_or_no_holdout_holds_nothing_out():
 
 @pytest.fixture
 def lab(tmp_path):
-    """A 'lab' of 4 recordings of 6 toy frames each (bright or dark ellipses), as PNG pairs."""
+    """A 'lab' of 6 recordings (PNG pairs) of 6 frames each: per recording one textured
+    background and one dark ellipse (one microscope: dark hearts) that shrinks and grows like
+    a ventricle."""
     rng = np.random.default_rng(5)
-    for r in range(4):
+    for r in range(6):
         folder = tmp_path / "lab" / f"fish{r}"
         folder.mkdir(parents=True)
+        background, _ = toy_pair(rng, 64, 64)
+        cy, cx, a, b = rng.uniform(24, 40), rng.uniform(24, 40), *rng.uniform(9, 14, size=2)
         for i in range(6):
-            image, mask = toy_pair(rng, 64, 64)
+            k = 1.0 - 0.25 * (0.5 - 0.5 * np.cos(2 * np.pi * i / 6))
+            mask = ((np.mgrid[0:64, 0:64][0] - cy) / (a * k)) ** 2 + (
+                (np.mgrid[0:64, 0:64][1] - cx) / (b * k)) ** 2 <= 1
+            image = np.clip(background - 60.0 * mask, 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"f_{i:02d}.png"), image)
             cv2.imwrite(str(folder / f"f_{i:02d}_mask.png"), mask.astype(np.uint8) * 255)
     torch.manual_seed(0)
@@ -70,7 +77,7 @@ def test_adapt_raises_held_out_dice_and_writes_a_usable_model_folder(lab, tmp_pa
     result = adapt(data, tmp_path / "adapted", init=init, steps=150, seed=0, progress=False,
                    command="medaka-heart adapt lab -o adapted")
     assert result.split == "recordings"
-    assert result.held_out_frames == 6
+    assert result.held_out_frames == 12  # 2 of 6 recordings
     assert result.after.dice_mean > result.before.dice_mean + 0.2
     assert result.after.dice_mean > 0.6
     folder = tmp_path / "adapted"
@@ -83,7 +90,7 @@ def test_adapt_raises_held_out_dice_and_writes_a_usable_model_folder(lab, tmp_pa
     assert record["held_out"]["split"] == "recordings"
     held = {r["name"] for r in record["held_out"]["recordings"]}
     trained = {r["name"] for r in record["annotations"]["recordings"]}
-    assert len(held) == 1
+    assert len(held) == 2
     assert not held & trained
     info = load_checkpoint(folder).info
     assert info.training["adapted_from"]["path"] == str(init)

@@ -7,7 +7,8 @@ that outlines it, both augmented (flips, affine, intensity, blur, noise) so that
 go a long way. Adam with warm-up and a cosine decay over the run's steps.
 
 The number of steps is fixed before the run: `steps` when given (reproducible anywhere), else
-as many as the time left allows, from the time of the first steps on this machine.
+as many as the time left allows, from the time of the first steps on this machine (and the
+run stops at the budget's end if the machine slows down meanwhile).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .augment import AugmentConfig
 from .checkpoint import ModelInfo, load_checkpoint
 from .data import FramePool, SequenceData
 from .device import cpu_threads, resolve_device
 from .losses import get_loss
 from .samples import ViewSpec
 from .train import draw_batch
-from .train_config import AugmentConfig, InputConfig, OptimConfig, TrainConfig
+from .train_config import InputConfig, OptimConfig, TrainConfig
 from .unet import UNet
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ class AdaptSettings:
     steps : optimiser steps (None = as many as `seconds` allows, at most `max_steps`).
     lr : peak learning rate of Adam; warmup_steps : linear warm-up before the cosine decay.
     p_coarse : share of whole-frame (coarse pass) samples, the rest crops around the heart.
+    augment : the augmentation of the samples (see `augment.AugmentConfig`).
+    recording_box : size fine crops from the recording's largest heart box (see
+        `samples.ViewSpec.recording_box`), not each frame's own.
     """
 
     seconds: float = 240.0
@@ -60,6 +65,8 @@ class AdaptSettings:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    recording_box: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,26 +80,29 @@ class Adapted:
     final_loss: float  # mean training loss of the last 50 steps
 
 
-def view_spec_of(info: ModelInfo) -> ViewSpec:
-    """The sample geometry a model was trained for (its input size, crop scale, percentiles)."""
+def view_spec_of(info: ModelInfo, recording_box: bool = True) -> ViewSpec:
+    """The sample geometry of a model (its input size, crop scale, percentiles); fine crops
+    sized from the recording's largest heart box as inference sizes them (`recording_box`,
+    see `samples.ViewSpec`)."""
     spread = (max(1.2, info.crop_scale - 0.5), info.crop_scale + 0.6)
     return ViewSpec(size=info.input_size, coarse_size=info.coarse_size or info.input_size,
                     crop_scale=spread, low_percentile=info.low_percentile,
-                    high_percentile=info.high_percentile)
+                    high_percentile=info.high_percentile, recording_box=recording_box)
 
 
 def _train_config(info: ModelInfo, settings: AdaptSettings) -> TrainConfig:
-    spec = view_spec_of(info)
+    spec = view_spec_of(info, settings.recording_box)
     return TrainConfig(
         model=info.architecture,
         input=InputConfig(size=info.input_size, coarse_size=info.coarse_size,
                           crop_scale=info.crop_scale, crop_scale_range=spec.crop_scale,
                           p_coarse=settings.p_coarse if info.coarse_size else 0.0,
+                          recording_box=settings.recording_box,
                           low_percentile=info.low_percentile,
                           high_percentile=info.high_percentile),
         optim=OptimConfig(batch_size=settings.batch_size, lr=settings.lr, loss=settings.loss,
                           seed=settings.seed),
-        augment=AugmentConfig())
+        augment=settings.augment)
 
 
 def _lr(step: int, total: int, settings: AdaptSettings) -> float:
@@ -146,12 +156,17 @@ def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettin
         total = int(np.clip(len(losses) + left / per_step, settings.min_steps,
                             settings.max_steps))
         log.info("%.3f s per step: %d steps in %.0f s", per_step, total, settings.seconds)
+    deadline = None if settings.steps is not None else start + settings.seconds
     bar = tqdm(range(len(losses), total), desc="adapting", unit="step", disable=not progress,
                initial=len(losses), total=total)
     for i in bar:
         losses.append(step(i, total))
         if i % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if deadline is not None and time.perf_counter() > deadline:  # the machine slowed down
+            log.info("time budget spent after %d of %d steps", i + 1, total)
+            total = i + 1
+            break
     bar.close()
     model.eval()
     return Adapted(model.cpu(), dataclasses.replace(ckpt.info), total,

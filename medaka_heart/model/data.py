@@ -66,14 +66,17 @@ class SequenceData:
         return len(self.context)
 
 
-def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: ViewSpec
-             ) -> SequenceData:
+def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: ViewSpec,
+             box_side: float | None = None) -> SequenceData:
     """SequenceData from (frame (H, W[, C]), mask (H, W[, C]); nonzero = heart) pairs.
 
-    Pairs are converted one at a time, so an iterator keeps memory at the size of the views.
+    box_side : the heart box side (native px) every frame's context is built on (see
+        `samples.make_views`); None = each frame's own. Pairs are converted one at a time, so
+        an iterator keeps memory at the size of the views.
     """
     # numpy stubs type any(axis=-1) as maybe a scalar; of a 3-D mask it is an array
-    parts = [make_views(f, m.any(axis=-1) if m.ndim == 3 else m, spec)  # type: ignore[arg-type]
+    parts = [make_views(f, m.any(axis=-1) if m.ndim == 3 else m,  # type: ignore[arg-type]
+                        spec, box_side)
              for f, m in pairs]
     if not parts:
         raise ValueError(f"{name}: no frames")

@@ -19,6 +19,7 @@ ventricle changes; most of what looks like it does not). The fine pass gets a ze
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -47,6 +48,12 @@ class ViewSpec:
     crop_scale: tuple[float, float] = (1.7, 2.8)  # fine crop side / bounding-box side
     crop_jitter: float = 0.15  # centre jitter, fraction of the crop side
     min_box_px: float = 16.0  # smallest bounding-box side assumed, native px
+    # True: fine crops are sized from the side the context was built on (the recording's
+    # largest heart box, see `make_views`), as inference sizes one crop for all of a video's
+    # frames, so the ventricle is smaller in the crop at end-systole; False: from each
+    # frame's own box (a crop fitted to every frame teaches a size prior that the video's
+    # end-systolic frames, seen in a diastole-sized crop, break)
+    recording_box: bool = False
     low_percentile: float = 1.0
     high_percentile: float = 99.0
 
@@ -78,6 +85,13 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float] | None:
     return (xs[0] + xs[-1]) / 2.0, (ys[0] + ys[-1]) / 2.0, side
 
 
+def largest_box_side(masks: Iterable[np.ndarray]) -> float | None:
+    """Side (px) of the largest bounding box of bool masks (a recording's end-diastole);
+    None if all are empty."""
+    sides = [box[2] for box in map(mask_box, masks) if box is not None]
+    return max(sides) if sides else None
+
+
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interp)
@@ -87,12 +101,15 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec
+def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec,
+               box_side: float | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One native frame (H, W[, C]) and mask (H, W) -> the stored views.
 
     Returns coarse (Sc, Sc) uint8, coarse mask (Sc, Sc) bool, context (Sx, Sx) uint8, context
-    mask (Sx, Sx) bool. An empty mask gives a context centred on the frame.
+    mask (Sx, Sx) bool. The context is `context_scale` x `box_side` (native px; None = the
+    mask's own bounding-box side) around the mask's box centre. An empty mask gives a context
+    centred on the frame.
     """
     gray = to_gray(np.asarray(frame)[None])[0]
     mask = np.asarray(mask) != 0
@@ -103,6 +120,8 @@ def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec
     box = mask_box(mask)
     h, w = mask.shape
     cx, cy, side = box if box is not None else (w / 2.0, h / 2.0, min(h, w) / spec.context_scale)
+    if box_side is not None:
+        side = float(box_side)
     side = max(side, spec.min_box_px) * spec.context_scale
     ctx = crop_square(gray, cx, cy, side)
     ctx_mask = crop_square(mask.astype(np.float32), cx, cy, side)
@@ -127,7 +146,9 @@ def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Ge
     cx = cy = sx / 2.0
     box = mask_box(context_mask)
     if box is not None:
-        cx, cy, box_side = box[0], box[1], max(box[2], box_side * 0.25)
+        cx, cy = box[0], box[1]
+        if not spec.recording_box:
+            box_side = max(box[2], box_side * 0.25)
     if augment is None:
         scale, dx, dy = float(np.mean(spec.crop_scale)), 0.0, 0.0
     else:

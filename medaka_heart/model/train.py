@@ -75,7 +75,7 @@ def view_spec(config: TrainConfig) -> ViewSpec:
     i = config.input
     return ViewSpec(size=i.size, coarse_size=i.coarse_size or i.size,
                     crop_scale=cast(tuple[float, float], tuple(i.crop_scale_range)),
-                    crop_jitter=i.crop_jitter,
+                    crop_jitter=i.crop_jitter, recording_box=i.recording_box,
                     low_percentile=i.low_percentile, high_percentile=i.high_percentile)
 
 

@@ -31,6 +31,8 @@ class InputConfig:
     off_target : share of fine samples centred away from the heart (OFF_TARGET_RANGE box
         sides off, e.g. on the atrium), so the fine pass learns to outline only the
         ventricle, wherever it sits in the crop (0 = every crop centred on the heart).
+    recording_box : fine crops sized from the recording's largest heart box, as inference
+        sizes one crop for a whole video (finite sources only; see `samples.ViewSpec`).
     """
 
     size: int = 128
@@ -40,6 +42,7 @@ class InputConfig:
     crop_jitter: float = 0.15
     p_coarse: float = 0.3
     off_target: float = 0.0
+    recording_box: bool = False
     low_percentile: float = 1.0
     high_percentile: float = 99.0
 
