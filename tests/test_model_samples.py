@@ -199,3 +199,26 @@ def test_coarse_samples_of_large_hearts_only_get_clutter(radius, cluttered):
                                   p_heart=1.0)
     background = image[~msk]
     assert bool(background.std() > 0.01) == cluttered
+
+
+def test_recording_box_crops_show_a_small_heart_small():
+    """With the recording's (diastolic) box, an end-systolic frame's heart fills less of the
+    crop, as in a video's single crop; with its own box it would fill the same share."""
+    from dataclasses import replace
+
+    from medaka_heart.model.samples import largest_box_side
+
+    big, big_mask = _frame(r=16, c=28)
+    small, small_mask = _frame(r=8, c=14)
+    side = largest_box_side([big_mask, small_mask])
+    assert side == mask_box(big_mask)[2]
+    shares = {}
+    for recording in (False, True):
+        spec = replace(SPEC, recording_box=recording)
+        for name, (frame, mask) in {"ed": (big, big_mask), "es": (small, small_mask)}.items():
+            views = make_views(frame, mask, spec, side if recording else None)
+            _, crop_mask = fine_sample(views[2], views[3], np.random.default_rng(0), spec, None)
+            shares[recording, name] = crop_mask.mean()
+    assert shares[False, "es"] == pytest.approx(shares[False, "ed"], rel=0.15)
+    assert shares[True, "es"] == pytest.approx(shares[True, "ed"] / 4, rel=0.2)  # half the side
+    assert largest_box_side([np.zeros((4, 4), bool)]) is None
