@@ -102,7 +102,8 @@ def score(model: str | Path, recordings: Sequence[Annotated], device: str = "aut
     if not any(len(rec) for rec in recordings):
         return None
     segmenter = Segmenter(model, device=device)
-    pred, true = [], []
+    pred: list[np.ndarray] = []
+    true: list[np.ndarray] = []
     for rec in recordings:
         if len({image.shape for image in rec.images}) == 1:
             for _, seg in segmenter.segment_video([np.stack(rec.images)]):
