@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean chromium
+.PHONY: setup demo test lint clean chromium napari-libs
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ demo: setup
 	@echo "Results in demo_out/model/ (summary.csv, report.html, one folder per video) and"
 	@echo "demo_out/model_evaluation/; the same on the truth masks in demo_out/truth_masks*/"
 
-test: setup chromium lint
+test: setup chromium napari-libs lint
 	$(BIN)/python -m pytest
 
 # Lint and type checks as configured in pyproject.toml (run by `make test`, so by CI).
@@ -42,6 +42,31 @@ chromium:
 	else \
 		echo "chromium not found: install the Debian packages chromium and chromium-driver" \
 		     "(the report tests skip without it, and fail when CI is set)" >&2; \
+	fi
+
+# The napari tests run the plugin in a headless viewer: Qt's offscreen platform, with OpenGL
+# from a virtual X server (Xvfb, which the tests start; Mesa's software renderer), and the
+# shared libraries the Qt wheels link to. Installed here when missing and run as root (as CI
+# does), else a hint.
+NAPARI_DEBS := xvfb libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libxkbcommon0 libfontconfig1 \
+	libglib2.0-0 libdbus-1-3 fonts-dejavu-core
+NAPARI_LIBS := libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libglib-2.0.so.0 \
+	libdbus-1.so.3 swrast_dri.so
+napari-libs:
+	@missing=""; command -v Xvfb >/dev/null 2>&1 || missing="Xvfb"; \
+	found="$$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; \
+	          ls /usr/lib/*/dri /usr/lib/dri 2>/dev/null)"; \
+	for lib in $(NAPARI_LIBS); do \
+		echo "$$found" | grep -q "$$lib" || missing="$$missing $$lib"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Xvfb and Qt's libraries for the napari tests (missing:$$missing)"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NAPARI_DEBS); \
+	else \
+		echo "missing for the napari tests:$$missing; install the Debian packages" \
+		     "$(NAPARI_DEBS) (the viewer tests skip without them, and fail when CI is set)" >&2; \
 	fi
 
 clean:

@@ -87,3 +87,11 @@ def beating(law):
     rng = np.random.default_rng(7)
     frames = (rng.integers(20, 60, masks.shape) + 150 * masks).astype(np.uint8)
     return masks, frames
+
+
+@pytest.fixture(autouse=True, scope="session")
+def use_leak_safe_log_records():
+    """Overrides the napari pytest plugin's fixture of this name (it loads whenever the
+    napari extra is installed), which swaps logging's record factory for the whole session
+    for one that turns arguments other than int/float into strings, so a numpy integer
+    logged with %d raised in every test that logs one. Logging stays as it is."""
