@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -254,6 +255,15 @@ def test_job_stop_ends_the_process():
     with pytest.raises(loop.CommandError, match="stopped"):
         list(lines)
     assert time.perf_counter() - start < 10
+
+
+def test_the_steps_import_neither_napari_nor_qt():
+    code = ("import sys, medaka_heart.napari.loop, medaka_heart.napari.reader, medaka_heart.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('napari', 'magicgui', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'vispy')))")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert got.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------ napari, headless

@@ -43,7 +43,7 @@ from .reader import META_KEY
 
 PLUGIN = "medaka-heart"  # the npe2 manifest's name
 FOLDER = FileDialogMode.EXISTING_DIRECTORY
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class CorrectionWidget(Container):
@@ -132,7 +132,7 @@ class CorrectionWidget(Container):
         self.status.value = text
         self.status.native.setStyleSheet("color: #ff6060" if error else "")
         self.log.native.append(text)
-        (log.warning if error else log.info)("%s", text)
+        (logger.warning if error else logger.info)("%s", text)
 
     # ------------------------------------------------------------------ actions
 
