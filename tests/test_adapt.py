@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from medaka_heart.adapt import adapt, holdout_split
 from medaka_heart.cli import main
 from medaka_heart.io.annotations import Annotated
+from medaka_heart.model.adapt import AdaptSettings, _lr
 from medaka_heart.model.checkpoint import ModelInfo, load_checkpoint, save_model_folder
 from medaka_heart.model.data import toy_pair
 from medaka_heart.model.unet import UNet, UNetConfig
@@ -131,3 +133,48 @@ def test_cli_adapt_prints_before_and_after_and_refuses_a_foreign_out_folder(lab,
                                "--init", str(init)])
     assert bad.exit_code != 0
     assert "no annotated frames found" in bad.output
+
+
+def test_learning_rate_warms_up_by_steps_and_decays_to_its_floor_by_progress():
+    settings = AdaptSettings(lr=1e-3, warmup_steps=10, min_lr_fraction=0.05)
+    assert _lr(0, 0.0, settings) == pytest.approx(1e-4)
+    assert _lr(9, 0.0, settings) == pytest.approx(1e-3)
+    assert _lr(50, 0.5, settings) == pytest.approx(0.5 * (1e-3 + 5e-5))
+    assert _lr(50, 1.0, settings) == pytest.approx(5e-5)
+    assert _lr(50, 3.0, settings) == pytest.approx(5e-5)  # past the budget: stays at the floor
+
+
+def test_a_time_budget_is_kept_when_steps_slow_down_mid_run(lab, monkeypatch):
+    """The schedule follows the clock: steps that become 8x slower after the first five (another
+    job on the same cores) neither overrun the budget nor cut the decay short. The clock is
+    simulated: each batch drawn advances it by the step's duration."""
+    import medaka_heart.model.adapt as model_adapt
+    from medaka_heart.io.annotations import read_annotations
+    from medaka_heart.model.data import views_of
+    from medaka_heart.model.samples import largest_box_side
+
+    data, init = lab
+    spec = model_adapt.view_spec_of(load_checkpoint(init).info)
+    sequences = [views_of(r.name, zip(r.images, r.masks, strict=True), spec,
+                          largest_box_side(r.masks)) for r in read_annotations(data)]
+    clock, rates = [100.0], []
+    draw, lr_of = model_adapt.draw_batch, model_adapt._lr
+
+    def slowing_draw(*args, **kwargs):
+        clock[0] += 0.01 if len(rates) <= 5 else 0.08  # s per step
+        return draw(*args, **kwargs)
+
+    def record_lr(step, progress, settings):
+        rates.append((progress, lr_of(step, progress, settings)))
+        return rates[-1][1]
+
+    monkeypatch.setattr(model_adapt, "draw_batch", slowing_draw)
+    monkeypatch.setattr(model_adapt, "_lr", record_lr)
+    monkeypatch.setattr(model_adapt, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    settings = AdaptSettings(seconds=2.0, min_steps=5, warmup_steps=3, batch_size=2)
+    adapted = model_adapt.finetune(str(init), sequences, settings, progress=False)
+    assert adapted.seconds == pytest.approx(2.01, abs=0.08)  # the step that crosses the end
+    assert adapted.steps == len(rates) == 5 + 25  # 0.05 s + 25 x 0.08 s
+    progress, lr = rates[-1]  # the last step ran at the budget's end, at the decay's floor
+    assert progress > 0.95
+    assert lr == pytest.approx(settings.lr * settings.min_lr_fraction, rel=0.02)

@@ -6,9 +6,10 @@ windows for the coarse pass that finds the heart, jittered crops around it for t
 that outlines it, both augmented (flips, affine, intensity, blur, noise) so that twenty frames
 go a long way. Adam with warm-up and a cosine decay over the run's steps.
 
-The number of steps is fixed before the run: `steps` when given (reproducible anywhere), else
-as many as the time left allows, from the time of the first steps on this machine (and the
-run stops at the budget's end if the machine slows down meanwhile).
+The run is measured in steps when `steps` is given (reproducible anywhere), else in seconds:
+it trains until the time budget is spent and its learning-rate schedule follows the clock
+(the share of the budget used), so a machine that slows down or speeds up mid-run (another
+job on the same cores) still gets a whole schedule, warm-up to decay, in its budget.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from .train_config import InputConfig, OptimConfig, TrainConfig
 from .unet import UNet
 
 log = logging.getLogger(__name__)
-
-TIMING_STEPS = 5  # steps timed (after one warm-up step) to size a time-budgeted run
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,13 @@ def _train_config(info: ModelInfo, settings: AdaptSettings) -> TrainConfig:
         augment=settings.augment)
 
 
-def _lr(step: int, total: int, settings: AdaptSettings) -> float:
+def _lr(step: int, progress: float, settings: AdaptSettings) -> float:
+    """Learning rate at optimiser step `step` and `progress` (0-1, share of the run done): a
+    linear warm-up over the first `warmup_steps` steps, then a cosine decay over progress."""
     if step < settings.warmup_steps:
         return settings.lr * (step + 1) / settings.warmup_steps
-    t = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
     floor = settings.lr * settings.min_lr_fraction
-    return floor + 0.5 * (settings.lr - floor) * (1 + math.cos(math.pi * min(t, 1.0)))
+    return floor + 0.5 * (settings.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettings,
@@ -133,9 +133,9 @@ def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettin
     rng = np.random.default_rng([settings.seed, 7919])
     start = time.perf_counter()
 
-    def step(i: int, total: int) -> float:
+    def step(i: int, progress: float) -> float:
         for group in optimizer.param_groups:
-            group["lr"] = _lr(i, total, settings)
+            group["lr"] = _lr(i, progress, settings)
         x, y = draw_batch(pools, probs, rng, settings.batch_size, config)
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -146,28 +146,28 @@ def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettin
 
     model.train()
     losses: list[float] = []
-    total = settings.steps
-    if total is None:  # time the first steps, then fix the count
-        losses.append(step(0, settings.max_steps))
-        t0 = time.perf_counter()
-        losses.extend(step(i, settings.max_steps) for i in range(1, 1 + TIMING_STEPS))
-        per_step = (time.perf_counter() - t0) / TIMING_STEPS
-        left = settings.seconds - (time.perf_counter() - start)
-        total = int(np.clip(len(losses) + left / per_step, settings.min_steps,
-                            settings.max_steps))
-        log.info("%.3f s per step: %d steps in %.0f s", per_step, total, settings.seconds)
-    deadline = None if settings.steps is not None else start + settings.seconds
-    bar = tqdm(range(len(losses), total), desc="adapting", unit="step", disable=not progress,
-               initial=len(losses), total=total)
-    for i in bar:
-        losses.append(step(i, total))
-        if i % 10 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if deadline is not None and time.perf_counter() > deadline:  # the machine slowed down
-            log.info("time budget spent after %d of %d steps", i + 1, total)
-            total = i + 1
-            break
-    bar.close()
+    by_steps = settings.steps is not None
+    budget = float(settings.steps) if settings.steps is not None else max(settings.seconds, 1e-3)
+
+    def used() -> float:
+        """Share of the run done: of its steps, or of its seconds."""
+        spent = len(losses) if by_steps else time.perf_counter() - start
+        return spent / budget
+
+    def finished() -> bool:
+        n = len(losses)
+        if by_steps:
+            return n >= budget
+        return n >= settings.max_steps or (used() >= 1.0 and n >= settings.min_steps)
+
+    with tqdm(total=100, desc="adapting", unit="%", disable=not progress) as bar:
+        while not finished():
+            losses.append(step(len(losses), used()))
+            bar.update(min(100, int(100 * used())) - bar.n)
+            if len(losses) % 10 == 1:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", steps=len(losses))
+    total = len(losses)
+    log.info("%d steps in %.0f s", total, time.perf_counter() - start)
     model.eval()
     return Adapted(model.cpu(), dataclasses.replace(ckpt.info), total,
                    time.perf_counter() - start, float(np.mean(losses[-50:])))
