@@ -187,6 +187,7 @@ def analyze_video(
                             period_frames=detection.period_frames,
                             hr_bpm_intensity=rhythm.intensity.hr_bpm,
                             hr_bpm_segmentation_median=rhythm.segmentation_hr_bpm_median,
+                            hr_bpm_segmentation=rhythm.segmentation_hr_bpm,
                             rhythm_periodicity=rhythm.periodicity,
                             hr_source=rhythm.choice.source,
                             missing_frames=len(info.missing_frames),

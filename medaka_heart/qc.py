@@ -24,10 +24,12 @@ the dimensions (``qc_dimensions_pass``: volumes, EF, FS, from the masks):
 - ``low_confidence``: the median per-frame segmentation confidence is below `min_confidence`;
 - ``weak_periodicity``: consecutive beats of the ventricle volume correlate less than
   `min_periodicity` (median; the autocorrelation at the period, beat by beat);
-- ``hr_mismatch``: the rate of the masks' own beats (hr_bpm_segmentation_median, from their
-  median interval) and the video's rate (hr_bpm_median of the fused train) differ by more
-  than `max_hr_difference_pct` percent: the masks follow something that does not beat
-  with the heart;
+- ``hr_mismatch``: the rate of the masks' own beats and the video's rate (the fused train's)
+  differ by more than `max_hr_difference_pct` percent, compared both by their median
+  intervals (hr_bpm_segmentation_median against hr_bpm_median: blind to a missed beat) and
+  by their mean intervals (hr_bpm_segmentation against hr_bpm: blind to intervals that
+  alternate long-short, whose median lands on either kind), and flagged only when both
+  differ: the masks follow something that does not beat with the heart;
 - ``implausible_ef``: ef_pct outside [`ef_min_pct`, `ef_max_pct`];
 - ``large_motion``: the ventricle's centroid travels (95th percentile of its distance from
   its median position) more than `max_motion_diameters` ventricle diameters;
@@ -74,7 +76,9 @@ class QCMetrics:
     hr_bpm_median: float  # median of the per-beat rates 60 / RR
     hr_bpm_intensity: float  # model-free heart rate
     hr_bpm_segmentation_median: float  # median rate of the masks' own beats
-    hr_difference_pct: float  # 100 |hr_bpm_segmentation_median - hr_bpm_median| / hr_bpm_median
+    # 100 |masks' rate - video's rate| / video's rate, the smaller of the medians' and the
+    # means' difference (either where only one is known)
+    hr_difference_pct: float
     rhythm_periodicity: float  # beat-to-beat repeatability of the signal the train rests on
     measured_beats: int  # beats with an ejection fraction
     hr_source: str  # what the beat train rests on: both | segmentation | intensity ("": own)
@@ -199,6 +203,14 @@ def rr_irregularity(rr_s: np.ndarray, skipped_ratio: float) -> tuple[float, int]
     return cv, int(np.sum(rr > skipped_ratio * np.median(rr)))
 
 
+def rate_difference_pct(*pairs: tuple[float, float]) -> float:
+    """The smallest 100 |a - b| / b over the (a, b) pairs of rates (bpm) where both are
+    known and b > 0; NaN where none is."""
+    known = [100.0 * abs(a - b) / b for a, b in pairs
+             if np.isfinite(a) and np.isfinite(b) and b > 0]
+    return float(min(known)) if known else float("nan")
+
+
 def quality_metrics(
     frames: pd.DataFrame,
     beats: pd.DataFrame,
@@ -207,6 +219,7 @@ def quality_metrics(
     period_frames: float = float("nan"),
     hr_bpm_intensity: float = float("nan"),
     hr_bpm_segmentation_median: float = float("nan"),
+    hr_bpm_segmentation: float = float("nan"),
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
     missing_frames: int = 0,
@@ -225,7 +238,8 @@ def quality_metrics(
     period_frames : dominant period the beats were found with (cycles.CycleDetection);
         NaN: the median RR interval is used.
     hr_bpm_intensity : the model-free heart rate (beat_signal), NaN if unknown.
-    hr_bpm_segmentation_median : median rate of the masks' own beats; NaN: not compared.
+    hr_bpm_segmentation_median, hr_bpm_segmentation : rate of the masks' own beats from
+        their median and from their mean interval; NaN: not compared.
     rhythm_periodicity : repeatability of the signal the beat train rests on; NaN: the
         volume signal's (the beats are its own).
     hr_source : what the train rests on (`rhythm.RhythmChoice.source`); "" where the beats
@@ -245,9 +259,8 @@ def quality_metrics(
         period_frames = float(np.median(finite_rr) * fps)
     hr = 60.0 / finite_rr.mean() if finite_rr.size else float("nan")
     hr_median = float(np.median(60.0 / finite_rr)) if finite_rr.size else float("nan")
-    difference = float("nan")
-    if np.isfinite(hr_median) and np.isfinite(hr_bpm_segmentation_median) and hr_median > 0:
-        difference = float(100.0 * abs(hr_bpm_segmentation_median - hr_median) / hr_median)
+    difference = rate_difference_pct((hr_bpm_segmentation_median, hr_median),
+                                     (hr_bpm_segmentation, hr))
     ef_all = beats["ef_pct"].to_numpy(dtype=float)
     ef = float(ef_all[np.isfinite(ef_all)].mean()) if np.isfinite(ef_all).any() else float("nan")
     cv, skipped = rr_irregularity(rr, skipped_beat_ratio)
@@ -324,9 +337,9 @@ def quality_flags(m: QCMetrics, config: QCConfig | None = None) -> tuple[QCFlag,
                             f"{m.periodicity:.2f} (limit {c.min_periodicity:.2f})"))
     if _above(m.hr_difference_pct, c.max_hr_difference_pct):
         flags.append(QCFlag("hr_mismatch", f"the masks beat at {m.hr_bpm_segmentation_median:.0f}"
-                            f" bpm but the heart at {m.hr_bpm_median:.0f} bpm (median intervals,"
-                            f" {m.hr_difference_pct:.1f}% apart, limit "
-                            f"{c.max_hr_difference_pct:g}%)"))
+                            f" bpm but the heart at {m.hr_bpm_median:.0f} bpm (median intervals;"
+                            f" at least {m.hr_difference_pct:.1f}% apart by median and by mean"
+                            f" intervals, limit {c.max_hr_difference_pct:g}%)"))
     if _below(m.ef_pct, c.ef_min_pct) or _above(m.ef_pct, c.ef_max_pct):
         flags.append(QCFlag("implausible_ef", f"ejection fraction {m.ef_pct:.0f}% outside "
                             f"{c.ef_min_pct:.0f}-{c.ef_max_pct:.0f}%"))
@@ -356,6 +369,7 @@ def assess_quality(
     period_frames: float = float("nan"),
     hr_bpm_intensity: float = float("nan"),
     hr_bpm_segmentation_median: float = float("nan"),
+    hr_bpm_segmentation: float = float("nan"),
     rhythm_periodicity: float = float("nan"),
     hr_source: str = "",
     missing_frames: int = 0,
@@ -368,6 +382,7 @@ def assess_quality(
     metrics = quality_metrics(frames, beats, fps=fps, period_frames=period_frames,
                               hr_bpm_intensity=hr_bpm_intensity,
                               hr_bpm_segmentation_median=hr_bpm_segmentation_median,
+                              hr_bpm_segmentation=hr_bpm_segmentation,
                               rhythm_periodicity=rhythm_periodicity, hr_source=hr_source,
                               missing_frames=missing_frames,
                               pixel_size_default=pixel_size_default, signal=signal,

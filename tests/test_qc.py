@@ -24,6 +24,7 @@ from medaka_heart.qc import (
     centroid_travel,
     metrics_from_row,
     quality_flags,
+    rate_difference_pct,
     rr_irregularity,
 )
 
@@ -244,6 +245,35 @@ def test_masks_that_beat_at_another_rate_fail_the_dimensions(clean_masks, factor
     assert qc.rhythm_passed  # the heart's rhythm is not in question
     np.testing.assert_allclose(qc.metrics.hr_difference_pct, 100 * abs(factor - 1), rtol=0.05,
                                atol=0.1)
+
+
+@pytest.mark.parametrize(("median_factor", "mean_factor", "fired"),
+                         [(1.06, 1.0, False), (1.0, 1.06, False), (1.06, 1.06, True),
+                          (0.7, 0.75, True)])
+def test_a_mismatch_must_show_in_both_the_median_and_the_mean_rate(clean_masks, median_factor,
+                                                                   mean_factor, fired):
+    """Long-short alternating intervals put the median on either kind of interval (the median
+    rates of two trains of the same beats may then differ by 6 %), a missed beat moves the
+    mean: only masks whose rate differs by both beat with something else."""
+    frames, _ = measure_masks(clean_masks, PIXEL_UM)
+    frames.insert(1, "time_s", frames["frame"] / FPS)
+    detection = detect_cycles(frames["volume_pl"].to_numpy(), FPS)
+    beats = beat_table(frames, detection)
+    hr_median = float(np.median(60.0 / beats["rr_s"].dropna()))
+    hr_mean = 60.0 / float(beats["rr_s"].dropna().mean())
+    qc = assess_quality(frames, beats, fps=FPS, period_frames=detection.period_frames,
+                        hr_bpm_intensity=HR_BPM,
+                        hr_bpm_segmentation_median=hr_median * median_factor,
+                        hr_bpm_segmentation=hr_mean * mean_factor)
+    assert ("hr_mismatch" in names(qc)) is fired
+    expected = 100 * min(abs(median_factor - 1), abs(mean_factor - 1))
+    np.testing.assert_allclose(qc.metrics.hr_difference_pct, expected, atol=1e-6)
+
+
+def test_rate_difference_takes_the_smallest_known_difference():
+    assert rate_difference_pct((110.0, 100.0), (102.0, 100.0)) == pytest.approx(2.0)
+    assert rate_difference_pct((110.0, 100.0), (float("nan"), 100.0)) == pytest.approx(10.0)
+    assert np.isnan(rate_difference_pct((float("nan"), 100.0), (90.0, 0.0)))
 
 
 def test_rhythm_flags_leave_the_dimensions_alone(clean_masks):
