@@ -31,6 +31,7 @@ import numpy as np
 
 from .corrections import CORRECTED_DIR, is_result_folder, read_corrections, result_video
 from .image import read_image
+from .masks import read_label_stack
 from .video import CONTAINER_SUFFIXES, FRAME_SUFFIXES, TIFF_SUFFIXES, open_video
 
 LABELS_SUFFIX = "_labels"
@@ -225,16 +226,7 @@ def _frame_shape(media: Path) -> tuple[int, int]:
 
 def _labels_tiff(path: Path) -> tuple[list[int], list[np.ndarray]]:
     """(frames with any label, their bool masks) of a napari Labels TIFF."""
-    import tifffile
-
-    try:
-        labels = np.asarray(tifffile.imread(path))
-    except Exception as exc:  # tifffile raises many kinds on a broken file
-        raise ValueError(f"{path}: not a readable TIFF ({exc})") from None
-    if labels.ndim == 2:
-        labels = labels[None]
-    if labels.ndim != 3:
-        raise ValueError(f"{path}: labels are (T, H, W) or (H, W), got shape {labels.shape}")
+    labels = read_label_stack(path, "labels")
     frames = [int(i) for i in np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))]
     return frames, [labels[i] != 0 for i in frames]
 

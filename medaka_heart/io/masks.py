@@ -35,6 +35,21 @@ def mask_chunks(path: str | Path, chunk_frames: int, expected: tuple[int, int, i
         yield chunk.any(axis=-1) if chunk.ndim == 4 else chunk != 0  # type: ignore[misc]
 
 
+def read_label_stack(path: str | Path, what: str = "masks") -> np.ndarray:
+    """(T, H, W) labels of a single-channel TIFF of one page (H, W) or of T pages, whole in
+    memory, of its own dtype (nonzero = ventricle). Raises ValueError naming the file for a
+    broken TIFF or another shape (`what` names the content in that message)."""
+    try:
+        labels = np.asarray(tifffile.imread(path))
+    except Exception as exc:  # tifffile raises many kinds on a broken file
+        raise ValueError(f"{path}: not a readable TIFF ({exc})") from None
+    if labels.ndim == 2:
+        labels = labels[None]
+    if labels.ndim != 3:
+        raise ValueError(f"{path}: {what} are (T, H, W) or (H, W), got shape {labels.shape}")
+    return labels
+
+
 class MaskStackWriter:
     """Appends (t, H, W) bool chunks to a uint8 0/255 multi-page TIFF (zlib), one page per frame."""
 

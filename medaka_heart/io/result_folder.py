@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 
 from .corrections import MASKS_FILE, PROVENANCE_FILE, read_corrections, result_video
+from .masks import read_label_stack
 from .video import read_all
 
 BEATS_FILE = "beats.csv"
@@ -86,15 +86,7 @@ def read_masks(folder: str | Path) -> np.ndarray:
     path = Path(folder) / MASKS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{Path(folder)}: no {MASKS_FILE} (analyse with --save-masks)")
-    try:
-        masks = np.asarray(tifffile.imread(path))
-    except Exception as exc:  # tifffile raises many kinds on a broken file
-        raise ValueError(f"{path}: not a readable TIFF ({exc})") from None
-    if masks.ndim == 2:
-        masks = masks[None]
-    if masks.ndim != 3:
-        raise ValueError(f"{path}: masks are (T, H, W), got shape {masks.shape}")
-    return masks != 0
+    return read_label_stack(path) != 0
 
 
 def read_beats(folder: str | Path) -> tuple[tuple[int, int, int], ...]:
