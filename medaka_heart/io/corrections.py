@@ -44,20 +44,24 @@ def is_result_folder(folder: str | Path) -> bool:
         (folder / CORRECTED_DIR).is_dir() or (folder / CORRECTED_LIST).is_file())
 
 
+def recorded_video(folder: str | Path) -> Path:
+    """The video path a result folder's provenance.json records (``input``), whether or not
+    it still exists. Raises FileNotFoundError naming the file when it cannot be read."""
+    provenance = Path(folder) / PROVENANCE_FILE
+    try:
+        return Path(json.loads(provenance.read_text())["input"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FileNotFoundError(f"{provenance}: cannot read the input video ({exc})") from None
+
+
 def result_video(folder: str | Path) -> Path:
     """The video a result folder was analysed from (its provenance.json ``input``).
 
     Raises FileNotFoundError naming the folder when the provenance or the video is missing.
     """
-    folder = Path(folder)
-    try:
-        video = json.loads((folder / PROVENANCE_FILE).read_text())["input"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise FileNotFoundError(f"{folder / PROVENANCE_FILE}: cannot read the input video "
-                                f"({exc})") from None
-    path = Path(video)
+    path = recorded_video(folder)
     if not path.exists():
-        raise FileNotFoundError(f"{folder}: its video {path} no longer exists")
+        raise FileNotFoundError(f"{Path(folder)}: its video {path} no longer exists")
     return path
 
 

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .corrections import MASKS_FILE, PROVENANCE_FILE, read_corrections, result_video
+from .corrections import (
+    MASKS_FILE,
+    PROVENANCE_FILE,
+    read_corrections,
+    recorded_video,
+    result_video,
+)
 from .masks import read_label_stack
 from .video import read_all
 
@@ -152,9 +158,9 @@ def find_result(out: str | Path, video: str | Path) -> Path:
     out, video = Path(out), Path(video).resolve()
     for provenance in sorted(out.glob(f"*/{PROVENANCE_FILE}")):
         try:
-            source = json.loads(provenance.read_text())["input"]
-        except (OSError, ValueError, KeyError):
+            source = recorded_video(provenance.parent)
+        except FileNotFoundError:
             continue
-        if source and Path(source).resolve() == video:
+        if source.resolve() == video:
             return provenance.parent
     raise FileNotFoundError(f"{out}: no result folder of {video}")
