@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 HOLDOUT_FRACTION = 0.25  # share of recordings (or of one recording's frames) held out
 DEFAULT_MINUTES = 3.0  # the issue caps adapt at 5 minutes on 2 cores
-WRITE_MARGIN_S = 5.0  # of the budget kept for writing the model folder
+WRITE_MARGIN_S = 20.0  # of the budget kept for writing the model folder and its ONNX export
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
                   "after": None if after is None else after.to_dict()}
         metrics = {"held_out": scores, "train_loss": adapted.final_loss}
         save_model_folder(stage, adapted.model, dataclasses.replace(new_info, metrics=metrics))
+        _export_onnx(stage)
         seconds = time.perf_counter() - start
         result = AdaptResult(out, before, after, adapted.steps, seconds,
                              sum(map(len, split.train)), sum(map(len, split.held_out)),
@@ -179,6 +180,18 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
 
         write_card(stage, result, provenance)
     return result
+
+
+def _export_onnx(folder: Path) -> None:
+    """model.onnx beside the adapted weights, so that analyze runs it without torch on a CPU;
+    where the exporter is missing or fails, the folder runs on torch (slower start-up)."""
+    from .runtime_onnx import export_model_folder
+
+    try:
+        export_model_folder(folder)
+    except Exception as exc:  # the exporter's many failure kinds: the model works on torch
+        log.warning("%s: no ONNX export (%s: %s); the model runs on torch", folder,
+                    type(exc).__name__, exc)
 
 
 def _describe(rec: Annotated) -> dict[str, Any]:

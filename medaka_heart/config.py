@@ -68,12 +68,11 @@ class SegmentConfig:
 
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
-    runtime: str = "torch"  # torch | auto | onnx; auto: ONNX Runtime on the CPU where the
-    # model folder ships model.onnx (the network alone is faster, but analyze is not yet
-    # faster end to end and holds both runtimes in memory, so it is not the default)
+    runtime: str = "auto"  # auto | torch | onnx; auto: ONNX Runtime on the CPU where the
+    # model folder ships a model.onnx checked against its weights (no torch import), else torch
     batch_size: int = 16  # frames per forward pass (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
-    threads: int | None = None  # torch CPU threads; None = all cores / workers
+    threads: int | None = None  # CPU threads of the network; None = all cores / workers
     coarse_every: int = 8  # the coarse pass looks at every n-th frame of a chunk
     refine: int = 1  # fine passes that re-centre and re-size a candidate crop (0 = none)
     candidates: int = 1  # coarse candidates checked by the fine pass (with refine >= 1)

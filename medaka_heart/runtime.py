@@ -1,9 +1,11 @@
 """The model runtime: a model folder loaded for inference, shared by `locate` and `segment`.
 
-`ModelRuntime` loads a model folder or checkpoint (default: the weights shipped in
+`ModelRuntime` reads a model folder or checkpoint (default: the weights shipped in
 ``medaka_heart/weights/``), picks the device (CUDA, then Apple MPS, then CPU) and the CPU
-threads, and runs network-size images through the network in batches (`predict`). A model
-folder with a ``localiser/`` model folder inside runs its coarse pass with that network.
+threads, and runs network-size images through the network in batches (`predict`). On the CPU
+it runs the folder's checked ``model.onnx`` with ONNX Runtime where it can (`runtime_onnx`),
+without importing torch; torch runs the network everywhere else. A model folder with a
+``localiser/`` model folder inside runs its coarse pass with that network.
 `frame_confidence` turns the network's probabilities into a per-frame confidence for QC.
 """
 
@@ -11,21 +13,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from scipy.special import expit
 
 from .config import PreprocessConfig, SegmentConfig
-from .model.checkpoint import Checkpoint, ModelInfo, load_checkpoint
-from .model.device import cpu_threads, resolve_device
-from .model.folder import LOCALISER_DIR, model_hash
+from .model.device import cpu_threads, device_type
+from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
+from .model.info import ModelInfo, folder_info
 from .model.inputs import COARSE, FINE, network_input
-from .model.unet import fuse_batchnorm
 from .preprocess import normalise_intensity, resize_stack
 from .runtime_onnx import ONNX_FILE, OnnxNetwork, OnnxUnavailable, onnx_network
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +77,28 @@ class ModelRuntime:
 
     Parameters
     ----------
-    config : the [segment] settings used here: model, device, batch_size (frames per forward
-        pass, x CUDA_BATCH_FACTOR on CUDA), threads (None = usable cores // workers) and
-        threshold (None = the model's tuned threshold).
+    config : the [segment] settings used here: model, device, runtime, batch_size (frames per
+        forward pass, x CUDA_BATCH_FACTOR on CUDA), threads (None = usable cores // workers)
+        and threshold (None = the model's tuned threshold).
     preprocess : intensity percentiles; None values (the default) = the model's own.
     workers : processes sharing this machine (to avoid oversubscribing cores).
+
+    torch is imported only where it runs a network or checks an ONNX file against one.
     """
 
     def __init__(self, config: SegmentConfig, preprocess: PreprocessConfig | None = None, *,
                  workers: int = 1):
         preprocess = preprocess or PreprocessConfig()
         self.path = Path(config.model) if config.model is not None else default_model_path()
-        checkpoint = load_checkpoint(self.path)
-        self.info: ModelInfo = checkpoint.info
+        self._localiser = self.path / LOCALISER_DIR if (self.path / LOCALISER_DIR).is_dir() \
+            else None
+        self._checkpoints: dict[Path, Checkpoint] = {}
+        self._torch_nets: dict[float, torch.nn.Module] = {}
+        self.info: ModelInfo = self._read_info(self.path)
+        self.coarse_info = (self.info if self._localiser is None  # the coarse pass's network
+                            else self._read_info(self._localiser))
         self.sha256 = model_hash(self.path)
-        self.device = resolve_device(config.device)
+        self.device = device_type(config.device)  # "cpu", "cuda" or "mps"
         self.size = int(self.info.input_size)  # the model was trained at this size
         self.coarse_size = int(self.info.coarse_size)
         self.low_percentile = (self.info.low_percentile if preprocess.low_percentile is None
@@ -95,66 +108,94 @@ class ModelRuntime:
         self.threshold = self.info.threshold if config.threshold is None else config.threshold
         _check_sizes(self.path, self.info, {"input size": self.size,
                                             "coarse size": self.coarse_size})
-        factor = CUDA_BATCH_FACTOR if self.device.type == "cuda" else 1
+        if self._localiser is not None:
+            _check_sizes(self._localiser, self.coarse_info, {"coarse size": self.coarse_size})
+        factor = CUDA_BATCH_FACTOR if self.device == "cuda" else 1
         self.batch_size = config.batch_size * factor
-        self.threads: int | None = None
-        if self.device.type == "cpu":
-            self.threads = cpu_threads(config.threads, workers)
-            torch.set_num_threads(self.threads)
-        self.memory_format = (torch.channels_last if self.device.type == "cpu"
-                              else torch.contiguous_format)
-        self.net = self._ready(checkpoint)
-        self.coarse_net, self.coarse_info = self.net, self.info  # the coarse pass's network
-        localiser = self.path / LOCALISER_DIR
-        if localiser.is_dir():  # a network of its own
-            found = load_checkpoint(localiser)
-            _check_sizes(localiser, found.info, {"coarse size": self.coarse_size})
-            self.coarse_net, self.coarse_info = self._ready(found), found.info
-        self.backend, self._onnx = self._choose_backend(config.runtime, localiser.is_dir())
+        self.threads = cpu_threads(config.threads, workers) if self.device == "cpu" else None
+        self.backend, self._onnx = self._choose_backend(config.runtime)
+        if self.backend == "torch":  # load the networks now: a bad model.pt fails here
+            self._torch_net(FINE)
+            self._torch_net(COARSE)
         log.info("model %s (sha256 %s...) on %s with %s, input %dx%d", self.path,
                  self.sha256[:12], self.device, self.backend, self.size, self.size)
 
-    def _choose_backend(self, wanted: str, has_localiser: bool
-                        ) -> tuple[str, dict[float, OnnxNetwork]]:
+    def _read_info(self, path: Path) -> ModelInfo:
+        """A model folder's ModelInfo from its config.json where that says it all, else from
+        its checkpoint (torch)."""
+        info = folder_info(path) if path.is_dir() else None
+        return info if info is not None else self._checkpoint(path).info
+
+    def _checkpoint(self, path: Path) -> Checkpoint:
+        """The checkpoint of a model folder or file, loaded once (imports torch)."""
+        if path not in self._checkpoints:
+            from .model.checkpoint import load_checkpoint
+
+            self._checkpoints[path] = load_checkpoint(path)
+        return self._checkpoints[path]
+
+    def _torch_net(self, pass_value: float) -> torch.nn.Module:
+        """The torch network of a pass (COARSE: the localiser's, if the model has one),
+        batch norm fused, on the device, in inference mode; made on first need."""
+        key = COARSE if pass_value == COARSE and self._localiser is not None else FINE
+        if key not in self._torch_nets:
+            import torch
+
+            from .model.unet import fuse_batchnorm
+
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)
+            path = self._localiser if key == COARSE and self._localiser is not None else self.path
+            net = fuse_batchnorm(self._checkpoint(path).build_model())
+            fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
+            moved = net.to(torch.device(self.device), memory_format=fmt)  # type: ignore[call-overload]
+            self._torch_nets[key] = moved.eval()  # (torch's stubs lack .to's memory_format)
+        return self._torch_nets[key]
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The fine pass's torch network (made on first use)."""
+        return self._torch_net(FINE)
+
+    @property
+    def coarse_net(self) -> torch.nn.Module:
+        """The coarse pass's torch network (the localiser's, if the model has one)."""
+        return self._torch_net(COARSE)
+
+    def _choose_backend(self, wanted: str) -> tuple[str, dict[float, OnnxNetwork]]:
         """'onnx' (and its networks by pass) or 'torch'. 'auto': ONNX Runtime on the CPU where
         the model folder ships model.onnx and it checks out against torch (`runtime_onnx`),
         else torch; 'onnx': also exported into the cache where missing, and not possible is a
         ValueError; 'torch': torch."""
         if wanted not in RUNTIMES:
             raise ValueError(f"unknown runtime {wanted!r}; choose one of {', '.join(RUNTIMES)}")
-        if wanted == "torch" or (wanted == "auto" and self.device.type != "cpu"):
+        if wanted == "torch" or (wanted == "auto" and self.device != "cpu"):
             return "torch", {}
-        if self.device.type != "cpu":
+        if self.device != "cpu":
             raise ValueError(f"runtime 'onnx' runs on the CPU, not on {self.device}")
-        folder = self.path if self.path.is_dir() else None
-        nets = {FINE: (self.net, self.info, folder, "fine", self.size)}
-        if has_localiser:
-            nets[COARSE] = (self.coarse_net, self.coarse_info, self.path / LOCALISER_DIR,
-                            "coarse", self.coarse_size)
+        passes = {FINE: (self.path, self.info, "fine", self.size)}
+        if self._localiser is not None:
+            passes[COARSE] = (self._localiser, self.coarse_info, "coarse", self.coarse_size)
         found = {}
         try:
-            for pass_value, (net, info, own, role, side) in nets.items():
-                channels = info.architecture.in_channels
+            for pass_value, (where, info, role, side) in passes.items():
+                folder = where.is_dir()
                 found[pass_value] = onnx_network(
-                    net, own=None if own is None else own / ONNX_FILE,
-                    key=f"{self.sha256[:32]}_{role}", in_channels=channels,
+                    partial(self._torch_net, pass_value),
+                    own=where / ONNX_FILE if folder else None,
+                    weights=where / MODEL_FILE if folder else where,
+                    key=f"{self.sha256[:32]}_{role}", in_channels=info.architecture.in_channels,
                     side=side or self.size, threads=self.threads, export=wanted == "onnx")
         except OnnxUnavailable as exc:
             if wanted == "onnx":
                 raise ValueError(f"{self.path}: runtime 'onnx' not possible: {exc}") from None
-            shipped = [own / ONNX_FILE for _, _, own, _, _ in nets.values() if own is not None]
+            shipped = [where / ONNX_FILE for where, _, _, _ in passes.values()]
             say = log.warning if any(p.is_file() for p in shipped) else log.debug
             say("%s: ONNX Runtime not used (%s); torch runs the network", self.path, exc)
             return "torch", {}
-        if not has_localiser:
+        if self._localiser is None:
             found[COARSE] = found[FINE]
         return "onnx", found
-
-    def _ready(self, checkpoint: Checkpoint) -> torch.nn.Module:
-        """The checkpoint's network, batch norm fused, on the device, in inference mode."""
-        net = fuse_batchnorm(checkpoint.build_model())
-        moved = net.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
-        return moved.eval()  # (torch's stubs lack Module.to's memory_format keyword)
 
     @property
     def crop_scale(self) -> float:
@@ -172,7 +213,6 @@ class ModelRuntime:
         out = normalise_intensity(small, self.low_percentile, self.high_percentile)
         return out.astype(np.float32, copy=False)
 
-    @torch.inference_mode()
     def predict(self, images: np.ndarray, pass_value: float = FINE,
                 motion: np.ndarray | None = None) -> np.ndarray:
         """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
@@ -182,35 +222,47 @@ class ModelRuntime:
         models (None = zeros).
         """
         out = np.empty(images.shape, dtype=np.float32)
-        cuda = self.device.type == "cuda"
-        net, info = ((self.coarse_net, self.coarse_info) if pass_value == COARSE
-                     else (self.net, self.info))
+        info = self.coarse_info if pass_value == COARSE else self.info
         channels = info.architecture.in_channels
         onnx = self._onnx.get(COARSE if pass_value == COARSE else FINE)
+        if onnx is None:
+            return self._predict_torch(images, pass_value, motion, channels)
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size]
-            if onnx is not None:
-                logits = onnx(network_input(batch, channels, pass_value, motion))[:, 0]
-                out[start:start + len(batch)] = expit(logits)
-                continue
-            x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
-            if cuda:
-                x = x.pin_memory()
-            x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-            amp = (torch.autocast("cuda", dtype=torch.float16) if cuda
-                   else contextlib.nullcontext())
-            with amp:
-                prob = torch.sigmoid(net(x).float())
-            out[start:start + len(batch)] = prob[:, 0].cpu().numpy()
+            logits = onnx(network_input(batch, channels, pass_value, motion))[:, 0]
+            out[start:start + len(batch)] = expit(logits)
+        return out
+
+    def _predict_torch(self, images: np.ndarray, pass_value: float, motion: np.ndarray | None,
+                       channels: int) -> np.ndarray:
+        """`predict` with torch (mixed precision on CUDA)."""
+        import torch
+
+        out = np.empty(images.shape, dtype=np.float32)
+        net = self._torch_net(pass_value)
+        cuda = self.device == "cuda"
+        fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start:start + self.batch_size]
+                x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
+                if cuda:
+                    x = x.pin_memory()
+                x = x.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+                amp = (torch.autocast("cuda", dtype=torch.float16) if cuda
+                       else contextlib.nullcontext())
+                with amp:
+                    prob = torch.sigmoid(net(x).float())
+                out[start:start + len(batch)] = prob[:, 0].cpu().numpy()
         return out
 
     def provenance(self) -> dict[str, Any]:
         """Plain description of the model in use, for result files."""
         return {"model": str(self.path), "model_sha256": self.sha256,
-                "device": str(self.device), "input_size": self.size,
+                "device": self.device, "input_size": self.size,
                 "coarse_size": self.coarse_size, "crop_scale": self.info.crop_scale,
                 "architecture": self.info.architecture.to_dict(),
-                "localiser": (None if self.coarse_net is self.net
+                "localiser": (None if self._localiser is None
                               else self.coarse_info.architecture.to_dict()),
                 "threshold": self.threshold, "threads": self.threads,
                 "runtime": self.backend}

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.data import toy_pair
+from medaka_heart.model.device import device_type
 from medaka_heart.model.unet import UNet, UNetConfig
-from medaka_heart.runtime_onnx import ONNX_FILE, OnnxUnavailable, export_onnx
+from medaka_heart.runtime_onnx import (
+    ONNX_FILE,
+    OnnxNetwork,
+    OnnxUnavailable,
+    check_against_torch,
+    export_onnx,
+    is_stamped,
+)
 from medaka_heart.segment import Segmenter
 
 pytest.importorskip("onnxruntime")
@@ -107,8 +119,66 @@ def test_onnx_asked_for_and_impossible_is_one_clear_error(model_dir, monkeypatch
 def test_the_shipped_model_runs_on_its_checked_onnx_file():
     from medaka_heart.runtime import default_model_path
 
-    assert (default_model_path() / ONNX_FILE).is_file()
-    assert Segmenter(threads=1).provenance()["runtime"] == "torch"  # the default
-    seg = Segmenter(threads=1, runtime="auto")  # the shipped model.onnx, checked vs model.pt
+    shipped = default_model_path()
+    seg = Segmenter(threads=1)  # the default runtime: the shipped, stamped model.onnx
     assert seg.provenance()["runtime"] == "onnx"
     assert seg.provenance()["model_sha256"].startswith("6bb71b22")  # model.pt unchanged
+    assert is_stamped(shipped / ONNX_FILE, shipped / "model.pt")
+    # the stamp is honest: the file gives torch's probabilities
+    reference = Segmenter(threads=1, runtime="torch").runtime
+    difference = check_against_torch(OnnxNetwork(shipped / ONNX_FILE, 1), reference.net,
+                                     reference.info.architecture.in_channels, reference.size)
+    assert difference <= 1e-4
+
+
+def test_a_cpu_run_on_the_shipped_model_never_imports_torch(tmp_path):
+    frames = np.stack([toy_pair(np.random.default_rng(i), 96, 128)[0] for i in range(12)])
+    np.save(tmp_path / "frames.npy", frames)
+    code = (
+        "import sys, numpy as np\n"
+        "from medaka_heart.segment import Segmenter\n"
+        f"frames = np.load({str(tmp_path / 'frames.npy')!r})\n"
+        "seg = Segmenter(threads=1, device='auto')\n"
+        "found = [f for _, f in seg.segment_video([frames], 10.0)]\n"
+        "assert found[0].prob.shape == frames.shape[:3], found[0].prob.shape\n"
+        "print(seg.provenance()['runtime'], 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    if device_type("auto") == "cpu":
+        assert run.stdout.split() == ["onnx", "False"]
+
+
+def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_path,
+                                                               monkeypatch):
+    import medaka_heart.runtime_onnx as runtime_onnx
+
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("model.pt", "config.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    export_onnx(Segmenter(folder, threads=1, runtime="torch").runtime.net, 2, 32,
+                folder / ONNX_FILE)
+    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
+    first = Segmenter(folder, threads=1, runtime="auto")  # checked against torch, stamped
+    assert first.provenance()["runtime"] == "onnx"
+    assert is_stamped(folder / ONNX_FILE, folder / "model.pt")
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(runtime_onnx, "check_against_torch", no_check)
+    again = Segmenter(folder, threads=1, runtime="auto")
+    assert again.provenance()["runtime"] == "onnx"
+    assert not again.runtime._torch_nets  # no torch network was made
+    # new weights: the stamp no longer matches, so the file is checked (and fails)
+    monkeypatch.undo()
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(3)
+    other = UNet(UNetConfig(depth=2, base_filters=4, dropout=0.2, in_channels=2)).eval()
+    save_model_folder(folder, other, ModelInfo(other.config, input_size=32, coarse_size=64))
+    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
+    assert Segmenter(folder, threads=1, runtime="auto").provenance()["runtime"] == "torch"

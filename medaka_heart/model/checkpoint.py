@@ -17,70 +17,21 @@ from __future__ import annotations
 
 import io
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import torch
 
-from .. import __version__
 from ..io.atomic import write_bytes_atomic, write_text_atomic
-from .folder import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE
-from .unet import UNet, UNetConfig
+from .folder import CONFIG_FILE, MODEL_FILE
+from .info import ModelInfo, apply_thresholds, read_json
+from .unet import UNet
+
+__all__ = ["Checkpoint", "ModelInfo", "load_checkpoint", "save_checkpoint", "save_model_folder"]
 
 FORMAT = "medaka_heart.unet"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a checkpoint says about its model: architecture, expected input, provenance.
-
-    input_size : fine-pass input side in pixels.
-    coarse_size : whole-frame coarse pass side (finds the heart); 0 = one pass on whole frames
-        resized to input_size^2.
-    crop_scale : fine crop side / bounding-box side of the heart found by the coarse pass.
-    low_percentile, high_percentile : per-frame intensity normalisation (see preprocess).
-    threshold : probability threshold tuned for this model.
-    training, metrics : free plain-value descriptions of the training data and scores.
-    """
-
-    architecture: UNetConfig
-    input_size: int = 256
-    coarse_size: int = 0
-    crop_scale: float = 2.2
-    low_percentile: float = 1.0
-    high_percentile: float = 99.0
-    threshold: float = 0.5
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    package_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable metadata."""
-        return {
-            "architecture": self.architecture.to_dict(),
-            "input_size": int(self.input_size),
-            "coarse_size": int(self.coarse_size),
-            "crop_scale": float(self.crop_scale),
-            "low_percentile": float(self.low_percentile),
-            "high_percentile": float(self.high_percentile),
-            "threshold": float(self.threshold),
-            "training": _plain(self.training, "training"),
-            "metrics": _plain(self.metrics, "metrics"),
-            "package_version": str(self.package_version),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        data = dict(data)
-        if "architecture" not in data:
-            raise ValueError("metadata has no 'architecture'")
-        arch = UNetConfig.from_dict(data.pop("architecture"))
-        known = {"input_size", "coarse_size", "crop_scale", "low_percentile", "high_percentile",
-                 "threshold", "training", "metrics", "package_version"}
-        return cls(architecture=arch, **{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -96,23 +47,6 @@ class Checkpoint:
         model = UNet(self.info.architecture)
         model.load_state_dict(self.state_dict)
         return model.eval()
-
-
-def _plain(value: Any, where: str) -> Any:
-    """Check that `value` is made of JSON-like plain values only; return it."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, where) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{where}: metadata keys must be strings")
-        return {k: _plain(v, f"{where}.{k}") for k, v in value.items()}
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalar
-        return _plain(value.item(), where)
-    raise TypeError(f"{where}: metadata must hold plain values, not {type(value).__name__}")
 
 
 def save_checkpoint(
@@ -182,16 +116,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(state_dict=state, info=info, train_state=payload.get("train_state"))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
 def _load_folder(folder: Path) -> Checkpoint:
     weights, config = folder / MODEL_FILE, folder / CONFIG_FILE
     if not weights.is_file():
@@ -207,12 +131,8 @@ def _load_folder(folder: Path) -> Checkpoint:
     if not _is_state_dict(state):
         raise ValueError(f"{weights}: not a medaka_heart checkpoint or state dict")
     if config.is_file():
-        meta.update(_read_json(config))
-    thresholds = folder / THRESHOLDS_FILE
-    if thresholds.is_file():
-        tuned = _read_json(thresholds)
-        default: float = meta.get("threshold", 0.5)
-        meta["threshold"] = float(tuned.get("prob", default))
+        meta.update(read_json(config))
+    meta = apply_thresholds(meta, folder)
     try:
         info = ModelInfo.from_dict(meta)
     except (TypeError, ValueError) as exc:
