@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pandas as pd
-from skimage.measure import regionprops
 
 from .cardiac import prolate_spheroid_volume_pl
 from .schema import FRAME_COLUMNS
@@ -67,34 +66,51 @@ def select_component(mask: np.ndarray, previous: TrackState | None) -> tuple[np.
 def solidity(mask: np.ndarray) -> float:
     """Area / convex-hull area of a 2-D single-region mask, both in pixel counts.
 
-    The hull polygon runs through pixel centres; half its perimeter plus one pixel is added
-    to its area so that a convex region has solidity ~1, as with pixel-count hulls.
+    The hull polygon runs through pixel centres (the hull of the region's outer contour, which
+    is the hull of all its pixels); half its perimeter plus one pixel is added to its area so
+    that a convex region has solidity ~1, as with pixel-count hulls.
     """
-    points = cv2.findNonZero(mask.astype(np.uint8))
-    hull = cv2.convexHull(points)
+    region = mask.astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
     hull_px = cv2.contourArea(hull) + cv2.arcLength(hull, closed=True) / 2 + 1
-    return float(min(1.0, mask.sum() / hull_px))
+    return float(min(1.0, cv2.countNonZero(region) / hull_px))
 
 
 def region_features(mask: np.ndarray, pixel_size_um: float) -> dict[str, float]:
-    """Features of the single region in a 2-D bool mask, in um; NaN for an empty mask."""
+    """Features of the single region in a 2-D bool mask, in um; NaN for an empty mask.
+
+    The definitions are skimage's `regionprops` (axis lengths from the eigenvalues of the
+    inertia tensor, its orientation convention), computed from OpenCV's image moments, which
+    is several times faster; tests hold the two equal.
+    """
     box = _bounding_box(mask)
     if box is None:
         return {name: np.nan for name in FEATURES if name != "n_components"}
     r0, r1, c0, c1 = box
     crop = mask[r0:r1, c0:c1]
-    prop = regionprops(crop.astype(np.uint8), spacing=(pixel_size_um, pixel_size_um))[0]
-    major, minor = prop.axis_major_length, prop.axis_minor_length
-    cy, cx = prop.centroid
+    m = cv2.moments(crop.astype(np.uint8), binaryImage=True)
+    count = m["m00"]
+    col_var, row_var, cov = m["mu20"] / count, m["mu02"] / count, m["mu11"] / count
+    half_sum, half_diff = (col_var + row_var) / 2, (col_var - row_var) / 2
+    root = np.hypot(half_diff, cov)
+    px = pixel_size_um
+    major = 4 * np.sqrt(max(half_sum + root, 0.0)) * px
+    minor = 4 * np.sqrt(max(half_sum - root, 0.0)) * px
+    if m["mu20"] == m["mu02"]:  # skimage's convention for a tensor with equal variances
+        orientation = np.pi / 4 if cov > 0 else -np.pi / 4
+    else:
+        orientation = 0.5 * np.arctan2(2 * cov, row_var - col_var)
+    area = count * px * px
     return {
-        "area_um2": float(prop.area),
+        "area_um2": float(area),
         "major_um": float(major),
         "minor_um": float(minor),
         "volume_pl": float(prolate_spheroid_volume_pl(major, minor)),
-        "equiv_diameter_um": float(prop.equivalent_diameter_area),
-        "orientation_rad": float(prop.orientation),
-        "centroid_x_um": float(cx + c0 * pixel_size_um),
-        "centroid_y_um": float(cy + r0 * pixel_size_um),
+        "equiv_diameter_um": float(np.sqrt(4 * area / np.pi)),
+        "orientation_rad": float(orientation),
+        "centroid_x_um": float((m["m10"] / count + c0) * px),
+        "centroid_y_um": float((m["m01"] / count + r0) * px),
         "solidity": solidity(crop),
     }
 

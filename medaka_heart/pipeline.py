@@ -46,8 +46,8 @@ class VideoReader(Protocol):
 
     info: VideoInfo
 
-    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        """(t, H, W[, 3]) frames, in order."""
+    def chunks(self, chunk_frames: int, *, gray: bool = False) -> Iterator[np.ndarray]:
+        """(t, H, W[, 3]) frames, in order; with `gray`, (t, H, W) grayscale."""
 
 
 class ChunkSegmentation(Protocol):
@@ -272,7 +272,7 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
     info, chunk = reader.info, config.io.chunk_frames
     if masks is not None:
         given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width))
-        for frames in reader.chunks(chunk):
+        for frames in reader.chunks(chunk, gray=True):
             mask = next(given, None)
             if mask is None or len(mask) != len(frames):
                 raise VideoError(f"{masks}: the mask count does not match the frames decoded "
@@ -280,7 +280,8 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
             yield frames, mask, None
         return
     assert segmenter is not None  # analyze_video checks that one of them is given
-    chunks = replayable(lambda: reader.chunks(chunk))  # read twice: kept if small enough
+    # grayscale, decoded once where the video fits the replay budget (it is read twice)
+    chunks = replayable(lambda: reader.chunks(chunk, gray=True))
     for frames, found in segmenter.segment_video(chunks, fps):
         yield frames, found.masks, found.confidence
 

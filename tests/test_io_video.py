@@ -7,6 +7,7 @@ import tifffile
 
 from medaka_heart.io.masks import MaskStackWriter, mask_chunks
 from medaka_heart.io.video import VideoError, frames_per_chunk, open_video, read_all
+from medaka_heart.preprocess import to_gray
 
 
 def moving_square(n=12, h=48, w=64, rgb=False, dtype=np.uint8):
@@ -33,6 +34,9 @@ def test_container_video(tmp_path, suffix, fourcc):
     data = np.concatenate(chunks)
     assert data.shape == (12, 48, 64, 3)
     assert np.abs(data.astype(int) - frames).mean() < 10  # lossy codec, same picture
+    gray = np.concatenate(list(reader.chunks(5, gray=True)))  # decoded straight to luminance
+    assert gray.shape == (12, 48, 64) and gray.dtype == np.uint8
+    assert np.abs(gray - to_gray(data)).max() <= 1  # the same luminance, rounded
 
 
 @pytest.mark.parametrize("compression", [None, "lzw", "zlib"])
@@ -49,6 +53,9 @@ def test_multipage_tiff(tmp_path, compression, rgb, dtype):
     assert reader.info.fps_source == "metadata"
     assert reader.info.pixel_size_um == 2.5
     np.testing.assert_array_equal(np.concatenate(list(reader.chunks(5))), frames)
+    gray = np.concatenate(list(reader.chunks(5, gray=True)))
+    assert gray.shape == (12, 48, 64) and gray.dtype == dtype
+    assert np.abs(gray.astype(float) - to_gray(frames)).max() <= 1
 
 
 def test_ome_tiff_metadata(tmp_path):

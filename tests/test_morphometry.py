@@ -60,3 +60,53 @@ def test_chunks_chain_like_one_pass(law):
     import pandas as pd
 
     pd.testing.assert_frame_equal(whole, pd.concat([first, second], ignore_index=True))
+
+
+def _random_region(rng: np.random.Generator, shape=(90, 120)) -> np.ndarray:
+    """A rotated ellipse or a random (possibly concave) polygon, non-empty."""
+    from skimage.draw import polygon
+
+    mask = np.zeros(shape, bool)
+    while not mask.any():
+        if rng.random() < 0.5:
+            rr, cc = ellipse(45 + rng.uniform(-5, 5), 60 + rng.uniform(-5, 5),
+                             rng.uniform(1, 40), rng.uniform(1, 50), shape=shape,
+                             rotation=rng.uniform(-np.pi, np.pi))
+        else:
+            rr, cc = polygon(rng.uniform(0, shape[0], 6), rng.uniform(0, shape[1], 6), shape)
+        mask[rr, cc] = True
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_features_are_skimage_regionprops(seed):
+    from skimage.measure import label, regionprops
+
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        mask = _random_region(rng)
+        mask = label(mask, connectivity=2) == 1  # one region, as measure_masks keeps
+        px = rng.uniform(0.3, 3.0)
+        found = region_features(mask, px)
+        ref = regionprops(mask.astype(np.uint8), spacing=(px, px))[0]
+        expected = {"area_um2": ref.area, "major_um": ref.axis_major_length,
+                    "minor_um": ref.axis_minor_length,
+                    "equiv_diameter_um": ref.equivalent_diameter_area,
+                    "orientation_rad": ref.orientation, "centroid_y_um": ref.centroid[0],
+                    "centroid_x_um": ref.centroid[1]}
+        for name, value in expected.items():
+            assert found[name] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+
+
+def test_solidity_is_the_hull_of_every_pixel():
+    import cv2
+    from skimage.measure import label
+
+    from medaka_heart.morphometry import solidity
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        mask = label(_random_region(rng), connectivity=2) == 1
+        hull = cv2.convexHull(cv2.findNonZero(mask.astype(np.uint8)))
+        hull_px = cv2.contourArea(hull) + cv2.arcLength(hull, closed=True) / 2 + 1
+        assert solidity(mask) == pytest.approx(min(1.0, mask.sum() / hull_px), rel=1e-12)

@@ -65,9 +65,9 @@ def test_a_video_is_decoded_once_when_it_fits_in_memory(tmp_path, monkeypatch):
         reader = real_open(path)
         chunks = reader.chunks
 
-        def counted(n):
+        def counted(n, **kwargs):
             reads.append(n)
-            return chunks(n)
+            return chunks(n, **kwargs)
 
         reader.chunks = counted
         return reader

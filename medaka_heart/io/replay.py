@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-REPLAY_BUDGET_BYTES = 256 * 2**20  # decoded chunks kept for a second read, at most
+REPLAY_BUDGET_BYTES = 384 * 2**20  # decoded chunks kept for a second read, at most (30 s of
+# 640x480 grayscale at 40 frames/s)
 
 
 def replayable(chunks: Callable[[], Iterable[np.ndarray]],

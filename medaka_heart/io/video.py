@@ -1,6 +1,7 @@
 """Streaming video readers: containers via OpenCV, (OME-)TIFF stacks via tifffile, frame folders.
 
-Every reader yields chunks of frames shaped (t, H, W) for grayscale or (t, H, W, 3) for RGB,
+Every reader yields chunks of frames shaped (t, H, W) for grayscale or (t, H, W, 3) for RGB
+(with `gray=True`, always (t, H, W): colour decoded straight to luminance, `gray_frames`),
 in the file's own dtype (uint8, uint16 or float; NaN/inf read as 0), never the whole video at
 once: a chunk holds at most `chunk_frames` frames and `CHUNK_PIXELS` pixels.
 Problems are raised as `VideoError` whose message starts with the file name.
@@ -86,8 +87,27 @@ def natural_key(path: Path) -> list:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
 
 
-def _as_frames(array: np.ndarray, path: Path) -> np.ndarray:
-    """(t, H, W) or (t, H, W, C) with C in {3, 4} -> (t, H, W) or (t, H, W, 3).
+GRAY_DTYPES = (np.uint8, np.uint16, np.float32)  # OpenCV converts these to grayscale itself
+
+
+def gray_frames(frames: np.ndarray) -> np.ndarray:
+    """(t, H, W, 3) RGB frames -> (t, H, W) luminance (ITU-R 601 weights, as OpenCV's
+    RGB2GRAY) in the same dtype where OpenCV converts it (uint8, uint16, float32), else float32;
+    (t, H, W) frames are returned as they are."""
+    if frames.ndim == 3:
+        return frames
+    if frames.dtype not in GRAY_DTYPES:
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return frames.astype(np.float32) @ weights
+    out = np.empty(frames.shape[:3], dtype=frames.dtype)
+    for frame, gray in zip(frames, out, strict=True):
+        cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY, dst=gray)
+    return out
+
+
+def _as_frames(array: np.ndarray, path: Path, gray: bool = False) -> np.ndarray:
+    """(t, H, W) or (t, H, W, C) with C in {3, 4} -> (t, H, W) or (t, H, W, 3); with `gray`,
+    always (t, H, W) (`gray_frames`).
 
     Non-finite samples of float data (NaN, inf) become 0, as `preprocess.normalise_intensity`
     treats them, so that no consumer of the frames (thumbnails, plots) sees NaN.
@@ -100,7 +120,7 @@ def _as_frames(array: np.ndarray, path: Path) -> np.ndarray:
         array = array[..., 0]
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] != 3):
         raise VideoError(f"{path}: unsupported frame layout {array.shape}")
-    return array
+    return gray_frames(array) if gray else array
 
 
 MAX_FPS = 10_000.0  # a stated frame rate above this (or <= 0) is not believed
@@ -157,24 +177,26 @@ class ContainerReader:
         self.info = VideoInfo(path, max(n, 1), h, w, fps if valid_fps else None,
                               "container" if valid_fps else "none")
 
-    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+    def chunks(self, chunk_frames: int, *, gray: bool = False) -> Iterator[np.ndarray]:
         n = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
                              self.info.n_frames)
         cap = cv2.VideoCapture(str(self.path))
         decoded = 0
+        shape = (n, self.info.height, self.info.width) + (() if gray else (3,))
+        conversion = cv2.COLOR_BGR2GRAY if gray else cv2.COLOR_BGR2RGB
         try:
             while True:
-                batch = np.empty((n, self.info.height, self.info.width, 3), dtype=np.uint8)
+                batch = np.empty(shape, dtype=np.uint8)
                 k = 0
                 while k < n:
                     ok, frame = cap.read()
                     if not ok:
                         break
-                    if frame.shape != (*batch.shape[1:3], 3):
+                    if frame.shape != (*shape[1:3], 3):
                         raise VideoError(f"{self.path}: frame {decoded + k} is "
                                          f"{frame.shape[1]}x{frame.shape[0]} px, the first "
                                          f"{self.info.width}x{self.info.height}")
-                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=batch[k])
+                    cv2.cvtColor(frame, conversion, dst=batch[k])
                     k += 1
                 if decoded + k < self.info.n_frames and k < n:  # before yielding a short chunk
                     _check_shortfall(self.path, self.info.n_frames, decoded + k)
@@ -275,7 +297,7 @@ class TiffStackReader:
         self.info = VideoInfo(path, self._n, h, w, fps, source,
                               pixel, "metadata" if pixel is not None else "none")
 
-    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+    def chunks(self, chunk_frames: int, *, gray: bool = False) -> Iterator[np.ndarray]:
         chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
                                         self.info.n_frames)
         with tifffile.TiffFile(self.path) as tif:
@@ -285,7 +307,7 @@ class TiffStackReader:
                 except Exception as exc:  # e.g. a truncated file
                     raise VideoError(f"{self.path}: cannot decode the frames ({exc})") from None
                 for start in range(0, self._n, chunk_frames):
-                    yield _as_frames(data[start : start + chunk_frames], self.path)
+                    yield _as_frames(data[start : start + chunk_frames], self.path, gray)
                 return
             for start in range(0, self._n, chunk_frames):
                 stop = min(start + chunk_frames, self._n)
@@ -294,7 +316,8 @@ class TiffStackReader:
                 except Exception as exc:  # codec errors come in many types
                     raise VideoError(f"{self.path}: cannot decode frames {start}-{stop - 1} "
                                      f"({exc})") from None
-                yield _as_frames(data.reshape((stop - start, *self._frame_shape)), self.path)
+                yield _as_frames(data.reshape((stop - start, *self._frame_shape)), self.path,
+                                 gray)
 
 
 # A numbered folder with frames missing: each missing frame is put back at its true time as
@@ -381,17 +404,17 @@ class FrameFolderReader:
             previous, held = image, 0
             yield image
 
-    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+    def chunks(self, chunk_frames: int, *, gray: bool = False) -> Iterator[np.ndarray]:
         chunk_frames = frames_per_chunk(self.info.height, self.info.width, chunk_frames,
                                         self.info.n_frames)
         batch = []
         for image in self._images():
             batch.append(image)
             if len(batch) == chunk_frames:
-                yield _as_frames(np.stack(batch), self.path)
+                yield _as_frames(np.stack(batch), self.path, gray)
                 batch = []
         if batch:
-            yield _as_frames(np.stack(batch), self.path)
+            yield _as_frames(np.stack(batch), self.path, gray)
 
 
 def frame_files(folder: Path) -> list[Path]:
