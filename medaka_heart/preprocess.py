@@ -1,6 +1,6 @@
 """Segmenter input preparation and mask geometry (pure array functions).
 
-Square crops (`crop_square`, `crop_frames`) and the way back (`paste_crop`) are the one copy
+Square crops (`crop_square`, `crop_frames`) and the way back (`paste_into`) are the one copy
 of the crop maths, used by training and inference alike.
 
 Frames arrive as (T, H, W) or (T, H, W, C) arrays of any integer or float dtype.
@@ -147,14 +147,14 @@ def crop_frames(frames: np.ndarray, cx: float, cy: float, side: float
             crop_origin(cx, cy, side))
 
 
-def paste_crop(prob: np.ndarray, origin: tuple[int, int, int], height: int, width: int
+def paste_into(crop: np.ndarray, origin: tuple[int, int, int], height: int, width: int
                ) -> np.ndarray:
-    """Crop probabilities (T, S, S) back into frames (T, height, width) float32: resized to the
-    crop's side (`restore_geometry`) at its `crop_origin`; 0 outside the crop."""
+    """A (T, n, n) stack at native px scale placed at its `crop_origin` (x0, y0, n) into
+    frames (T, height, width) of its dtype, zero (False) outside the crop."""
     x0, y0, n = origin
-    out = np.zeros((len(prob), height, width), dtype=np.float32)
+    out = np.zeros((len(crop), height, width), dtype=crop.dtype)
     ix0, iy0 = max(x0, 0), max(y0, 0)
     ix1, iy1 = min(x0 + n, width), min(y0 + n, height)
-    out[:, iy0:iy1, ix0:ix1] = restore_geometry(prob, n, n)[:, iy0 - y0:iy1 - y0,
-                                                            ix0 - x0:ix1 - x0]
+    if ix0 < ix1 and iy0 < iy1:
+        out[:, iy0:iy1, ix0:ix1] = crop[:, iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
     return out

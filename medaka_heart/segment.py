@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
-from .preprocess import crop_frames, paste_crop, prepare_input, restore_geometry
+from .preprocess import crop_frames, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
 __all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "frame_confidence"]
@@ -30,17 +30,35 @@ __all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "frame_confid
 
 @dataclass(frozen=True)
 class ChunkSegmentation:
-    """What the segmenter finds in one chunk of frames."""
+    """What the segmenter finds in one chunk of frames.
 
-    prob: np.ndarray  # (T, H, W) float32 ventricle probability at native geometry
+    The probabilities are kept at native px scale inside the crop only (`region`), and made
+    whole-frame on request: a crop is a fraction of a frame, and thresholding and pasting it
+    is most of the per-frame work after the network.
+    """
+
+    region: np.ndarray  # (T, n, n) float32 probability in the crop at native scale, or
+    # (T, H, W) for whole frames (origin None)
+    origin: tuple[int, int, int] | None  # the crop's `crop_origin` (x0, y0, n) in the frame
+    frame_shape: tuple[int, int]  # (H, W) native px
     confidence: np.ndarray  # (T,) float in [0, 1], `frame_confidence` of the (fine) pass
     box: Box | None  # the crop segmented; None = whole frames (nothing located, or one pass)
     threshold: float  # the model's probability threshold
 
     @property
+    def prob(self) -> np.ndarray:
+        """(T, H, W) float32 ventricle probability at native geometry, 0 outside the crop."""
+        return self._whole(self.region)
+
+    @property
     def masks(self) -> np.ndarray:
         """(T, H, W) bool ventricle masks."""
-        return self.prob > self.threshold
+        return self._whole(self.region > self.threshold)
+
+    def _whole(self, values: np.ndarray) -> np.ndarray:
+        if self.origin is None:
+            return values
+        return paste_into(values, self.origin, *self.frame_shape)
 
 
 Chunks = Sequence[np.ndarray] | Callable[[], Iterable[np.ndarray]]
@@ -126,15 +144,16 @@ class Segmenter:
             small = prepare_input(frames, runtime.size, runtime.low_percentile,
                                   runtime.high_percentile)
             prob = runtime.predict(small.astype(np.float32, copy=False))
-            return self._result(restore_geometry(prob, height, width), prob, None)
+            return self._result(restore_geometry(prob, height, width), None, frames, prob, None)
         if box is None:  # nothing found: whole frames at the coarse size
             prob = self.locator.coarse_pass(frames, self.locator.motion_plane(frames, fps))
-            return self._result(restore_geometry(prob, height, width), prob, None)
+            return self._result(restore_geometry(prob, height, width), None, frames, prob, None)
         crops, origin = crop_frames(frames, *box)
         prob = runtime.predict(runtime.normalise(crops, runtime.size))
-        return self._result(paste_crop(prob, origin, height, width), prob, box)
+        return self._result(restore_geometry(prob, origin[2], origin[2]), origin, frames, prob,
+                            box)
 
-    def _result(self, native: np.ndarray, network: np.ndarray, box: Box | None
-                ) -> ChunkSegmentation:
-        return ChunkSegmentation(native, frame_confidence(network, self.threshold), box,
-                                 self.threshold)
+    def _result(self, region: np.ndarray, origin: tuple[int, int, int] | None,
+                frames: np.ndarray, network: np.ndarray, box: Box | None) -> ChunkSegmentation:
+        return ChunkSegmentation(region, origin, (frames.shape[1], frames.shape[2]),
+                                 frame_confidence(network, self.threshold), box, self.threshold)
