@@ -25,6 +25,7 @@ from .cardiac import BeatSummary, beat_table
 from .config import Config
 from .cycles import detect_cycles
 from .io.masks import MaskStackWriter, mask_chunks
+from .io.prefetch import prefetched
 from .io.replay import replayable
 from .io.results import staged_folder, write_csv_atomic, write_json_atomic
 from .io.video import VideoError, VideoInfo, open_video
@@ -272,7 +273,7 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
     info, chunk = reader.info, config.io.chunk_frames
     if masks is not None:
         given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width))
-        for frames in reader.chunks(chunk, gray=True):
+        for frames in prefetched(reader.chunks(chunk, gray=True)):
             mask = next(given, None)
             if mask is None or len(mask) != len(frames):
                 raise VideoError(f"{masks}: the mask count does not match the frames decoded "
@@ -280,8 +281,9 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
             yield frames, mask, None
         return
     assert segmenter is not None  # analyze_video checks that one of them is given
-    # grayscale, decoded once where the video fits the replay budget (it is read twice)
-    chunks = replayable(lambda: reader.chunks(chunk, gray=True))
+    # grayscale, read ahead, decoded once where the video fits the replay budget (it is read
+    # twice)
+    chunks = replayable(lambda: prefetched(reader.chunks(chunk, gray=True)))
     for frames, found in segmenter.segment_video(chunks, fps):
         yield frames, found.masks, found.confidence
 

@@ -192,12 +192,13 @@ def _group_labels(summary: pd.DataFrame, group_by: Sequence[str]) -> pd.Series:
 
 
 def conditions_figure(summary: pd.DataFrame, group_by: Sequence[str] = ()) -> bytes | None:
-    """PNG of heart rate and EF per group, one point per analysed video; None if none.
+    """PNG of heart rate and EF per group, one point per analysed video; None with fewer than
+    two (nothing to compare: the video's own figures say it all).
 
     Filled points passed QC, open red ones did not; the black bar is the group's mean and SD.
     """
     usable = summary[summary["status"].isin(USABLE)]
-    if usable.empty:
+    if len(usable) < 2:
         return None
     labels = _group_labels(usable, group_by)
     groups = sorted(labels.unique())
