@@ -7,6 +7,7 @@ On a fresh checkout (nothing but the repository is read)::
     python scripts/benchmark.py --quick --model runs/default/model --json bench_model.json
     python scripts/benchmark.py --device cuda --json bench_gpu.json  # segment on the GPU
     python scripts/benchmark.py --quick --presets typical --threads 1 --work /tmp/bench
+    python scripts/benchmark.py --speed-only --json bench_speed.json  # the speed table alone
 
 What it does:
 
@@ -26,22 +27,37 @@ What it does:
    FS and volume errors, and under ``qc_passed`` the same over the videos whose analysis
    passed QC: what a screen that drops QC failures gets). The report folders stay in
    ``--work`` (evaluation.csv, dice.csv, ...).
-3. **Speed** on the first ``typical`` video (640x480 RGB), frames per second of: decoding
-   alone (`io.video.open_video`), preprocessing alone (`preprocess.prepare_input` at the
-   model's input size), segmentation alone (`Segmenter.segment_video` on decoded frames: preprocess,
-   network, masks back at native size), and end to end (`run_batch` on the file: decode,
-   segment, measure, cycles, tables and the QC plots, as the CLI does; also without plots,
-   and with truth masks instead of the model). On the CPU with ``--threads`` torch threads,
-   and on the GPU too when ``torch.cuda.is_available()`` (with its name).
-4. **Memory**: the peak RSS of this process, and that of one ``medaka-heart analyze`` of the
-   speed video in a fresh process (its own `os.wait4` rusage).
+3. **Speed** (``--speed-only``: this part alone; ``--no-speed``: without it), one markdown
+   table of frames/s, wall time, peak RSS and the ratio to decoding the same files alone
+   (decode-only: `io.video.open_video(path).chunks(64)` in this process, every frame, none
+   kept). Its videos have their own seeds (SPEED_SEED, PLATE_SEED) and are generated once
+   into ``--work`` like the sets:
+   - in this process: decoding the 30 s 640x480 ``typical`` video, then preprocessing
+     (`preprocess.prepare_input` at the model's input size) and segmentation
+     (`Segmenter.segment_video`, on the CPU; on the GPU too when CUDA is there) of its first
+     STAGE_FRAMES frames, decoded beforehand;
+   - end to end as a user runs it, a fresh ``medaka-heart analyze`` process each (start-up,
+     imports and model loading included) on the 30 s video: with figures (the default),
+     ``--no-plots``, and with the truth masks as ``--masks`` (everything but segmentation);
+     ``--quick``: one run each, else the fastest of two;
+   - the same video at 60 s, with figures: memory should not grow with the length;
+   - a plate: 24 ``hts`` (96-well) videos of 10 s, their 16-bit TIFFs in one folder (frame
+     rate and pixel size from the files), analysed by one ``analyze FOLDER --workers 2``,
+     figures on; with the peak RSS of the largest worker, of the parent and of all processes
+     together (sampled from /proc), and the time a 96-well plate would take at this rate.
+   The runtime (torch / onnx), device and threads are read from the videos' provenance.json,
+   never assumed. Targets (TARGETS, issue 23): >= 100 frames/s end to end with figures,
+   >= 130 frames/s for the plate, <= 1 GB per process.
+4. **Memory**: under ``memory``: the peak RSS of this process, that of the 30 s ``analyze``
+   (``cli``) and the 30 s / 60 s comparison (``length``).
 5. **Provenance**: Python, numpy, torch, OpenCV, tifffile, scikit-image, scipy, pandas and
    medaka_heart versions, the git commit (and whether the tree had changes), the model file's
    sha256 (`model.checkpoint.model_hash`), the command line.
 
 If the model cannot be loaded (e.g. ``medaka_heart/weights/`` is still empty) the JSON and the
-table say so, the segmentation rows are skipped, and everything else (oracle, decode,
-preprocess, end to end with masks) still runs. The exit status is 0 unless nothing ran.
+table say so, the segmentation rows and the plate are skipped, and everything else (oracle,
+decode, preprocess, end to end with masks, the 60 s video with masks) still runs. The exit
+status is 0 unless nothing ran.
 """
 
 from __future__ import annotations
@@ -68,10 +84,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SET_SEEDS = {"typical": 900_101, "hard": 900_201, "hts": 900_301}  # never used in training
 PRESETS = tuple(SET_SEEDS)
-FULL = {"n_videos": 12, "duration_s": 10.0, "repeats": 3}
-QUICK = {"n_videos": 3, "duration_s": 6.0, "repeats": 1}
+FULL = {"n_videos": 12, "duration_s": 10.0, "repeats": 3, "cli_repeats": 2}
+QUICK = {"n_videos": 3, "duration_s": 6.0, "repeats": 1, "cli_repeats": 1}
+SPEED_SEED = 900_401  # the speed video: one typical phantom, 640x480, at two lengths
+SPEED_S, LONG_S = 30.0, 60.0  # its two lengths (the long one: is memory flat in length?)
+PLATE_SEED = 900_501  # the plate: hts phantoms (96-well), analysed as one folder
+PLATE_VIDEOS, PLATE_VIDEO_S, PLATE_WORKERS = 24, 10.0, 2
+TARGETS = {"end_to_end_fps": 100.0, "plate_fps": 130.0, "peak_rss_mb": 1024.0}  # issue 23
+STAGE_FRAMES = 320  # frames held in memory for the preprocess and segment rows
 CHUNK = 64
-BENCH_VERSION = 1
+BENCH_VERSION = 2  # the report's layout (2: speed rows of fresh `analyze` processes, plate)
+SET_VERSION = 1  # the phantom sets' (a change regenerates them)
 TABLE_METRICS = (  # (metrics.json key, label, format)
     ("n_videos", "videos", "{:.0f}"),
     ("n_beats_true", "true beats", "{:.0f}"),
@@ -103,33 +126,25 @@ log = logging.getLogger("benchmark")
 # small utilities
 
 
-def _median_time(fn, repeats: int) -> float:
-    """Median wall time in s of `repeats` calls of fn (after one untimed warm-up call)."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _fps(n_frames: int, seconds: float) -> float | None:
     return round(n_frames / seconds, 1) if seconds > 0 else None
 
 
-# Runs the CLI and reports its own peak RSS at exit. VmHWM, not ru_maxrss: on Linux a child's
-# ru_maxrss starts from its parent's RSS at fork (a 10 MB child of a 1 GB parent reads 1 GB).
+# Runs the CLI as the `medaka-heart` entry point does and reports at exit its own peak RSS and
+# the largest ru_maxrss of its waited-for children (worker processes). VmHWM, not ru_maxrss,
+# for its own: on Linux a child's ru_maxrss starts from its parent's RSS at fork (a 10 MB child
+# of a 1 GB parent reads 1 GB), so the children's figure is an upper bound.
 PEAK_WRAPPER = """
 import atexit, resource, sys
 def _peak():
+    scale = 1 / 1024 if sys.platform == "darwin" else 1  # ru_maxrss: bytes on macOS, else KiB
     try:
         with open("/proc/self/status") as f:
             kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        kb = kb / 1024 if sys.platform == "darwin" else kb
-    sys.stderr.write(f"PEAK_RSS_KB {kb}\\n")
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    sys.stderr.write(f"PEAK_RSS_KB {kb} {children}\\n")
 atexit.register(_peak)
 from medaka_heart.cli import main
 main(args=sys.argv[1:], prog_name="medaka-heart")
@@ -137,7 +152,8 @@ main(args=sys.argv[1:], prog_name="medaka-heart")
 
 
 def _own_peak_rss_mb() -> float:
-    """Peak RSS of this process in MiB (VmHWM where /proc has it, else ru_maxrss)."""
+    """Peak RSS of this process in MiB (VmHWM where /proc has it, else ru_maxrss), since it
+    was last reset (`_reset_peak_rss`)."""
     try:
         with open("/proc/self/status") as f:
             kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
@@ -212,16 +228,20 @@ def environment(threads: int) -> dict[str, Any]:
 # held-out phantom sets
 
 
-def ensure_set(folder: Path, preset: str, n_videos: int, duration_s: float) -> list[dict]:
+def ensure_set(folder: Path, preset: str, n_videos: int, duration_s: float, *,
+               seed: int | None = None) -> list[dict]:
     """The held-out set of `preset` in `folder` (generated unless already there); one dict per
-    video: name, path (the file to analyse), truth folder, fps, pixel size, frames, beats."""
+    video: name, path (the file to analyse), truth folder, fps, pixel size, frames, beats.
+
+    seed : the set's seed; default ``SET_SEEDS[preset]`` (the accuracy sets).
+    """
     from medaka_heart import __version__
     from medaka_heart.phantom import make_phantom
     from medaka_heart.phantom.writer import video_seed, write_phantom
 
-    seed = SET_SEEDS[preset]
+    seed = SET_SEEDS[preset] if seed is None else seed
     description = {"preset": preset, "seed": seed, "n_videos": n_videos,
-                   "duration_s": duration_s, "bench_version": BENCH_VERSION,
+                   "duration_s": duration_s, "bench_version": SET_VERSION,
                    "phantom_version": __version__}  # the renderer changes with the package
     marker = folder / "set.json"
     try:
@@ -370,54 +390,387 @@ def accuracy(preset: str, videos: list[dict], data: Path, work: Path, config,
 
 
 # ---------------------------------------------------------------------------------------------
-# speed
+# speed: the stages in this process; end to end as a user runs it (a fresh `analyze` process)
 
 
-def decode_all(path: Path) -> np.ndarray:
+def decode_count(paths: list[Path]) -> int:
+    """Decode every frame of `paths` in this process, chunk by chunk as `analyze` reads them
+    (`io.video.open_video`), keeping none; the number of frames."""
     from medaka_heart.io.video import open_video
 
-    return np.concatenate(list(open_video(path).chunks(CHUNK)))
+    n = 0
+    for path in paths:
+        for chunk in open_video(path).chunks(CHUNK):
+            n += len(chunk)
+    return n
 
 
-def speed(video: dict, seg, model_info: dict[str, Any], work: Path, threads: int,
-          repeats: int) -> dict[str, Any]:
-    """Frames per second of each stage on one video (CPU; and CUDA when available)."""
+def first_chunks(path: Path, n_frames: int) -> list[np.ndarray]:
+    """The first decoded chunks of a video: at least `n_frames` frames (all of a shorter one)."""
     from medaka_heart.io.video import open_video
-    from medaka_heart.preprocess import prepare_input
 
-    path, n = video["path"], video["n_frames"]
-    fps = open_video(path).info.fps  # sets the span of a motion plane (three-channel models)
-    frames = decode_all(path)
-    n = len(frames)
-    size = int(model_info.get("input_size") or 256)
-    chunks = [frames[i : i + CHUNK] for i in range(0, n, CHUNK)]
-    out: dict[str, Any] = {"video": video["name"], "n_frames": n,
-                           "width": int(frames.shape[2]), "height": int(frames.shape[1]),
-                           "repeats": repeats}
-    cpu: dict[str, Any] = {"threads": threads}
-    cpu["decode_fps"] = _fps(n, _median_time(lambda: decode_all(path), repeats))
-    cpu["preprocess_fps"] = _fps(n, _median_time(
-        lambda: [prepare_input(c, size) for c in chunks], repeats))
-    cpu["preprocess_size"] = size
-    base = segment_config(model_info, "cpu", threads)
-    cpu["end_to_end_masks_fps"] = _fps(n, _e2e(video, work, base, repeats, oracle=True))
-    if seg is not None:
-        cpu_seg = seg if seg.runtime.device.type == "cpu" else None
-        if cpu_seg is None:
-            cpu_seg, _ = load_model(model_info["path"], "cpu", threads)
-        cpu["segment_fps"] = _fps(n, _median_time(
-            lambda: list(cpu_seg.segment_video(chunks, fps)), repeats))
-        cpu["end_to_end_fps"] = _fps(n, _e2e(video, work, base, repeats, plots=True))
-        cpu["end_to_end_no_plots_fps"] = _fps(n, _e2e(video, work, base, repeats))
-    else:
-        cpu["segment_fps"] = cpu["end_to_end_fps"] = cpu["end_to_end_no_plots_fps"] = None
-        cpu["skipped"] = "segmentation: no model (see model.error)"
-    out["cpu"] = cpu
-    out["cuda"] = _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats)
+    chunks: list[np.ndarray] = []
+    for chunk in open_video(path).chunks(CHUNK):
+        chunks.append(np.asarray(chunk))
+        if sum(map(len, chunks)) >= n_frames:
+            break
+    return chunks
+
+
+_PEAKS_BEFORE_RESET: list[float] = []  # so that the whole run's peak is still known
+
+
+def _run_peak_rss_mb() -> float:
+    """Peak RSS of this process in MiB over the whole run."""
+    return max([_own_peak_rss_mb(), *_PEAKS_BEFORE_RESET])
+
+
+def _reset_peak_rss() -> bool:
+    """Start this process's peak RSS (VmHWM) afresh (Linux); False where it cannot be."""
+    _PEAKS_BEFORE_RESET.append(_own_peak_rss_mb())
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _timed(fn, repeats: int) -> tuple[Any, float, float | None]:
+    """(fn's result, median wall s of `repeats` calls after an untimed warm-up call, peak RSS
+    in MiB of this process over them: None where the peak cannot be reset)."""
+    reset = _reset_peak_rss()
+    result = fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return result, statistics.median(times), (_own_peak_rss_mb() if reset else None)
+
+
+def _row(stage: str, n_frames: int, wall_s: float, peak_rss_mb: float | None,
+         decode_fps: float | None, **extra: Any) -> dict[str, Any]:
+    """One row of the speed table."""
+    fps = _fps(n_frames, wall_s)
+    ratio = round(fps / decode_fps, 3) if fps and decode_fps else None
+    return {"stage": stage, "frames": n_frames, "fps": fps, "wall_s": round(wall_s, 2),
+            "peak_rss_mb": peak_rss_mb, "ratio_to_decode": ratio, **extra}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Ids of the processes below `pid` (from /proc: empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _status_kb(pid: int, key: str) -> int:
+    """A `key` ("VmHWM:", "VmRSS:") of /proc/PID/status in KiB; 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _mb(kb: float) -> float | None:
+    return round(kb / 1024, 1) if kb else None
+
+
+def run_cli(args: list[str], log_file: Path, *, interval_s: float = 0.25) -> dict[str, Any]:
+    """One `medaka-heart ARGS` in a fresh process (start-up, imports and model loading
+    included); its output goes to `log_file`.
+
+    Returns exit code, wall s and peak RSS in MiB: ``peak_rss_mb`` of the process itself
+    (VmHWM at exit), ``worker_peak_rss_mb`` of its largest worker process (VmHWM, sampled
+    every `interval_s`; None without workers), ``total_peak_rss_mb`` of all of them together
+    (sum of VmRSS, sampled) and ``children_maxrss_mb``, the largest ``ru_maxrss`` of its
+    waited-for children (on Linux it counts the parent's RSS at the fork too: an upper bound).
+    """
+    cmd = [sys.executable, "-c", PEAK_WRAPPER, *args]
+    worker_kb = total_kb = 0
+    t0 = time.perf_counter()
+    with log_file.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            pids = _descendants(proc.pid)
+            worker_kb = max([worker_kb, *(_status_kb(p, "VmHWM:") for p in pids)])
+            total_kb = max(total_kb, sum(_status_kb(p, "VmRSS:") for p in [proc.pid, *pids]))
+            try:
+                proc.wait(timeout=interval_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    wall = time.perf_counter() - t0
+    text = log_file.read_text(errors="replace")
+    peaks = [line.split()[1:] for line in text.splitlines() if line.startswith("PEAK_RSS_KB ")]
+    own, children = (float(peaks[-1][0]), float(peaks[-1][1])) if peaks else (0.0, 0.0)
+    result = {"command": " ".join(["medaka-heart", *args]), "exit_code": proc.returncode,
+              "wall_s": round(wall, 2), "peak_rss_mb": _mb(own),
+              "worker_peak_rss_mb": _mb(worker_kb), "total_peak_rss_mb": _mb(total_kb),
+              "children_maxrss_mb": _mb(children)}
+    if proc.returncode != 0:
+        result["log_tail"] = text.splitlines()[-5:]
+    return result
+
+
+def used_model(out: Path) -> dict[str, Any]:
+    """What the videos' provenance.json files under `out` record: the model's runtime, device
+    and threads (None when measured from masks), the frame-rate and pixel-size sources; each
+    one value, or a list where the videos differ."""
+    values: dict[str, set] = {"runtime": set(), "device": set(), "threads": set(),
+                              "fps_source": set(), "pixel_size_source": set()}
+    for path in sorted(out.glob("*/provenance.json")):
+        prov = json.loads(path.read_text())
+        model = prov.get("model") or {}
+        for key in ("runtime", "device", "threads"):
+            values[key].add(model.get(key))
+        for key in ("fps_source", "pixel_size_source"):
+            values[key].add(json.dumps(_find_key(prov, key)))
+    found = {k: sorted(v, key=str) for k, v in values.items()}
+    for key in ("fps_source", "pixel_size_source"):
+        found[key] = [json.loads(v) for v in found[key]]
+    return {k: (v[0] if len(v) == 1 else (v or None)) for k, v in found.items()}
+
+
+def _find_key(data: Any, key: str) -> Any:
+    """The first value of `key` anywhere in nested dicts (None if absent)."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        for value in data.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def cli_analyze(inputs: list[Path], n_frames: int, out: Path, options: list[str],
+                repeats: int) -> dict[str, Any]:
+    """`medaka-heart analyze INPUTS -o OUT --no-progress OPTIONS` in a fresh process,
+    `repeats` times, each into an empty OUT: the fastest run's wall time and frames/s, the
+    largest peaks over the runs, what provenance.json says was used, failed videos."""
+    import pandas as pd
+
+    runs = []
+    for _ in range(max(1, repeats)):
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["analyze", *map(str, inputs), "-o", str(out), "--no-progress", *options]
+        runs.append(run_cli(args, out.parent / f"{out.name}.log"))
+    best = min(runs, key=lambda r: r["wall_s"])
+    result = {**best, "frames": n_frames, "fps": _fps(n_frames, best["wall_s"]),
+              "runs_wall_s": [r["wall_s"] for r in runs]}
+    for key in ("peak_rss_mb", "worker_peak_rss_mb", "total_peak_rss_mb", "children_maxrss_mb"):
+        result[key] = max((r[key] for r in runs if r[key] is not None), default=None)
+    result.update(used_model(out))
+    try:
+        summary = pd.read_csv(out / "summary.csv")
+        result["n_failed"] = int((summary["status"] == "failed").sum())
+    except (OSError, ValueError, KeyError):
+        result["n_failed"] = None
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def plate_folder(videos: list[dict], folder: Path) -> Path:
+    """A folder holding only the files to analyse (links to them, copies where links cannot
+    be made): the set folder also holds each hts video's AVI and truth."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for v in videos:
+        link = folder / v["path"].name
+        try:
+            link.symlink_to(v["path"].resolve())
+        except OSError:
+            shutil.copy2(v["path"], link)
+    return folder
+
+
+def cli_options(model_info: dict[str, Any], device: str, threads: int | None,
+                work: Path) -> list[str]:
+    """The `analyze` options that give the benchmarked model, device and threads; none for
+    what the user gets by default."""
+    options = []
+    if model_info.get("requested") is not None:
+        options += ["--model", str(model_info["path"])]
+    if device != "auto":
+        options += ["--device", device]
+    if threads is not None:
+        config = work / "threads.toml"
+        config.write_text(f"[segment]\nthreads = {threads}\n")
+        options += ["--config", str(config)]
+    return options
+
+
+def decode_row(label: str, paths: list[Path], repeats: int) -> dict[str, Any]:
+    """The decode-only row of `paths` (its ratio to decode is 1 by definition)."""
+    n, wall, peak = _timed(lambda: decode_count(paths), repeats)
+    return {**_row(label, n, wall, peak, None, how="in-process"), "ratio_to_decode": 1.0}
+
+
+def speed(work: Path, seg, model_info: dict[str, Any], *, device: str, threads: int,
+          threads_given: int | None, repeats: int, cli_repeats: int) -> dict[str, Any]:
+    """The speed table: decode, preprocess and segment in this process; end to end in a fresh
+    `analyze` process on a 30 s video (with figures, without, with truth masks) and on the
+    same video at 60 s (memory flat in length?); a plate of hts videos with workers."""
+    data = work / "data"
+    video = ensure_set(data / "speed_30s", "typical", 1, SPEED_S, seed=SPEED_SEED)[0]
+    long = ensure_set(data / "speed_60s", "typical", 1, LONG_S, seed=SPEED_SEED)[0]
+    wells = ensure_set(data / "plate", "hts", PLATE_VIDEOS, PLATE_VIDEO_S,
+                       seed=PLATE_SEED)
+    out: dict[str, Any] = {"video": video["name"], "width": video["frame_shape"][1],
+                           "height": video["frame_shape"][0], "video_fps": video["fps"],
+                           "duration_s": SPEED_S, "repeats": repeats,
+                           "cli_repeats": cli_repeats, "threads": threads,
+                           "cpu_count": os.cpu_count(),
+                           "usable_cores": (len(os.sched_getaffinity(0))
+                                            if hasattr(os, "sched_getaffinity") else None)}
+    decode = decode_row(f"decode, {SPEED_S:.0f} s video", [video["path"]], repeats)
+    out["n_frames"] = decode["frames"]
+    rows, extra = in_process_rows(video, decode["fps"], seg, model_info, threads, repeats)
+    rows.insert(0, decode)
+    out.update(extra)
+    options = cli_options(model_info, device, threads_given, work)
+    model = seg is not None
+    e2e_rows, e2e = end_to_end(video, decode, options, model, work, cli_repeats)
+    out.update(e2e)
+    short = e2e["end_to_end"] if model else e2e["end_to_end_masks"]
+    long_rows, out["memory_length"] = memory_in_length(long, short, options, model, work,
+                                                       repeats)
+    plate_rows, out["plate"] = plate(wells, work, options, model, repeats, cli_repeats)
+    out["stages"] = rows = rows + e2e_rows + long_rows + plate_rows
+    used = e2e["end_to_end"] if model else {}
+    out.update(runtime=used.get("runtime"), device=used.get("device"),
+               model_threads=used.get("threads"))
+    out["cpu"] = _legacy_keys(out, rows)
     return out
 
 
-def _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats):
+def in_process_rows(video: dict, decode_fps: float | None, seg, model_info: dict[str, Any],
+                    threads: int, repeats: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Preprocess and segment rows (CPU; and CUDA when there) on the first STAGE_FRAMES frames
+    of the video, decoded beforehand; and the input size and the CUDA device's name."""
+    from medaka_heart.preprocess import prepare_input
+
+    chunks = first_chunks(video["path"], STAGE_FRAMES)
+    n = sum(map(len, chunks))
+    size = int(model_info.get("input_size") or 256)
+    _, wall, peak = _timed(lambda: [prepare_input(c, size) for c in chunks], repeats)
+    rows = [_row(f"preprocess, first {n} frames", n, wall, peak, decode_fps, how="in-process")]
+    fps = video["fps"]  # sets the span of a motion plane (three-channel models)
+    if seg is not None:
+        cpu_seg = seg if str(model_info.get("device", "")).startswith("cpu") else None
+        if cpu_seg is None:
+            cpu_seg, _ = load_model(model_info["path"], "cpu", threads)
+        _, wall, peak = _timed(lambda: list(cpu_seg.segment_video(chunks, fps)), repeats)
+        rows.append(_row(f"segment, first {n} frames, CPU", n, wall, peak, decode_fps,
+                         how="in-process"))
+    cuda = _cuda_speed(chunks, fps, seg, model_info, threads, repeats)
+    if cuda and "wall_s" in cuda:
+        rows.append(_row(f"segment, first {n} frames, {cuda['device_name']}", n,
+                         cuda["wall_s"], cuda["peak_rss_mb"], decode_fps, how="in-process"))
+        cuda["segment_fps"] = rows[-1]["fps"]
+    return rows, {"preprocess_size": size, "cuda": cuda}
+
+
+def end_to_end(video: dict, decode: dict[str, Any], options: list[str], model: bool,
+               work: Path, repeats: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fresh `analyze` runs of the video: with figures, --no-plots, truth masks (with
+    figures); the model's two are skipped without a model."""
+    pixel = ["--pixel-size", repr(video["pixel_size_um"])]  # an AVI carries none
+    masks = ["--masks", str(video["truth"] / "masks.tif")]
+    runs = [("end_to_end", "end to end, figures", [*options], model),
+            ("end_to_end_no_plots", "end to end, --no-plots", [*options, "--no-plots"], model),
+            ("end_to_end_masks", "end to end, figures, truth masks (--masks)", masks, True)]
+    rows, e2e = [], {}
+    for key, label, opts, run in runs:
+        if not run:
+            e2e[key] = {"skipped": "no model (see model.error)"}
+            continue
+        e2e[key] = res = cli_analyze([video["path"]], decode["frames"], work / key,
+                                     [*pixel, *opts], repeats)
+        rows.append(_row(label, decode["frames"], res["wall_s"], res["peak_rss_mb"],
+                         decode["fps"], how="fresh analyze", command=res["command"]))
+    return rows, e2e
+
+
+def memory_in_length(long: dict, short: dict[str, Any], options: list[str], model: bool,
+                     work: Path, repeats: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Decode and one fresh `analyze` (figures; truth masks without a model) of the long
+    video; its peak RSS against that of the short one's run (`short`)."""
+    decode = decode_row(f"decode, {LONG_S:.0f} s video", [long["path"]], repeats)
+    opts = (["--pixel-size", repr(long["pixel_size_um"])]
+            + (options if model else ["--masks", str(long["truth"] / "masks.tif")]))
+    run = cli_analyze([long["path"]], decode["frames"], work / "end_to_end_long", opts, 1)
+    row = _row(f"end to end, figures, {LONG_S:.0f} s video", run["frames"],
+               run["wall_s"], run["peak_rss_mb"], decode["fps"], how="fresh analyze",
+               command=run["command"])
+    peaks = (short.get("peak_rss_mb"), run["peak_rss_mb"])
+    return [decode, row], {
+        "mode": "model" if model else "masks", "short_s": SPEED_S,
+        "long_s": LONG_S, "short_peak_rss_mb": peaks[0], "long_peak_rss_mb": peaks[1],
+        "ratio": round(peaks[1] / peaks[0], 3) if all(peaks) else None, "long": run}
+
+
+def plate(wells: list[dict], work: Path, options: list[str], model: bool, repeats: int,
+          cli_repeats: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The hts videos decoded, then analysed as one folder by one fresh `analyze --workers N`
+    (figures on; skipped without a model)."""
+    n_wells, workers = len(wells), PLATE_WORKERS
+    res: dict[str, Any] = {"n_videos": n_wells, "duration_s": PLATE_VIDEO_S,
+                           "workers": workers, "input": sorted({v["path"].suffix for v in wells})}
+    decode = decode_row(f"decode, plate of {n_wells} x {PLATE_VIDEO_S:.0f} s hts",
+                        [v["path"] for v in wells], repeats)
+    res["decode_fps"] = decode["fps"]
+    if not model:
+        res["skipped"] = "no model (see model.error)"
+        return [decode], res
+    folder = plate_folder(wells, work / "plate_in")
+    run = cli_analyze([folder], decode["frames"], work / "plate_out",
+                      [*options, "--workers", str(workers)], cli_repeats)
+    row = _row(f"plate, --workers {workers}, figures", decode["frames"], run["wall_s"],
+               run["worker_peak_rss_mb"], decode["fps"], how="fresh analyze",
+               command=run["command"], peak_rss_of="largest worker")
+    per_video = run["wall_s"] / n_wells
+    res.update(run)
+    res.update(ratio_to_decode=row["ratio_to_decode"], per_video_mean_s=round(per_video, 2),
+               plate_96_extrapolated_s=round(96 * per_video, 1))
+    return [decode, row], res
+
+
+def _legacy_keys(out: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The frames/s keys of benchmark version 1 under `speed.cpu` (end to end ones: when the
+    CLI ran on the CPU; else under `speed.cuda`)."""
+    def first(prefix: str, suffix: str = "") -> float | None:
+        return next((r["fps"] for r in rows
+                     if r["stage"].startswith(prefix) and r["stage"].endswith(suffix)), None)
+
+    cpu = {"threads": out["threads"], "decode_fps": first("decode"),
+           "preprocess_fps": first("preprocess"), "preprocess_size": out["preprocess_size"],
+           "segment_fps": first("segment", "CPU")}
+    e2e = {f"{key}_fps": out[key].get("fps") for key in
+           ("end_to_end", "end_to_end_no_plots", "end_to_end_masks")}
+    if str(out.get("device") or "cpu").startswith("cpu"):
+        cpu.update(e2e)
+    elif out.get("cuda"):
+        out["cuda"].update(e2e)
+    return cpu
+
+
+def _cuda_speed(chunks, fps, seg, model_info, threads, repeats) -> dict[str, Any] | None:
+    """Segmentation on the GPU in this process: the device's name, wall s and peak RSS (None
+    without CUDA)."""
     try:
         import torch
     except ImportError:
@@ -438,53 +791,8 @@ def _cuda_speed(video, chunks, n, fps, seg, model_info, work, threads, repeats):
             pass
         torch.cuda.synchronize()
 
-    res["segment_fps"] = _fps(n, _median_time(run, repeats))
-    config = segment_config(model_info, "cuda", threads)
-    res["end_to_end_fps"] = _fps(n, _e2e(video, work, config, repeats, plots=True))
-    res["end_to_end_no_plots_fps"] = _fps(n, _e2e(video, work, config, repeats))
+    _, res["wall_s"], res["peak_rss_mb"] = _timed(run, repeats)
     return res
-
-
-def _e2e(video: dict, work: Path, config, repeats: int, *, oracle: bool = False,
-         plots: bool = False) -> float:
-    """Median wall time of analysing the video with run_batch (one untimed warm-up)."""
-    out = work / "speed_out"
-
-    def run():
-        analyze_set([video], out, config, oracle=oracle, plots=plots, save_masks=False)
-
-    try:
-        return _median_time(run, repeats)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def cli_memory(video: dict, model_info: dict[str, Any], threads: int, work: Path
-               ) -> dict[str, Any]:
-    """Peak RSS and wall time of one `medaka-heart analyze` of the video in a fresh process."""
-    out = work / "cli_out"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-c", PEAK_WRAPPER, "analyze", str(video["path"]), "-o", str(out),
-           "--pixel-size", repr(video["pixel_size_um"]), "--no-progress", "--workers", "1",
-           "--force"]
-    mode = "model"
-    if model_info.get("available"):
-        cmd += ["--model", model_info["path"], "--device", "cpu"]
-    else:
-        cmd += ["--masks", str(video["truth"] / "masks.tif")]
-        mode = "masks"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - t0
-    (work / "cli.log").write_text(run.stdout + run.stderr)
-    shutil.rmtree(out, ignore_errors=True)
-    peaks = [float(line.split()[1]) for line in run.stderr.splitlines()
-             if line.startswith("PEAK_RSS_KB ")]
-    shown = ["medaka-heart", *cmd[3:]]
-    return {"mode": mode, "exit_code": run.returncode,
-            "peak_rss_mb": round(peaks[-1] / 1024, 1) if peaks else None,
-            "wall_s": round(wall, 1), "command": " ".join(shown)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,7 +809,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    """Compact human-readable summary."""
+    """Compact human-readable summary: accuracy, then the speed table (markdown)."""
     lines = []
     model = report["model"]
     if model.get("available"):
@@ -509,13 +817,29 @@ def table(report: dict[str, Any]) -> str:
                      f"{model.get('device')}")
     else:
         lines.append(f"model: NOT AVAILABLE: {model.get('error')}")
-    acc = report["accuracy"]
+    if report.get("accuracy"):
+        lines += accuracy_table(report["accuracy"])
+    if report.get("speed"):
+        lines += ["", *speed_table(report["speed"])]
+    mem = report.get("memory", {})
+    if mem.get("peak_rss_mb"):
+        lines += ["", f"peak RSS of this benchmark process: {mem['peak_rss_mb']} MB"]
+    env = report["environment"]
+    v = env["versions"]
+    dirty = " (dirty)" if env.get("git_dirty") else ""
+    lines.append(f"versions: medaka_heart {v.get('medaka_heart')}, torch {v.get('torch')}, "
+                 f"numpy {v.get('numpy')}, opencv {v.get('opencv')}; git "
+                 f"{(env.get('git_commit') or '?')[:10]}{dirty}; total {report['wall_s']} s")
+    return "\n".join(lines)
+
+
+def accuracy_table(acc: dict[str, Any]) -> list[str]:
+    """Lines of the accuracy table: per preset, the model and oracle columns."""
     presets = list(acc)
     cols = [(p, k) for p in presets for k in ("model", "oracle")]
     width = 12
-    lines.append("")
-    lines.append(f"{'accuracy (held-out)':28s}" + "".join(f"{p[:width - 1]:>{width}s}"
-                                                          for p, _ in cols))
+    lines = ["", f"{'accuracy (held-out)':28s}" + "".join(f"{p[:width - 1]:>{width}s}"
+                                                          for p, _ in cols)]
     lines.append(f"{'':28s}" + "".join(f"{k:>{width}s}" for _, k in cols))
     for group, metrics in ((None, TABLE_METRICS), ("qc_passed", QC_TABLE_METRICS)):
         for key, label, spec in metrics:
@@ -528,40 +852,76 @@ def table(report: dict[str, Any]) -> str:
     fails = [(p, k, acc[p][k].get("n_failed")) for p, k in cols if acc[p][k].get("n_failed")]
     for p, k, nf in fails:
         lines.append(f"  {p}/{k}: {nf} video(s) failed: {acc[p][k]['failures'][:2]}")
-    sp = report.get("speed")
-    if sp:
-        lines.append("")
-        lines.append(f"speed, frames/s ({sp['video']}, {sp['width']}x{sp['height']}, "
-                     f"{sp['n_frames']} frames)")
-        keys = {"decode_fps": "decode", "preprocess_fps": "preprocess",
-                "segment_fps": "segment", "end_to_end_fps": "e2e",
-                "end_to_end_no_plots_fps": "e2e-no-plots", "end_to_end_masks_fps": "e2e-masks"}
-        lines.append(f"{'':6s}" + "".join(f"{label:>13s}" for label in keys.values()))
-        for dev in ("cpu", "cuda"):
-            row = sp.get(dev)
-            if row:
-                lines.append(f"{dev:6s}" + "".join(f"{_fmt(row.get(k), '{:.1f}'):>13s}"
-                                                   for k in keys))
-        if sp.get("cuda"):
-            lines.append(f"  cuda device: {sp['cuda'].get('device_name')}")
-        lines.append("  (e2e: decode to tables and QC plots, as the CLI; e2e-masks: truth masks "
-                     "instead of the model)")
-    mem = report.get("memory", {})
-    if mem:
-        cli = mem.get("cli")
-        lines.append("")
-        line = f"peak RSS: this process {mem.get('peak_rss_mb')} MB"
-        if cli:
-            line += (f"; one `analyze` ({cli.get('mode')}) in a fresh process "
-                     f"{cli.get('peak_rss_mb')} MB, {cli.get('wall_s')} s")
-        lines.append(line)
-    v = report["environment"]["versions"]
-    lines.append(f"versions: medaka_heart {v.get('medaka_heart')}, torch {v.get('torch')}, "
-                 f"numpy {v.get('numpy')}, opencv {v.get('opencv')}; git "
-                 f"{(report['environment'].get('git_commit') or '?')[:10]}"
-                 f"{' (dirty)' if report['environment'].get('git_dirty') else ''}; "
-                 f"total {report['wall_s']} s")
-    return "\n".join(lines)
+    return lines
+
+
+def speed_table(sp: dict[str, Any]) -> list[str]:
+    """Lines of the speed table (markdown) and what it was measured with."""
+    lines = [f"speed: {sp['video']} ({sp['width']}x{sp['height']}, "
+             f"{_fmt(sp.get('video_fps'), '{:.1f}')} frames/s); in-process rows: median of "
+             f"{sp['repeats']} after a warm-up, peak RSS of the benchmark process during the "
+             f"stage; fresh `analyze` rows: fastest of {sp['cli_repeats']}, peak RSS of that "
+             "process (plate: of its largest worker)", "",
+             "| stage | how | frames | frames/s | wall s | peak RSS MB | ratio to decode |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in sp["stages"]:
+        lines.append(f"| {row['stage']} | {row.get('how', '')} | {row['frames']} | "
+                     f"{_fmt(row['fps'], '{:.1f}')} | {_fmt(row['wall_s'], '{:.2f}')} | "
+                     f"{_fmt(row['peak_rss_mb'], '{:.0f}')} | "
+                     f"{_fmt(row['ratio_to_decode'], '{:.3f}')} |")
+    runs = {k: sp[k] for k in ("end_to_end", "end_to_end_no_plots", "end_to_end_masks", "plate")}
+    runs["end_to_end_long"] = sp["memory_length"]["long"]
+    skipped = [k for k, run in runs.items() if run.get("skipped")]
+    if skipped:
+        lines.append(f"(skipped, no model: {', '.join(skipped)})")
+    for key, run in runs.items():
+        if run.get("exit_code") or run.get("n_failed"):
+            lines.append(f"FAILED {key}: exit status {run.get('exit_code')}, "
+                         f"{run.get('n_failed')} video(s) failed; {run.get('log_tail')}")
+    lines += ["", f"runtime {sp.get('runtime')}, device {sp.get('device')}, threads "
+                  f"{sp.get('model_threads')} (from the videos' provenance.json); CPU count "
+                  f"{sp.get('cpu_count')} ({sp.get('usable_cores')} usable)"]
+    if sp.get("cuda"):
+        lines.append(f"cuda device: {sp['cuda'].get('device_name')}")
+    pl = sp["plate"]
+    if not pl.get("skipped"):
+        lines.append(
+            f"plate: {pl['n_videos']} x {pl['duration_s']:.0f} s hts {'/'.join(pl['input'])} "
+            f"as one folder, --workers {pl['workers']} ({pl.get('threads')} thread(s) each): "
+            f"peak RSS of the largest worker "
+            f"{_fmt(pl.get('worker_peak_rss_mb'), '{:.0f}')} MB, of the parent process "
+            f"{_fmt(pl.get('peak_rss_mb'), '{:.0f}')} MB, all together "
+            f"{_fmt(pl.get('total_peak_rss_mb'), '{:.0f}')} MB (RUSAGE_CHILDREN max "
+            f"{_fmt(pl.get('children_maxrss_mb'), '{:.0f}')} MB); frame rate and pixel size "
+            f"from: {pl.get('fps_source')} / {pl.get('pixel_size_source')}; a 96-well plate "
+            f"at this rate: {_fmt(pl.get('plate_96_extrapolated_s'), '{:.0f}')} s "
+            f"(96 x the mean {pl.get('per_video_mean_s')} s per video)")
+    mem = sp["memory_length"]
+    lines.append(f"memory in video length ({mem['mode']}): peak RSS {mem['short_peak_rss_mb']} "
+                 f"MB at {mem['short_s']:.0f} s, {mem['long_peak_rss_mb']} MB at "
+                 f"{mem['long_s']:.0f} s (x{_fmt(mem.get('ratio'), '{:.2f}')})")
+    lines.append(targets_line(sp))
+    return lines
+
+
+def targets_line(sp: dict[str, Any]) -> str:
+    """The issue's targets against what was measured."""
+    e2e = sp["end_to_end"].get("fps")
+    plate_fps = sp["plate"].get("fps")
+    peaks = [sp["end_to_end"].get("peak_rss_mb"), sp["memory_length"].get("long_peak_rss_mb"),
+             sp["plate"].get("worker_peak_rss_mb")]
+    peak = max((p for p in peaks if p is not None), default=None)
+
+    def met(value, target, low_is_good=False):
+        if value is None:
+            return "n/a"
+        ok = value <= target if low_is_good else value >= target
+        return f"{value:.0f} ({'met' if ok else 'NOT met'})"
+
+    return (f"targets: end to end with figures >= {TARGETS['end_to_end_fps']:.0f} frames/s: "
+            f"{met(e2e, TARGETS['end_to_end_fps'])}; plate >= {TARGETS['plate_fps']:.0f} "
+            f"frames/s: {met(plate_fps, TARGETS['plate_fps'])}; peak RSS per process <= "
+            f"{TARGETS['peak_rss_mb']:.0f} MB: {met(peak, TARGETS['peak_rss_mb'], True)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,16 +952,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default=None,
                         help="model folder or checkpoint (default: the shipped weights)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
-                        help="where the model runs for the accuracy rows (speed: CPU, and "
-                             "CUDA when available)")
+                        help="where the model runs for the accuracy rows and the `analyze` "
+                             "runs of the speed table (auto: what analyze picks); its "
+                             "in-process segment row: CPU, and CUDA when available")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: all usable cores)")
+                        help="CPU threads of the model in this process (default: all usable "
+                             "cores) and, when given, of the `analyze` runs (a --config file; "
+                             "default: analyze's own)")
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the phantom sets, predictions and evaluation reports "
                              "(kept; sets found there are reused). Default: a temporary folder, "
                              "removed at the end")
-    parser.add_argument("--no-speed", action="store_true", help="skip the speed and memory part")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--no-speed", action="store_true", help="skip the speed and memory part")
+    part.add_argument("--speed-only", action="store_true",
+                      help="only the speed and memory part (no accuracy sets): a few minutes "
+                           "once its videos are generated")
     parser.add_argument("--rhythm", action="store_true",
                         help="also the rhythm section (scripts/bench_rhythm.py: heart rate and "
                              "beat timing per video, each analysed by the CLI)")
@@ -645,27 +1012,32 @@ def main(argv: list[str] | None = None) -> int:
         if seg is None:
             sys.stderr.write(f"benchmark: segmentation skipped: {model_info['error']}\n")
         config = segment_config(model_info, args.device, threads)
-        sets, acc, all_videos = {}, {}, {}
-        for preset in args.presets:
+        sets, acc = {}, {}
+        for preset in [] if args.speed_only else args.presets:
             data = work / "data" / preset
             videos = ensure_set(data, preset, mode["n_videos"], mode["duration_s"])
-            all_videos[preset] = videos
             sets[preset] = {"seed": SET_SEEDS[preset], "n_videos": len(videos),
                             "duration_s": mode["duration_s"],
                             "n_frames": sum(v["n_frames"] for v in videos),
                             "n_true_beats": sum(v["n_beats"] for v in videos),
                             "input": sorted({v["path"].suffix for v in videos})}
             acc[preset] = accuracy(preset, videos, data, work, config, seg is not None)
-        report["sets"] = sets
-        report["accuracy"] = acc
+        if not args.speed_only:
+            report["sets"] = sets
+            report["accuracy"] = acc
         if not args.no_speed:
-            video = (all_videos.get("typical") or ensure_set(
-                work / "data" / "typical", "typical", mode["n_videos"], mode["duration_s"]))[0]
-            report["speed"] = speed(video, seg, model_info, work, threads, mode["repeats"])
-            report["memory"] = {"cli": cli_memory(video, model_info, threads, work)}
+            sp = report["speed"] = speed(
+                work, seg, model_info, device=args.device, threads=threads,
+                threads_given=args.threads, repeats=int(mode["repeats"]),
+                cli_repeats=int(mode["cli_repeats"]))
+            cli = sp["end_to_end"] if seg is not None else sp["end_to_end_masks"]
+            report["memory"] = {"cli": {
+                "mode": "model" if seg is not None else "masks",
+                **{k: cli.get(k) for k in ("exit_code", "peak_rss_mb", "wall_s", "command")}},
+                "length": {k: v for k, v in sp["memory_length"].items() if k != "long"}}
         if args.rhythm:
             report["rhythm"] = rhythm_section(work, args.presets, mode, args.real)
-        report.setdefault("memory", {})["peak_rss_mb"] = _own_peak_rss_mb()
+        report.setdefault("memory", {})["peak_rss_mb"] = _run_peak_rss_mb()
         report["wall_s"] = round(time.perf_counter() - t_start, 1)
     finally:
         if args.work is None:

@@ -8,7 +8,7 @@ found by globbing scripts/*.py gets, automatically:
 - a check that every `medaka_heart` name it imports exists, including the imports inside
   functions, which `--help` never reaches (heavy imports stay lazy so that `--help` is instant).
 
-Cheap real runs: bench_batch here; animate_frame and pairs_dice in their own test files.
+Cheap real runs in their own test files (animate_frame, benchmark, pairs_dice).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def package_imports(source: str) -> list[tuple[str, str | None]]:
 
 
 def test_the_scripts_are_found():
-    assert "bench_batch" in NAMES
+    assert "benchmark" in NAMES
     assert len(NAMES) >= 5
 
 
@@ -95,13 +95,3 @@ def test_every_package_name_it_imports_exists(name):
                 missing.append(f"{module}.{attr}")
     assert missing == []
 
-
-def test_bench_batch_measures_a_video_and_a_plate(tmp_path, load_script):
-    bench = load_script("bench_batch")
-    video, masks = bench.write_law_video(tmp_path, "law", 45, 96, 128)  # 3 s at 15 frames/s
-    row = bench.peak_rss(video, masks, tmp_path / "out", None)  # a fresh process, masks mode
-    assert row["peak_rss_mib"] > 0
-    assert row["hr_bpm"] == pytest.approx(bench.HR_BPM, rel=0.02)
-    plate = bench.plate_wall_time(tmp_path, 2, [1])  # raises unless every video is ok
-    assert plate["n_videos"] == 2
-    assert plate["workers_1_s"] > 0
