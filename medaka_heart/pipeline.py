@@ -283,7 +283,8 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
     assert segmenter is not None  # analyze_video checks that one of them is given
     # grayscale, read ahead, decoded once where the video fits the replay budget (it is read
     # twice)
-    chunks = replayable(lambda: prefetched(reader.chunks(chunk, gray=True)))
+    chunks = replayable(lambda: prefetched(reader.chunks(chunk, gray=True)),
+                        n_frames=info.n_frames)
     for frames, found in segmenter.segment_video(chunks, fps):
         yield frames, found.masks, found.confidence
 

@@ -35,7 +35,8 @@ def test_container_video(tmp_path, suffix, fourcc):
     assert data.shape == (12, 48, 64, 3)
     assert np.abs(data.astype(int) - frames).mean() < 10  # lossy codec, same picture
     gray = np.concatenate(list(reader.chunks(5, gray=True)))  # decoded straight to luminance
-    assert gray.shape == (12, 48, 64) and gray.dtype == np.uint8
+    assert gray.shape == (12, 48, 64)
+    assert gray.dtype == np.uint8
     assert np.abs(gray - to_gray(data)).max() <= 1  # the same luminance, rounded
 
 
@@ -54,7 +55,8 @@ def test_multipage_tiff(tmp_path, compression, rgb, dtype):
     assert reader.info.pixel_size_um == 2.5
     np.testing.assert_array_equal(np.concatenate(list(reader.chunks(5))), frames)
     gray = np.concatenate(list(reader.chunks(5, gray=True)))
-    assert gray.shape == (12, 48, 64) and gray.dtype == dtype
+    assert gray.shape == (12, 48, 64)
+    assert gray.dtype == dtype
     assert np.abs(gray.astype(float) - to_gray(frames)).max() <= 1
 
 

@@ -42,3 +42,28 @@ def test_an_unfinished_read_is_not_replayed():
     assert [int(c[0, 0, 0]) for c in read()] == [0, 1, 2]
     assert [int(c[0, 0, 0]) for c in read()] == [0, 1, 2]
     assert len(reads) == 2
+
+
+def _first_chunk_held(read) -> bool:
+    """Whether `read` still holds the first chunk after the consumer let go of it and took
+    the second."""
+    import gc
+    import weakref
+
+    items = read()
+    first = weakref.ref(next(items))
+    next(items)
+    gc.collect()
+    held = first() is not None
+    list(items)
+    return held
+
+
+def test_a_video_too_long_to_fit_keeps_nothing_from_its_first_chunk():
+    chunks, reads = _counting(n_chunks=3)  # 256-byte chunks of 4 frames: 768 bytes in all
+    assert not _first_chunk_held(replayable(chunks, budget_bytes=600, n_frames=12))
+    assert _first_chunk_held(replayable(chunks, budget_bytes=600))  # count unknown: held
+    fits = replayable(chunks, budget_bytes=800, n_frames=12)
+    assert _first_chunk_held(fits)
+    list(fits())
+    assert len(reads) == 3  # the video that fits was decoded once

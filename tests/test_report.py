@@ -95,6 +95,21 @@ def test_reservoir_keeps_small_frames_within_its_budget():
     assert not reservoir.masks[0][:20].any()
 
 
+def test_reservoir_keeps_gray_frames_in_their_dtype_and_shows_them_in_rgb():
+    reservoir = FrameReservoir(480, 640, max_side=160, budget_mb=1.0)
+    frames = np.zeros((20, 480, 640), dtype=np.uint16)
+    frames[:, :, 320:] = 4000  # right half bright
+    reservoir.add(frames, np.zeros((20, 480, 640), dtype=bool))
+    assert len(reservoir) == 13  # as many as RGB copies would take: the same beats shown
+    assert reservoir.frames[0].dtype == np.uint16
+    assert reservoir.frames[0].shape == (120, 160)
+    shown = reservoir.rgb(3)
+    assert shown.dtype == np.uint8
+    assert shown.shape == (120, 160, 3)
+    assert (shown[:, :70] == 0).all()
+    assert (shown[:, 90:] == 255).all()
+
+
 def test_montage_shows_ed_and_es_of_the_most_typical_beats():
     beats = pd.DataFrame({"beat": range(7), "ed_frame": [2, 12, 22, 32, 42, 52, 62],
                           "es_frame": [6, 16, 26, 36, 46, 56, -1],

@@ -11,9 +11,14 @@ REPLAY_BUDGET_BYTES = 384 * 2**20  # decoded chunks kept for a second read, at m
 
 
 def replayable(chunks: Callable[[], Iterable[np.ndarray]],
-               budget_bytes: int = REPLAY_BUDGET_BYTES) -> Callable[[], Iterator[np.ndarray]]:
+               budget_bytes: int = REPLAY_BUDGET_BYTES, *, n_frames: int | None = None
+               ) -> Callable[[], Iterator[np.ndarray]]:
     """`chunks` as a function whose later calls replay, from memory, the chunks of the first
     complete call if they took at most `budget_bytes`; otherwise every call decodes again.
+
+    `n_frames` (the video's frame count, if known) lets the first chunk tell whether the whole
+    video can fit: if not, nothing is kept, so that memory does not grow with the video's
+    length up to the budget before letting go.
 
     Every chunk of a first read is made read-only, so that no reader of one pass can change
     the next (and a write shows up whether the video fits or not).
@@ -30,6 +35,8 @@ def replayable(chunks: Callable[[], Iterable[np.ndarray]],
         used, fits = 0, True
         for chunk in chunks():
             chunk.flags.writeable = False
+            if fits and not kept and n_frames and len(chunk):  # the first: can it all fit?
+                fits = chunk.nbytes / len(chunk) * n_frames <= budget_bytes
             if fits:
                 used += chunk.nbytes
                 fits = used <= budget_bytes

@@ -25,11 +25,15 @@ OUTLINE = tuple(c / 255 for c in OUTLINE_RGB)
 
 
 class FrameReservoir:
-    """Small RGB copies of a video's first frames and their masks, within a memory budget.
+    """Small copies of a video's first frames and their masks, within a memory budget.
 
     height, width : the video's frame size, px.
     max_side : longest side of a kept frame, px (frames are only ever shrunk).
-    budget_mb : memory for the kept frames and masks, MB.
+    budget_mb : memory for the kept frames (counted as RGB) and masks, MB; it sets how many
+        frames are kept.
+
+    Frames are kept shrunk in their own dtype; only those the montage shows are made 8-bit
+    RGB (`rgb`), with display levels taken from the first frames offered.
     """
 
     def __init__(self, height: int, width: int, *, max_side: int = 320, budget_mb: float = 48.0):
@@ -37,7 +41,7 @@ class FrameReservoir:
         self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
         per_frame = self.size[0] * self.size[1] * 4  # RGB + mask, uint8
         self.capacity = max(1, int(budget_mb * 2**20 // per_frame))
-        self.frames: list[np.ndarray] = []  # (h, w, 3) uint8
+        self.frames: list[np.ndarray] = []  # (h, w[, 3]) in the video's dtype
         self.masks: list[np.ndarray] = []  # (h, w) bool
         self._levels: tuple[float, float] | None = None
 
@@ -61,9 +65,13 @@ class FrameReservoir:
                               for m in masks])
         if self._levels is None:
             self._levels = display_levels(frames)
-        for rgb, mask in zip(to_rgb8(frames, self._levels), masks, strict=True):
-            self.frames.append(rgb)
-            self.masks.append(mask.astype(bool))
+        self.frames.extend(np.array(f) for f in frames)
+        self.masks.extend(m.astype(bool) for m in masks)
+
+    def rgb(self, index: int) -> np.ndarray:
+        """Kept frame `index` as (h, w, 3) uint8, stretched to the display levels."""
+        levels = self._levels if self._levels is not None else (0.0, 1.0)
+        return to_rgb8(self.frames[index][None], levels)[0]
 
 
 def montage_frames(beats: pd.DataFrame, frames: pd.DataFrame, n_kept: int, *, n_beats: int = 3,
@@ -160,7 +168,7 @@ def plot_montage(reservoir: FrameReservoir, frames: pd.DataFrame, beats: pd.Data
     for k, (label, i) in enumerate(picks):
         ax = axes[k % 2, k // 2] if pairs else axes[0, k]
         extent = (c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5)
-        ax.imshow(reservoir.frames[i][r0:r1, c0:c1], extent=extent, interpolation="lanczos")
+        ax.imshow(reservoir.rgb(i)[r0:r1, c0:c1], extent=extent, interpolation="lanczos")
         mask = reservoir.masks[i][r0:r1, c0:c1]
         if mask.any() and not mask.all():  # the outline, sub-pixel: the mask's 0.5 contour
             ax.contour(np.arange(c0, c1), np.arange(r0, r1), mask.astype(float), levels=[0.5],
