@@ -192,8 +192,9 @@ def test_tiff_with_one_series_per_page(tmp_path):
     ((480, 640), 64, 64, 64),
     ((480, 640), 64, 65, 33),  # 33 + 32, not 64 + 1
     ((480, 640), 64, 200, 50),  # 4 x 50
-    ((600, 600), 64, 64, 32),  # at most 54 frames of 600x600 fit: 2 x 32
-    ((3000, 4000), 64, 10, 1),  # one large frame at a time
+    ((900, 900), 64, 64, 32),  # at most 62 frames of 900x900 fit: 2 x 32, not 62 + 2
+    ((3000, 4000), 64, 10, 4),  # at most 4 large frames at a time
+    ((6000, 9000), 64, 10, 1),  # one huge frame at a time
 ])
 def test_chunks_are_as_even_as_the_cap_allows(shape, most, n_frames, expected):
     assert frames_per_chunk(*shape, most, n_frames) == expected

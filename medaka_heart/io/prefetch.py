@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-AHEAD = 2  # chunks decoded ahead at most (memory: this many chunks more)
+AHEAD = 1  # chunks decoded ahead at most (memory: this many chunks more)
 POLL_S = 0.1  # how often a blocked reader thread checks whether it was stopped
 
 

@@ -27,7 +27,7 @@ from .image import TIFF_SUFFIXES, read_image
 CONTAINER_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv")
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = CONTAINER_SUFFIXES + TIFF_SUFFIXES
-CHUNK_PIXELS = 64 * 640 * 480  # most pixels per chunk: 64 frames of 640x480, 1 of 4000x3000
+CHUNK_PIXELS = 64 * 1024 * 768  # most pixels per chunk: 64 frames of 1024x768, 4 of 4000x3000
 
 log = logging.getLogger(__name__)
 
