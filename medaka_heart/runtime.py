@@ -78,8 +78,9 @@ class ModelRuntime:
     Parameters
     ----------
     config : the [segment] settings used here: model, device, runtime, batch_size (frames per
-        forward pass, x CUDA_BATCH_FACTOR on CUDA), threads (None = usable cores // workers)
-        and threshold (None = the model's tuned threshold).
+        forward pass at the fine input size, fewer for larger images; x CUDA_BATCH_FACTOR on
+        CUDA), threads (None = usable cores // workers) and threshold (None = the model's tuned
+        threshold).
     preprocess : intensity percentiles; None values (the default) = the model's own.
     workers : processes sharing this machine (to avoid oversubscribing cores).
 
@@ -227,11 +228,18 @@ class ModelRuntime:
         onnx = self._onnx.get(COARSE if pass_value == COARSE else FINE)
         if onnx is None:
             return self._predict_torch(images, pass_value, motion, channels)
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start:start + self.batch_size]
+        step = self._batch_for(images.shape[-1])
+        for start in range(0, len(images), step):
+            batch = images[start:start + step]
             logits = onnx(network_input(batch, channels, pass_value, motion))[:, 0]
             out[start:start + len(batch)] = expit(logits)
         return out
+
+    def _batch_for(self, side: int) -> int:
+        """Images per forward pass at `side` px: batch_size at the fine input size, fewer for
+        larger images (the same pixels per pass), so that the network's working memory does
+        not grow with the coarse and closer looks (512 px: 16x the pixels of 128 px)."""
+        return max(1, self.batch_size * self.size * self.size // max(1, side * side))
 
     def _predict_torch(self, images: np.ndarray, pass_value: float, motion: np.ndarray | None,
                        channels: int) -> np.ndarray:
@@ -242,9 +250,10 @@ class ModelRuntime:
         net = self._torch_net(pass_value)
         cuda = self.device == "cuda"
         fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
+        step = self._batch_for(images.shape[-1])
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = images[start:start + self.batch_size]
+            for start in range(0, len(images), step):
+                batch = images[start:start + step]
                 x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
                 if cuda:
                     x = x.pin_memory()

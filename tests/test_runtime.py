@@ -182,3 +182,29 @@ def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_pa
     save_model_folder(folder, other, ModelInfo(other.config, input_size=32, coarse_size=64))
     assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
     assert Segmenter(folder, threads=1, runtime="auto").provenance()["runtime"] == "torch"
+
+
+def test_larger_images_go_through_in_smaller_batches(monkeypatch):
+    import medaka_heart.runtime_onnx as runtime_onnx
+    from medaka_heart.model.inputs import COARSE
+
+    seg = Segmenter(threads=1, batch_size=16)  # the shipped model: fine input 128 px
+    runtime = seg.runtime
+    sizes = []
+    call = runtime_onnx.OnnxNetwork.__call__
+
+    def recording(self, x):
+        sizes.append(len(x))
+        return call(self, x)
+
+    monkeypatch.setattr(runtime_onnx.OnnxNetwork, "__call__", recording)
+    rng = np.random.default_rng(0)
+    fine = runtime.predict(rng.random((20, 128, 128), dtype=np.float32))
+    assert sizes == [16, 4]
+    sizes.clear()
+    closer = rng.random((5, 512, 512), dtype=np.float32)
+    prob = runtime.predict(closer, COARSE)
+    assert sizes == [1] * 5  # 16 x 128^2 pixels per pass
+    assert fine.shape == (20, 128, 128)
+    together = call(runtime._onnx[COARSE], np.stack([closer, np.zeros_like(closer)], axis=1))
+    np.testing.assert_allclose(prob, 1 / (1 + np.exp(-together[:, 0])), atol=1e-5)

@@ -57,12 +57,12 @@ class FrameReservoir:
         room = self.capacity - len(self.frames)
         if room <= 0:
             return
-        frames, masks = frames[:room], np.asarray(masks[:room], dtype=np.uint8)
+        frames, masks = frames[:room], masks[:room]
         if self.scale < 1.0:  # shrink first: levels and colour conversion on small frames
             frames = np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA)
                                for f in frames])
-            masks = np.stack([cv2.resize(m, self.size, interpolation=cv2.INTER_NEAREST)
-                              for m in masks])
+            masks = np.stack([cv2.resize(np.asarray(m, dtype=np.uint8), self.size,
+                                         interpolation=cv2.INTER_NEAREST) for m in masks])
         if self._levels is None:
             self._levels = display_levels(frames)
         self.frames.extend(np.array(f) for f in frames)
