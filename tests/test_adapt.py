@@ -98,6 +98,14 @@ def test_adapt_raises_held_out_dice_and_writes_a_usable_model_folder(lab, tmp_pa
     assert info.training["adapted_from"]["path"] == str(init)
     assert info.input_size == 32
     assert info.coarse_size == 64
+    # its network, exported and checked, runs on ONNX Runtime without a check at start-up
+    from medaka_heart.runtime_onnx import is_stamped
+    from medaka_heart.segment import Segmenter
+
+    assert is_stamped(folder / "model.onnx", folder / "model.pt")
+    seg = Segmenter(folder, threads=1, runtime="auto", device="cpu")
+    assert seg.provenance()["runtime"] == "onnx"
+    assert not seg.runtime._torch_nets
 
 
 def test_adapt_is_reproducible_with_fixed_steps(lab, tmp_path):
