@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
-from .preprocess import crop_frames, paste_into, prepare_input, restore_geometry
+from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
 __all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "frame_confidence"]
@@ -37,9 +37,8 @@ class ChunkSegmentation:
     is most of the per-frame work after the network.
     """
 
-    region: np.ndarray  # (T, n, n) float32 probability in the crop at native scale, or
-    # (T, H, W) for whole frames (origin None)
-    origin: tuple[int, int, int] | None  # the crop's `crop_origin` (x0, y0, n) in the frame
+    region: np.ndarray  # (T, n, n) float32 probability in the crop at native scale (n: the
+    # side of `box`'s `crop_origin`), or (T, H, W) for whole frames (box None)
     frame_shape: tuple[int, int]  # (H, W) native px
     confidence: np.ndarray  # (T,) float in [0, 1], `frame_confidence` of the (fine) pass
     box: Box | None  # the crop segmented; None = whole frames (nothing located, or one pass)
@@ -56,9 +55,9 @@ class ChunkSegmentation:
         return self._whole(self.region > self.threshold)
 
     def _whole(self, values: np.ndarray) -> np.ndarray:
-        if self.origin is None:
+        if self.box is None:
             return values
-        return paste_into(values, self.origin, *self.frame_shape)
+        return paste_into(values, crop_origin(*self.box), *self.frame_shape)
 
 
 Chunks = Sequence[np.ndarray] | Callable[[], Iterable[np.ndarray]]
@@ -144,16 +143,17 @@ class Segmenter:
             small = prepare_input(frames, runtime.size, runtime.low_percentile,
                                   runtime.high_percentile)
             prob = runtime.predict(small.astype(np.float32, copy=False))
-            return self._result(restore_geometry(prob, height, width), None, frames, prob, None)
+            return self._result(restore_geometry(prob, height, width), prob, None)
         if box is None:  # nothing found: whole frames at the coarse size
             prob = self.locator.coarse_pass(frames, self.locator.motion_plane(frames, fps))
-            return self._result(restore_geometry(prob, height, width), None, frames, prob, None)
-        crops, origin = crop_frames(frames, *box)
+            return self._result(restore_geometry(prob, height, width), prob, None)
+        crops, (_, _, side) = crop_frames(frames, *box)
         prob = runtime.predict(runtime.normalise(crops, runtime.size))
-        return self._result(restore_geometry(prob, origin[2], origin[2]), origin, frames, prob,
-                            box)
+        return self._result(restore_geometry(prob, side, side), prob, box, (height, width))
 
-    def _result(self, region: np.ndarray, origin: tuple[int, int, int] | None,
-                frames: np.ndarray, network: np.ndarray, box: Box | None) -> ChunkSegmentation:
-        return ChunkSegmentation(region, origin, (frames.shape[1], frames.shape[2]),
-                                 frame_confidence(network, self.threshold), box, self.threshold)
+    def _result(self, region: np.ndarray, network: np.ndarray, box: Box | None,
+                frame_shape: tuple[int, int] | None = None) -> ChunkSegmentation:
+        """`region`: whole frames (box None) or the crop of `box` in frames of `frame_shape`."""
+        shape = frame_shape if frame_shape is not None else (region.shape[1], region.shape[2])
+        return ChunkSegmentation(region, shape, frame_confidence(network, self.threshold), box,
+                                 self.threshold)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import tifffile
 
+from ..preprocess import to_gray
 from .errors import VideoError
 from .image import TIFF_SUFFIXES, read_image
 
@@ -97,8 +98,7 @@ def gray_frames(frames: np.ndarray) -> np.ndarray:
     if frames.ndim == 3:
         return frames
     if frames.dtype not in GRAY_DTYPES:
-        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return frames.astype(np.float32) @ weights
+        return to_gray(frames)
     out = np.empty(frames.shape[:3], dtype=frames.dtype)
     for frame, gray in zip(frames, out, strict=True):
         cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY, dst=gray)

@@ -70,8 +70,8 @@ class FrameReservoir:
 
     def rgb(self, index: int) -> np.ndarray:
         """Kept frame `index` as (h, w, 3) uint8, stretched to the display levels."""
-        levels = self._levels if self._levels is not None else (0.0, 1.0)
-        return to_rgb8(self.frames[index][None], levels)[0]
+        assert self._levels is not None  # set by the first `add` that kept a frame
+        return to_rgb8(self.frames[index][None], self._levels)[0]
 
 
 def montage_frames(beats: pd.DataFrame, frames: pd.DataFrame, n_kept: int, *, n_beats: int = 3,
