@@ -76,6 +76,8 @@ class SegmentConfig:
     coarse_every: int = 8  # the coarse pass looks at every n-th frame of a chunk
     refine: int = 1  # fine passes that re-centre and re-size a candidate crop (0 = none)
     candidates: int = 1  # coarse candidates checked by the fine pass (with refine >= 1)
+    search_every: int = 1  # with n > 1 only a video's first, last and every n-th chunk search
+    # the whole frame; the others check the crop handed on and search only where it fails
     beat_gate: float = 0.5  # candidates beating less than this share of the strongest beat
     # power count for less, in proportion (0 = the beat is not used: the surest region wins)
 

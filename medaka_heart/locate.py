@@ -7,8 +7,10 @@ look-alike (an eye, a blob) loses to a region that beats, and where no candidate
 place that does is tried too. Each candidate is checked by fine passes on its crop
 (`HeartLocator.locate`). Along a video the previous chunk's crop competes too, and where the
 chunks still settle on different places (`group_places`), the place most of them found is
-used in all of them (`HeartLocator.locate_video`). An unsure coarse pass is repeated at twice
-its size (small hearts, as in plate wells). Three-channel models also get a motion plane.
+used in all of them (`HeartLocator.locate_video`). Only a video's first, last and every
+`search_every`-th chunk are searched so; the chunks between check the previous chunk's crop
+with fine passes alone and search only where it fails. An unsure coarse pass is repeated at
+twice its size (small hearts, as in plate wells). Three-channel models also get a motion plane.
 
 A `Box` is (centre x, centre y, side) in native px; its side is `crop_scale` x the heart's
 extent. Boxes whose centres lie within SAME_PLACE heart extents of each other show the same
@@ -47,6 +49,7 @@ MIN_CROP_FRACTION = 0.12  # first crop side at least this share of the frame's l
 GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut off)
 HANDED_ON_WEIGHT = 0.95  # the previous chunk's crop wins only if this much surer than the rest
 SAME_PLACE = 0.5  # centres closer than this share of the larger heart extent: one place
+KEEP_SCORE = 0.8  # a checked crop is kept if it scores this share of its score when searched
 
 
 class Box(NamedTuple):
@@ -177,7 +180,8 @@ def best_place(votes: Sequence[int], scores: Sequence[Sequence[float]] | np.ndar
 class HeartLocator:
     """Finds the crop box of each chunk with a model's coarse and fine passes.
 
-    settings : the [segment] keys coarse_every, refine, candidates and beat_gate (see config).
+    settings : the [segment] keys coarse_every, refine, candidates, search_every and beat_gate
+        (see config).
     """
 
     def __init__(self, runtime: ModelRuntime, settings: SegmentConfig):
@@ -185,6 +189,7 @@ class HeartLocator:
         self.coarse_every = max(1, int(settings.coarse_every))
         self.refine = max(0, int(settings.refine))
         self.candidates = max(1, int(settings.candidates)) if self.refine else 1
+        self.search_every = max(1, int(settings.search_every))
         self.beat_gate = max(0.0, float(settings.beat_gate))
 
     def motion_plane(self, frames: np.ndarray, fps: float | None, size: int | None = None
@@ -255,11 +260,11 @@ class HeartLocator:
         frame's larger side. None if the coarse pass finds nothing and the previous crop (if
         any) shows nothing either.
         """
-        return self._locate(frames, fps, previous, self.beat_map(frames, fps))
+        return self._locate(frames, fps, previous, self.beat_map(frames, fps))[0]
 
     def _locate(self, frames: np.ndarray, fps: float | None, previous: Box | None,
-                beat: np.ndarray | None) -> Box | None:
-        """`locate` with the chunk's `beat_map` given."""
+                beat: np.ndarray | None) -> tuple[Box | None, float]:
+        """`locate` with the chunk's `beat_map` given: (box, its score as judged)."""
         h, w = frames.shape[1:3]
         sample = self._coarse_sample(frames)
         prob, sc = self._coarse_probabilities(frames, sample, fps)
@@ -281,8 +286,8 @@ class HeartLocator:
             if score > best_score:
                 best, best_score = box, score
         if best_score <= 0 and len(starts) == 1 and previous is not None:
-            return None  # nothing found here, nor any longer where the heart was
-        return best
+            return None, 0.0  # nothing found here, nor any longer where the heart was
+        return best, best_score
 
     def _coarse_probabilities(self, frames: np.ndarray, sample: np.ndarray, fps: float | None
                               ) -> tuple[np.ndarray, int]:
@@ -318,25 +323,48 @@ class HeartLocator:
         """Where to segment each chunk of one video: a crop box per chunk.
 
         `chunks()` yields the video's chunks (T, H, W[, C]) in order; it is called a second
-        time only where the chunks disagree. Each chunk is `locate`d with the previous one's
-        crop handed on. Where they settle on more than one place (`group_places`), every place
-        is judged on every chunk, as `locate` judges a candidate, and the place most chunks
-        found (the highest mean score among equals; `best_place`) is used in the others
-        wherever it shows something: the heart does not jump within a video, and a chunk's
-        coarse pass may have missed the place the others found.
-        Models without a coarse_size: None for every chunk.
+        time only where the chunks disagree. The first, the last and every `search_every`-th
+        chunk are `locate`d (searched) with the previous chunk's crop handed on; each chunk
+        between only checks that crop (`_judge`, fine passes on its coarse sample) and keeps
+        it, re-centred, where it scores at least KEEP_SCORE x its score when last searched,
+        else it is searched too. Where the chunks settle on more than one place
+        (`group_places`), the chunks that only checked are searched too (one more read), and
+        if they still disagree every place is judged on every chunk, as `locate` judges a
+        candidate, and the place most chunks found (the highest mean score among equals;
+        `best_place`) is used in the others wherever it shows something: the heart does not
+        jump within a video, and a chunk's coarse pass may have missed the place the others
+        found. Models without a coarse_size: None for every chunk.
         """
         if not self.runtime.coarse_size:
             return [None for _ in chunks()]
         boxes: list[Box | None] = []
         beats: list[np.ndarray | None] = []  # kept for judging the places, if it comes to that
-        box = None
+        searched: list[bool] = []  # whether a chunk's box is its own search's (a vote)
+        box, found, frames = None, 0.0, None
         for frames in chunks():
             frames = np.asarray(frames)
             beats.append(self.beat_map(frames, fps))
-            box = self._locate(frames, fps, box, beats[-1])
+            kept = None
+            if box is not None and len(boxes) % self.search_every:
+                kept, score = self._judge(self._coarse_sample(frames), beats[-1], box)
+                if score <= 0 or score < KEEP_SCORE * found:
+                    kept = None
+            if kept is None:
+                box, found = self._locate(frames, fps, box, beats[-1])
+            else:
+                box = kept
             boxes.append(box)
+            searched.append(kept is None)
+        if frames is not None and not searched[-1]:  # the last chunk always votes
+            previous = boxes[-2] if len(boxes) > 1 else None
+            boxes[-1], _ = self._locate(frames, fps, previous, beats[-1])
+            searched[-1] = True
         labels = group_places(boxes, self.runtime.crop_scale)
+        if len({label for label in labels if label is not None}) < 2:
+            return boxes
+        if not all(searched):  # they disagree: every chunk votes, as with search_every 1
+            boxes = self._search_all(chunks, fps, boxes, searched, beats)
+            labels = group_places(boxes, self.runtime.crop_scale)
         n_places = len({label for label in labels if label is not None})
         if n_places < 2:
             return boxes
@@ -355,6 +383,21 @@ class HeartLocator:
                   np.round(np.mean(scores, axis=1), 3).tolist(), best)
         return [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
                 for box, label, chunk in zip(boxes, labels, judged, strict=True)]
+
+    def _search_all(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None,
+                    boxes: Sequence[Box | None], searched: Sequence[bool],
+                    beats: Sequence[np.ndarray | None]) -> list[Box | None]:
+        """`boxes` with every chunk that only checked its crop searched too (`_locate`, the
+        previous chunk's box handed on), in one more read of the chunks."""
+        found, count = list(boxes), 0
+        for frames in chunks():
+            if count < len(found) and not searched[count]:
+                previous = found[count - 1] if count else None
+                found[count], _ = self._locate(np.asarray(frames), fps, previous, beats[count])
+            count += 1
+        if count != len(found):
+            raise ValueError(f"the video gave {len(found)} chunks, then {count}")
+        return found
 
     def _judge_places(self, frames: np.ndarray, beat: np.ndarray | None,
                       places: Sequence[Box]) -> list[tuple[Box, float]]:

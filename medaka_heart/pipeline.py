@@ -31,7 +31,7 @@ from .io.results import staged_folder, write_csv_atomic, write_json_atomic
 from .io.video import VideoError, VideoInfo, open_video
 from .morphometry import measure_masks
 from .options import VideoOptions
-from .preprocess import thumbnails
+from .preprocess import block_thumbnails
 from .qc import QCResult, assess_quality
 from .report.montage import FrameReservoir
 from .report.overlay import OverlayWriter
@@ -245,7 +245,7 @@ def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Pat
             if confidence is not None:
                 confidences.append(confidence)
             if first < max_thumbs:
-                thumbs.append(thumbnails(frames[: max_thumbs - first]))
+                thumbs.append(block_thumbnails(frames[: max_thumbs - first]))
             table, state = measure_masks(mask, pixel, first_frame=first, previous=state)
             tables.append(table)
             if writer is not None:

@@ -103,6 +103,26 @@ def thumbnails(frames: np.ndarray, width: int = 48) -> np.ndarray:
     return to_gray(small)
 
 
+def block_thumbnails(frames: np.ndarray, min_width: int = 48) -> np.ndarray:
+    """(T, H, W[, C]) frames -> (T, h, w) float32 grayscale, w >= min_width: the means of k x k
+    pixel blocks of each frame's centre, k = W // min_width (up to k - 1 px of each axis's
+    edges are left out).
+
+    OpenCV's area averaging by a whole factor is several times faster than `thumbnails` at
+    other ratios; for signals that need no frame geometry (the model-free heart rate).
+    """
+    frames = np.asarray(frames)
+    height, width = frames.shape[1:3]
+    k = max(1, width // min_width)
+    h, w = height // k * k, width // k * k
+    if h == 0:  # a frame far wider than high
+        return thumbnails(frames, min_width)
+    y0, x0 = (height - h) // 2, (width - w) // 2
+    small = np.stack([cv2.resize(f[y0:y0 + h, x0:x0 + w], (w // k, h // k),
+                                 interpolation=cv2.INTER_AREA) for f in frames])
+    return to_gray(small)
+
+
 def crop_origin(cx: float, cy: float, side: float) -> tuple[int, int, int]:
     """(x0, y0, n) of the square crop of side `side` px centred at (cx, cy): its top-left
     corner in the image (may be negative) and its side n >= 1, px."""

@@ -70,7 +70,8 @@ class Segmenter:
     workers : processes sharing this machine (to split the CPU threads between them).
     preprocess : intensity percentiles overriding the model's (None = the model's own).
     settings : any other [segment] key of `config.SegmentConfig` (device, batch_size, threads,
-        threshold, coarse_every, refine, candidates, beat_gate); its defaults otherwise.
+        threshold, coarse_every, refine, candidates, search_every, beat_gate); its defaults
+        otherwise.
     """
 
     def __init__(self, model: str | Path | None = None, *, workers: int = 1,
@@ -97,7 +98,7 @@ class Segmenter:
         locator = self.locator
         return {**self.runtime.provenance(), "coarse_every": locator.coarse_every,
                 "refine": locator.refine, "candidates": locator.candidates,
-                "beat_gate": locator.beat_gate}
+                "search_every": locator.search_every, "beat_gate": locator.beat_gate}
 
     def segment_video(self, chunks: Chunks, fps: float | None = None
                       ) -> Iterator[tuple[np.ndarray, ChunkSegmentation]]:

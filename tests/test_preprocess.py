@@ -70,3 +70,27 @@ def test_thumbnails_equal_gray_then_shrink():
     assert got.shape == (2, 36, 48)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=0.6)
+
+
+@pytest.mark.parametrize("shape", [(3, 480, 640), (2, 840, 840), (2, 481, 643, 3)])
+def test_block_thumbnails_are_the_block_means_of_the_frame_centre(shape):
+    from medaka_heart.preprocess import block_thumbnails
+
+    frames = np.random.default_rng(3).integers(0, 4000, shape).astype(np.uint16)
+    got = block_thumbnails(frames, 48)
+    k = shape[2] // 48
+    h, w = shape[1] // k, shape[2] // k
+    y0, x0 = (shape[1] - h * k) // 2, (shape[2] - w * k) // 2
+    centre = to_gray(frames)[:, y0:y0 + h * k, x0:x0 + w * k]
+    expected = centre.reshape(shape[0], h, k, w, k).mean(axis=(2, 4))
+    assert got.shape == (shape[0], h, w)
+    assert got.dtype == np.float32
+    assert w >= 48
+    np.testing.assert_allclose(got, expected, atol=0.5 if len(shape) == 3 else 1.0)
+
+
+def test_block_thumbnails_of_a_frame_far_wider_than_high_shrink_the_whole_frame():
+    from medaka_heart.preprocess import block_thumbnails, thumbnails
+
+    frames = np.random.default_rng(4).integers(0, 255, (2, 10, 960), dtype=np.uint8)
+    np.testing.assert_array_equal(block_thumbnails(frames, 48), thumbnails(frames, 48))

@@ -421,12 +421,12 @@ def test_a_previous_crop_that_shows_nothing_is_let_go(two_pass_dir, monkeypatch)
 
 
 def test_locate_video_hands_each_crop_to_the_next_chunk(two_pass_dir, monkeypatch):
-    seg = Segmenter(two_pass_dir, threads=1)
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)
     given = []
 
     def locate(frames, fps, previous, beat):
         given.append(previous)
-        return (50.0, 60.0, 40.0 + len(given))  # one place, slightly resized
+        return (50.0, 60.0, 40.0 + len(given)), 0.9  # one place, slightly resized
 
     monkeypatch.setattr(seg.locator, "_locate", locate)
     frames = np.zeros((3, 8, 8), np.uint8)
@@ -478,10 +478,10 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
 
 
 def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monkeypatch):
-    seg = Segmenter(two_pass_dir, threads=1)  # crop_scale 2: these boxes show 20 px hearts
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)  # crop_scale 2: 20 px hearts
     atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
     found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
-    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
     # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
     judged = iter([[(atrium, 0.9), (heart, 0.8)], [(atrium, 0.9), (heart, 0.0)],
                    [(atrium, 0.9), ((31.0, 30.0, 40.0), 0.8)], [(atrium, 0.9), (heart, 0.8)]])
@@ -493,10 +493,75 @@ def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monke
     assert boxes == [heart, heart, (31.0, 30.0, 40.0), heart]
 
 
+def test_chunks_between_searches_check_the_handed_on_crop(two_pass_dir, monkeypatch):
+    from medaka_heart.locate import KEEP_SCORE
+
+    seg = Segmenter(two_pass_dir, threads=1, search_every=3)
+    heart = (50.0, 60.0, 40.0)
+    searches, checks = [], []
+    checked = iter([0.9, 0.9, 0.9, KEEP_SCORE * 0.9 - 0.01, 0.9, 0.9])
+
+    def locate(frames, fps, previous, beat):
+        searches.append(int(frames[0, 0, 0]))
+        return heart, 0.9
+
+    def judge(sample, beat, box):
+        checks.append(int(sample[0, 0, 0]))
+        return (box[0] + 1.0, box[1], box[2]), next(checked)  # re-centred a little
+
+    monkeypatch.setattr(seg.locator, "_locate", locate)
+    monkeypatch.setattr(seg.locator, "_judge", judge)
+    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(8)]
+    boxes = seg.locator.locate_video(lambda: iter(chunks))
+    # chunks 0, 3 and 6 are searched; 1, 2, 4, 7 check the crop handed on; chunk 5's check
+    # scores under KEEP_SCORE x the score found, so it is searched; the last chunk always is
+    assert checks == [1, 2, 4, 5, 7]
+    assert searches == [0, 3, 5, 6, 7]
+    assert boxes == [heart, (51.0, 60.0, 40.0), (52.0, 60.0, 40.0), heart, (51.0, 60.0, 40.0),
+                     heart, heart, heart]
+
+
+def test_where_searches_disagree_the_checked_chunks_are_searched_too(two_pass_dir,
+                                                                      monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, search_every=4)  # crop_scale 2: 20 px hearts
+    heart, atrium = (30.0, 30.0, 40.0), (100.0, 100.0, 40.0)
+    searches = []
+
+    def locate(frames, fps, previous, beat):
+        searches.append(previous)
+        return (atrium if len(searches) == 2 else heart), 0.9  # the last chunk: the atrium
+
+    monkeypatch.setattr(seg.locator, "_locate", locate)
+    monkeypatch.setattr(seg.locator, "_judge", lambda sample, beat, box: (box, 0.9))
+    # judged on every chunk, the atrium scores better: only the votes can keep the heart
+    monkeypatch.setattr(seg.locator, "_judge_places",
+                        lambda *a, **k: [(heart, 0.5), (atrium, 0.8)])
+    reads = []
+    frames = np.zeros((2, 8, 8), np.uint8)
+    boxes = seg.locator.locate_video(lambda: reads.append(1) or iter([frames] * 4))
+    # chunks 1 and 2 had only checked the heart: searched on a second read, they find it too,
+    # three chunks against one
+    assert searches == [None, heart, heart, heart]
+    assert len(reads) == 3  # locate, search the checked chunks, judge the places
+    assert boxes == [heart] * 4
+
+
+def test_search_every_one_searches_every_chunk(two_pass_dir, monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)
+    calls = []
+    monkeypatch.setattr(seg.locator, "_locate",
+                        lambda *a, **k: calls.append(1) or ((50.0, 60.0, 40.0), 0.9))
+    monkeypatch.setattr(seg.locator, "_judge", lambda *a, **k: pytest.fail("checked"))
+    frames = np.zeros((2, 8, 8), np.uint8)
+    seg.locator.locate_video(lambda: iter([frames] * 5))
+    assert len(calls) == 5
+    assert seg.provenance()["search_every"] == 1
+
+
 def test_a_video_that_reads_differently_the_second_time_is_refused(two_pass_dir, monkeypatch):
-    seg = Segmenter(two_pass_dir, threads=1)
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)
     found = iter([(100.0, 100.0, 40.0), (30.0, 30.0, 40.0)])
-    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: next(found))
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
     frames = np.zeros((2, 8, 8), np.uint8)
     reads = iter([[frames, frames], [frames]])
     with pytest.raises(ValueError, match="2 chunks, then 1"):
