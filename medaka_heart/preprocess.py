@@ -115,7 +115,7 @@ def block_thumbnails(frames: np.ndarray, min_width: int = 48) -> np.ndarray:
     height, width = frames.shape[1:3]
     k = max(1, width // min_width)
     h, w = height // k * k, width // k * k
-    if h == 0:  # a frame far wider than high
+    if k == 1 or h == 0:  # no whole factor to shrink by (small frames), or far wider than high
         return thumbnails(frames, min_width)
     y0, x0 = (height - h) // 2, (width - w) // 2
     small = np.stack([cv2.resize(f[y0:y0 + h, x0:x0 + w], (w // k, h // k),
