@@ -59,7 +59,7 @@ class RhythmConfig:
     min_intensity_periodicity: float = 0.3  # below: the intensity trace does not time beats
     agreement_pct: float = 5.0  # the volume signal's beats are used within this of the rate
     min_segmentation_periodicity: float = 0.5  # volume signal's beat similarity to be trusted
-    max_thumbnail_frames: int = 16384  # frames kept (48-px thumbnails, ~7 kB each) for it
+    max_thumbnail_frames: int = 16384  # frames kept (~48-px thumbnails, 7-10 kB each)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ place, and so do chains of such boxes (a heart that drifts or grows along the vi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -175,6 +175,24 @@ def best_place(votes: Sequence[int], scores: Sequence[Sequence[float]] | np.ndar
                          f"{table.shape} for {counts.size} places")
     mean = table.mean(axis=1)
     return int(np.argmax(np.where(counts == counts.max(), mean, -np.inf)))
+
+
+def place_count(labels: Sequence[int | None]) -> int:
+    """How many places `group_places` labels name."""
+    return len({label for label in labels if label is not None})
+
+
+def read_again(chunks: Callable[[], Iterable[np.ndarray]], count: int
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frames) of each chunk of a video read once more, which gave `count` chunks
+    the first time; ValueError (after the last) if it gives another number now."""
+    seen = 0
+    for frames in chunks():
+        if seen < count:
+            yield seen, np.asarray(frames)
+        seen += 1
+    if seen != count:
+        raise ValueError(f"the video gave {count} chunks, then {seen}")
 
 
 class HeartLocator:
@@ -339,7 +357,7 @@ class HeartLocator:
             return [None for _ in chunks()]
         boxes: list[Box | None] = []
         beats: list[np.ndarray | None] = []  # kept for judging the places, if it comes to that
-        searched: list[bool] = []  # whether a chunk's box is its own search's (a vote)
+        searched: list[bool] = []  # whether a chunk's box comes from its own search
         box, found, frames = None, 0.0, None
         for frames in chunks():
             frames = np.asarray(frames)
@@ -355,28 +373,21 @@ class HeartLocator:
                 box = kept
             boxes.append(box)
             searched.append(kept is None)
-        if frames is not None and not searched[-1]:  # the last chunk always votes
+        if frames is not None and not searched[-1]:  # the last chunk is always searched
             previous = boxes[-2] if len(boxes) > 1 else None
             boxes[-1], _ = self._locate(frames, fps, previous, beats[-1])
             searched[-1] = True
         labels = group_places(boxes, self.runtime.crop_scale)
-        if len({label for label in labels if label is not None}) < 2:
-            return boxes
-        if not all(searched):  # they disagree: every chunk votes, as with search_every 1
+        if place_count(labels) > 1 and not all(searched):  # every chunk votes, as with 1
             boxes = self._search_all(chunks, fps, boxes, searched, beats)
             labels = group_places(boxes, self.runtime.crop_scale)
-        n_places = len({label for label in labels if label is not None})
+        n_places = place_count(labels)
         if n_places < 2:
             return boxes
         places = [box for k in range(n_places)  # each one's first box
                   if (box := boxes[labels.index(k)]) is not None]
-        judged, count = [], 0
-        for frames in chunks():
-            if count < len(beats):
-                judged.append(self._judge_places(np.asarray(frames), beats[count], places))
-            count += 1
-        if count != len(boxes):
-            raise ValueError(f"the video gave {len(boxes)} chunks, then {count}")
+        judged = [self._judge_places(frames, beats[i], places)
+                  for i, frames in read_again(chunks, len(boxes))]
         scores = [[chunk[k][1] for chunk in judged] for k in range(n_places)]
         best = best_place([labels.count(k) for k in range(n_places)], scores)
         log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
@@ -389,14 +400,10 @@ class HeartLocator:
                     beats: Sequence[np.ndarray | None]) -> list[Box | None]:
         """`boxes` with every chunk that only checked its crop searched too (`_locate`, the
         previous chunk's box handed on), in one more read of the chunks."""
-        found, count = list(boxes), 0
-        for frames in chunks():
-            if count < len(found) and not searched[count]:
-                previous = found[count - 1] if count else None
-                found[count], _ = self._locate(np.asarray(frames), fps, previous, beats[count])
-            count += 1
-        if count != len(found):
-            raise ValueError(f"the video gave {len(found)} chunks, then {count}")
+        found = list(boxes)
+        for i, frames in read_again(chunks, len(found)):
+            if not searched[i]:
+                found[i], _ = self._locate(frames, fps, found[i - 1] if i else None, beats[i])
         return found
 
     def _judge_places(self, frames: np.ndarray, beat: np.ndarray | None,
