@@ -4,7 +4,9 @@ A coarse pass on every `coarse_every`-th whole frame of a chunk (resized to coar
 proposes regions; with a known frame rate they are weighed by how much they beat (the
 intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`), so a still
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats, the
-place that does is tried too. Each candidate is checked by fine passes on its crop
+place that does is tried too; without a beat map (a short clip, an unknown frame rate), a
+model whose fine pass sees beat planes also tries the place that changes most
+(`HeartLocator.change_map`). Each candidate is checked by fine passes on its crop
 (`HeartLocator.locate`). Along a video the previous chunk's crop competes too, and where the
 chunks still settle on different places (`group_places`), the place most of them found is
 used in all of them (`HeartLocator.locate_video`). Only a video's first, last and every
@@ -29,7 +31,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .config import SegmentConfig
 from .intensity_rate import beat_power_map, intensity_heart_rate
-from .model.inputs import COARSE, FINE, MOTION_WINDOW_S, motion_image
+from .model.inputs import COARSE, FINE, MIN_BEAT_FRAMES, MOTION_WINDOW_S, motion_image
 from .preprocess import crop_frames, thumbnails, to_gray
 from .runtime import ModelRuntime, frame_confidence
 
@@ -246,6 +248,19 @@ class HeartLocator:
         top = float(beat.max())
         return beat / top if top > 0 else beat
 
+    def change_map(self, frames: np.ndarray) -> np.ndarray | None:
+        """Where a chunk changes: the temporal std of its BEAT_THUMB_WIDTH px thumbnails,
+        smoothed (Gaussian, 1 px) and scaled to a maximum of 1; None for a model without beat
+        planes (it cannot judge a place by its beat), a still (fewer than MIN_BEAT_FRAMES
+        frames) or frames that do not change."""
+        if not self.runtime.uses_beat or len(frames) < MIN_BEAT_FRAMES:
+            return None
+        import cv2
+
+        change = cv2.GaussianBlur(thumbnails(frames, BEAT_THUMB_WIDTH).std(axis=0), (0, 0), 1.0)
+        top = float(change.max())
+        return change / top if top > 0 else None
+
     def coarse_pass(self, frames: np.ndarray, motion: np.ndarray | None = None,
                     size: int | None = None) -> np.ndarray:
         """Coarse probabilities (N, S, S) of whole frames (N, H, W[, C]) at size (default
@@ -267,9 +282,10 @@ class HeartLocator:
         confident (`heart_boxes` at COARSE_LEVEL x its peak); with one, up to MAX_CANDIDATES
         regions above CANDIDATE_LEVEL x the peak (`coarse_candidates`) ranked by confidence x
         min(1, beat power / beat_gate), and if none reaches beat_gate, the region that beats
-        most (`beat_box`) competes too. Each is checked by `refine` fine passes on those
-        frames, which re-centre the crop and size it from their own masks (or grow it by GROW
-        where the mask touches the crop's edge); the candidate whose fine masks are most
+        most (`beat_box`) competes too; without a beat map, a beat-plane model also checks
+        the region that changes most (`change_map`). Each is checked by `refine` fine passes
+        on those frames, which re-centre the crop and size it from their own masks (or grow
+        it by GROW where the mask touches the crop's edge); the candidate whose fine masks are most
         confident wins, their confidence weighed, with a beat map, by min(1, beat power in the
         refined box / beat_gate). `previous`, the crop of the video's previous chunk, competes
         too, its confidence x HANDED_ON_WEIGHT (it must be surer to win: a wrong crop is not
@@ -286,7 +302,8 @@ class HeartLocator:
         h, w = frames.shape[1:3]
         sample = self._coarse_sample(frames)
         prob, sc = self._coarse_probabilities(frames, sample, fps)
-        found, proposal = self._proposals(prob, sc, beat, h, w)
+        change = self.change_map(frames) if beat is None else None
+        found, proposal = self._proposals(prob, sc, beat, h, w, change)
         largest = float(max(h, w))
         crop_scale = self.runtime.crop_scale
         starts = [(cx * w / sc, cy * h / sc, max(bw * w / sc, bh * h / sc))
@@ -319,12 +336,17 @@ class HeartLocator:
                 prob, sc = closer, 2 * sc
         return prob, sc
 
-    def _proposals(self, prob: np.ndarray, sc: int, beat: np.ndarray | None, h: int, w: int
+    def _proposals(self, prob: np.ndarray, sc: int, beat: np.ndarray | None, h: int, w: int,
+                   change: np.ndarray | None = None
                    ) -> tuple[list[Region], tuple[float, float, float] | None]:
         """Coarse regions to check (coarse px) and, with a beat map none of them beats
-        enough, the place that beats most (native px)."""
+        enough, the place that beats most (native px); without a beat map, the place that
+        changes most where a `change_map` is given (a beat-plane model judges it)."""
         if beat is None:
-            return heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates), None
+            found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
+            if change is None:
+                return found, None
+            return found, beat_box(change, w / change.shape[1], h / change.shape[0])
         competing = coarse_candidates(prob, CANDIDATE_LEVEL * float(prob.max()), MAX_CANDIDATES)
         bx, by = sc / beat.shape[1], sc / beat.shape[0]
         power = [beat_at(beat, extent, bx, by) for _, extent, _ in competing]
@@ -453,7 +475,8 @@ class HeartLocator:
         score = 0.0
         for _ in range(self.refine):
             crops, (x0, y0, m) = crop_frames(sample, *box)
-            prob = runtime.predict(runtime.normalise(crops, size), FINE)
+            images, beat = runtime.fine_input(crops)
+            prob = runtime.predict(images, FINE, beat=beat)
             found = heart_boxes(prob, threshold, 1)
             if not found:
                 return box, 0.0

@@ -24,7 +24,7 @@ from .config import PreprocessConfig, SegmentConfig
 from .model.device import cpu_threads, device_type
 from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
 from .model.info import ModelInfo, folder_info
-from .model.inputs import COARSE, FINE, network_input
+from .model.inputs import COARSE, FINE, beat_planes, network_input
 from .preprocess import normalise_intensity, resize_stack
 from .runtime_onnx import ONNX_FILE, OnnxNetwork, OnnxUnavailable, onnx_network
 
@@ -208,6 +208,18 @@ class ModelRuntime:
         """Input channels of the coarse pass's network (3: it takes a motion plane)."""
         return int(self.coarse_info.architecture.in_channels)
 
+    @property
+    def uses_beat(self) -> bool:
+        """Whether the fine pass takes beat planes (`inputs.beat_planes`; four channels)."""
+        return int(self.info.architecture.in_channels) == 4
+
+    def fine_input(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(T, n, n) grayscale crops of one place over time -> the fine pass's images
+        (T, size, size) float32 and, for beat-plane models, their beat planes (T, 2, size,
+        size) (else None)."""
+        images = self.normalise(crops, self.size)
+        return images, beat_planes(images) if self.uses_beat else None
+
     def normalise(self, gray: np.ndarray, size: int) -> np.ndarray:
         """(T, H, W) grayscale -> (T, size, size) float32 network input in [0, 1]."""
         small = resize_stack(gray, size, size)
@@ -215,23 +227,25 @@ class ModelRuntime:
         return out.astype(np.float32, copy=False)
 
     def predict(self, images: np.ndarray, pass_value: float = FINE,
-                motion: np.ndarray | None = None) -> np.ndarray:
+                motion: np.ndarray | None = None, beat: np.ndarray | None = None
+                ) -> np.ndarray:
         """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
 
         `pass_value` fills the pass plane of two-channel models (COARSE or FINE; COARSE runs
         the localiser, if the model has one); `motion` (S, S) the motion plane of three-channel
-        models (None = zeros).
+        models, `beat` (T, 2, S, S) the beat planes of four-channel ones (None = zeros).
         """
         out = np.empty(images.shape, dtype=np.float32)
         info = self.coarse_info if pass_value == COARSE else self.info
         channels = info.architecture.in_channels
         onnx = self._onnx.get(COARSE if pass_value == COARSE else FINE)
-        if onnx is None:
-            return self._predict_torch(images, pass_value, motion, channels)
         step = self._batch_for(images.shape[-1])
+        if onnx is None:
+            return self._predict_torch(images, pass_value, motion, beat, channels, step)
         for start in range(0, len(images), step):
             batch = images[start:start + step]
-            logits = onnx(network_input(batch, channels, pass_value, motion))[:, 0]
+            planes = None if beat is None else beat[start:start + step]
+            logits = onnx(network_input(batch, channels, pass_value, motion, planes))[:, 0]
             out[start:start + len(batch)] = expit(logits)
         return out
 
@@ -242,19 +256,19 @@ class ModelRuntime:
         return max(1, self.batch_size * self.size * self.size // max(1, side * side))
 
     def _predict_torch(self, images: np.ndarray, pass_value: float, motion: np.ndarray | None,
-                       channels: int) -> np.ndarray:
-        """`predict` with torch (mixed precision on CUDA)."""
+                       beat: np.ndarray | None, channels: int, step: int) -> np.ndarray:
+        """`predict` with torch (mixed precision on CUDA), `step` images per pass."""
         import torch
 
         out = np.empty(images.shape, dtype=np.float32)
         net = self._torch_net(pass_value)
         cuda = self.device == "cuda"
         fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
-        step = self._batch_for(images.shape[-1])
         with torch.inference_mode():
             for start in range(0, len(images), step):
                 batch = images[start:start + step]
-                x = torch.from_numpy(network_input(batch, channels, pass_value, motion))
+                planes = None if beat is None else beat[start:start + step]
+                x = torch.from_numpy(network_input(batch, channels, pass_value, motion, planes))
                 if cuda:
                     x = x.pin_memory()
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=fmt)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
+from .model.inputs import FINE
 from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
@@ -149,7 +150,8 @@ class Segmenter:
             prob = self.locator.coarse_pass(frames, self.locator.motion_plane(frames, fps))
             return self._result(restore_geometry(prob, height, width), prob, None)
         crops, (_, _, side) = crop_frames(frames, *box)
-        prob = runtime.predict(runtime.normalise(crops, runtime.size))
+        images, beat = runtime.fine_input(crops)
+        prob = runtime.predict(images, FINE, beat=beat)
         return self._result(restore_geometry(prob, side, side), prob, box, (height, width))
 
     def _result(self, region: np.ndarray, network: np.ndarray, box: Box | None,

@@ -35,7 +35,7 @@ def test_mask_stays_on_the_bright_disk(seed):
     image, mask = _disk_pair()
     # strong ranges so that flips, rotation, shear and zoom all move the disk
     cfg = AugmentConfig(zoom=0.2, shift=0.1, rotation_rad=0.5, shear=0.2, **NO_PHOTOMETRIC)
-    img, msk = augment_pair(image, mask, np.random.default_rng(seed), cfg)
+    img, msk, _ = augment_pair(image, mask, np.random.default_rng(seed), cfg)
     assert msk.dtype == bool
     assert img.dtype == np.float32
     assert msk.sum() > 0.6 * mask.sum()
@@ -51,7 +51,7 @@ def test_horizontal_flip_mirrors():
     # only a horizontal flip possible: find a seed that applies it
     cfg = AugmentConfig(vflip=False, zoom=0, shift=0, rotation_rad=0, shear=0, **NO_PHOTOMETRIC)
     for seed in range(20):
-        img, msk = augment_pair(image, mask, np.random.default_rng(seed), cfg)
+        img, msk, _ = augment_pair(image, mask, np.random.default_rng(seed), cfg)
         if not np.array_equal(msk, mask):
             np.testing.assert_array_equal(msk, mask[:, ::-1])
             np.testing.assert_allclose(img, image[:, ::-1], atol=1e-6)
@@ -65,7 +65,7 @@ def test_identity_config_is_identity():
                         **NO_PHOTOMETRIC)
     matrix = random_affine(np.random.default_rng(0), 96, 96, cfg)
     np.testing.assert_allclose(matrix, [[1, 0, 0], [0, 1, 0]], atol=1e-12)
-    img, msk = augment_pair(image, mask, np.random.default_rng(0), cfg)
+    img, msk, _ = augment_pair(image, mask, np.random.default_rng(0), cfg)
     np.testing.assert_array_equal(msk, mask)
     np.testing.assert_allclose(img, image, atol=1e-6)
 

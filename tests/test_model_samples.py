@@ -63,7 +63,7 @@ def test_samples_keep_the_mask_on_the_bright_region(seed, augment):
     rgb, mask = _frame()
     coarse, cmask, ctx, xmask = make_views(rgb, mask, SPEC)
     rng = np.random.default_rng(seed)
-    for image, msk in (fine_sample(ctx, xmask, rng, SPEC, augment),
+    for image, msk in (fine_sample(ctx, xmask, rng, SPEC, augment)[:2],
                        coarse_sample(coarse, cmask, rng, SPEC, augment, p_heart=1.0)[:2]):
         assert image.shape == (32, 32)
         assert image.dtype == np.float32
@@ -97,12 +97,12 @@ def test_off_target_crops_move_the_heart_off_centre_and_keep_it_aligned():
                for s in range(20)]
     off = [fine_sample(ctx, xmask, np.random.default_rng(s), SPEC, AugmentConfig(), 1.0)
            for s in range(20)]
-    near = [_offset_of_heart(m) for _, m in centred]  # jitter only
+    near = [_offset_of_heart(m) for _, m, _ in centred]  # jitter only
     # 0.5-1.3 box sides off over crops of 1.7-2.8 box sides: the heart sits towards an edge
-    far = [_offset_of_heart(m) for _, m in off]
+    far = [_offset_of_heart(m) for _, m, _ in off]
     assert min(far) > np.median(near)
     assert np.median(far) > 2 * np.median(near)
-    for image, msk in off:
+    for image, msk, _ in off:
         if msk.sum() > 10:  # what of the heart the crop holds is still the bright region
             assert image[msk].mean() > image[~msk].mean() + 0.3
     # without augmentation (validation) there is no off-target crop
@@ -179,8 +179,14 @@ def test_network_input_planes():
     assert (x[:, 2] == 0.25).all()
     assert (network_input(images, 3, 1.0)[:, 2] == 0).all()  # no motion: zeros
     assert network_input(images, 2, 1.0, motion).shape == (2, 2, 8, 8)
+    beat = np.stack([np.full((2, 8, 8), v, np.float32) for v in (0.5, -0.5)])
+    x = network_input(images, 4, 1.0, beat=beat)
+    assert x.shape == (2, 4, 8, 8)
+    np.testing.assert_array_equal(x[:, 2:], beat)
+    assert (x[:, 1] == 1).all()
+    assert not network_input(images, 4, 0.0)[:, 2:].any()  # no beat planes: zeros
     with pytest.raises(ValueError, match="in_channels"):
-        network_input(images, 4, 0.0)
+        network_input(images, 5, 0.0)
 
 
 @pytest.mark.parametrize(("radius", "cluttered"), [(15, True), (4, False)])
@@ -217,7 +223,8 @@ def test_recording_box_crops_show_a_small_heart_small():
         spec = replace(SPEC, recording_box=recording)
         for name, (frame, mask) in {"ed": (big, big_mask), "es": (small, small_mask)}.items():
             views = make_views(frame, mask, spec, side if recording else None)
-            _, crop_mask = fine_sample(views[2], views[3], np.random.default_rng(0), spec, None)
+            _, crop_mask, _ = fine_sample(views[2], views[3], np.random.default_rng(0), spec,
+                                          None)
             shares[recording, name] = crop_mask.mean()
     assert shares[False, "es"] == pytest.approx(shares[False, "ed"], rel=0.15)
     assert shares[True, "es"] == pytest.approx(shares[True, "ed"] / 4, rel=0.2)  # half the side

@@ -141,7 +141,7 @@ def test_confidence_is_high_for_certain_and_low_for_uncertain_frames():
     assert conf[2] == pytest.approx(0.96)
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["pass-plane", "motion-plane"])
+@pytest.fixture(scope="module", params=[2, 3, 4], ids=["pass-plane", "motion-plane", "beat-planes"])
 def two_pass_dir(tmp_path_factory, request):
     arch = UNetConfig(depth=2, base_filters=2, dropout=0.0, in_channels=request.param)
     folder = tmp_path_factory.mktemp("two_pass")
@@ -166,7 +166,7 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     # an oracle network: the normalised input itself is the probability of a bright region
-    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_: (x > 0.5).astype(np.float32))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (x > 0.5).astype(np.float32))
     frames, truth = _ellipse_video()
     cx, cy, side = seg.locator.locate(frames)
     assert abs(cx - 145) < 6
@@ -182,7 +182,7 @@ def test_two_pass_crop_is_pasted_back_in_place(two_pass_dir, monkeypatch):
 
 def test_two_pass_falls_back_to_whole_frames(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1)
-    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_: np.zeros_like(x))
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.zeros_like(x))
     frames, _ = _ellipse_video(3)
     assert seg.locator.locate(frames) is None
     prob, conf = _predict(seg, frames)
@@ -243,10 +243,10 @@ def test_coarse_pass_gives_three_channel_models_the_motion_of_the_chunk(two_pass
     seg = Segmenter(two_pass_dir, threads=1)
     seen = []
     monkeypatch.setattr(seg.runtime, "predict",
-                        lambda x, pass_value=1.0, motion=None: seen.append(motion) or x)
+                        lambda x, pass_value=1.0, motion=None, beat=None: seen.append(motion) or x)
     frames, truth = _ellipse_video(6)
     seg.locator.locate(frames, fps=10.0)
-    if seg.runtime.info.architecture.in_channels == 2:
+    if seg.runtime.info.architecture.in_channels != 3:
         assert all(m is None for m in seen)
         return
     motion = seen[0]  # the coarse pass; the fine passes get none
@@ -258,12 +258,68 @@ def test_coarse_pass_gives_three_channel_models_the_motion_of_the_chunk(two_pass
     assert motion[small].mean() > 4 * motion[~small].mean()
 
 
+def test_fine_passes_of_four_channel_models_see_the_beat_of_their_crop(two_pass_dir,
+                                                                      monkeypatch):
+    """Locating (refining candidates) and segmenting both give a beat-plane model the beat
+    planes of the crop's frames; other models get none, and no pass gets them coarse."""
+    seg = Segmenter(two_pass_dir, threads=1)
+    seen = []
+    predict = seg.runtime.predict
+
+    def spy(x, pass_value=1.0, motion=None, beat=None):
+        seen.append((pass_value, len(x), beat))
+        return predict(x, pass_value, motion, beat)
+
+    monkeypatch.setattr(seg.runtime, "predict", spy)
+    frames, _truth = _ellipse_video(8)
+    [(_, result)] = list(seg.segment_video([frames], fps=10.0))
+    coarse = [b for p, _, b in seen if p == 0.0]
+    fine = [(n, b) for p, n, b in seen if p == 1.0]
+    assert coarse
+    assert fine
+    assert all(b is None for b in coarse)
+    if seg.runtime.info.architecture.in_channels != 4:
+        assert all(b is None for _, b in fine)
+        return
+    assert all(b is not None and b.shape == (n, 2, 32, 32) for n, b in fine)
+    n, beat = fine[-1]  # the segmentation of the chunk: every frame
+    assert n == 8
+    assert result.box is not None
+    assert beat[:, 0].max() > 0.5
+    assert (beat[0, 0] == beat[-1, 0]).all()
+    assert beat[:, 1].min() < 0 < beat[:, 1].max()
+
+
+def test_without_a_beat_map_beat_plane_models_also_try_where_the_chunk_changes(two_pass_dir):
+    """A clip too short for the beat map: the coarse pass proposes a still look-alike; a model
+    that sees beat planes also gets the place that changes most to judge."""
+    seg = Segmenter(two_pass_dir, threads=1)
+    frames = np.full((8, 120, 200), 40, np.uint8)
+    frames[:, 20:40, 20:50] = 200  # a still look-alike
+    frames[::2, 70:100, 130:170] = 180  # something that beats, far from it
+    change = seg.locator.change_map(frames)
+    if seg.runtime.info.architecture.in_channels != 4:
+        assert change is None
+        return
+    prob = np.zeros((2, 64, 64), np.float32)
+    prob[:, 7:13, 7:16] = 0.9  # the coarse pass sees the look-alike
+    found, proposal = seg.locator._proposals(prob, 64, None, 120, 200, change)
+    assert len(found) == 1
+    assert found[0][0] == pytest.approx(11.5, abs=1)  # the look-alike, in coarse px
+    cx, cy, extent = proposal
+    assert abs(cx - 150) < 8
+    assert abs(cy - 85) < 8
+    assert 20 <= extent <= 70
+    assert seg.locator.change_map(frames[:1]) is None  # a still does not change
+    assert seg.locator.change_map(np.repeat(frames[:1], 5, axis=0)) is None
+
+
 def test_motion_plane_spans_the_middle_two_seconds(two_pass_dir):
     seg = Segmenter(two_pass_dir, threads=1)
     frames = np.full((64, 60, 80, 3), 50, np.uint8)
     frames[::2, 20:40, 30:50] = 200  # something that changes all through the chunk
     frames[0, :, :20] = 255  # a jolt in the first frame only
-    if seg.runtime.info.architecture.in_channels == 2:
+    if seg.runtime.info.architecture.in_channels != 3:
         assert seg.locator.motion_plane(frames, 10.0) is None
         return
     whole = seg.locator.motion_plane(frames, None)  # unknown frame rate: the whole chunk
@@ -277,7 +333,7 @@ def test_weak_coarse_pass_looks_again_at_twice_the_size(two_pass_dir, monkeypatc
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     sizes = []
 
-    def oracle(x, pass_value=1.0, motion=None):  # unsure at coarse size, sure when closer
+    def oracle(x, pass_value=1.0, motion=None, beat=None):  # unsure coarse, sure when closer
         sizes.append(x.shape[-1])
         weight = 0.3 if x.shape[-1] == seg.runtime.coarse_size else 1.0
         return (x > 0.5).astype(np.float32) * weight

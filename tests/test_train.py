@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from medaka_heart.model.checkpoint import load_checkpoint
 from medaka_heart.model.data import FramePool, generate_sequence, toy_pairs
 from medaka_heart.model.folder import model_hash
 from medaka_heart.model.losses import dice_bce_loss
-from medaka_heart.model.train import draw_batch, train, view_spec
+from medaka_heart.model.train import _load_init, draw_batch, train, view_spec
 from medaka_heart.model.train_config import (
     DataConfig,
     InputConfig,
@@ -161,9 +162,38 @@ def test_shipped_configs_parse(name):
         o = config.optim
         assert (o.lr, o.batch_size, o.epochs, o.steps_per_epoch) == (1e-5, 8, 60, 300)
         assert (config.model.base_filters, config.input.size, o.loss) == (64, 256, "dice")
-    if config.optim.init:  # starts from the shipped weights, same architecture
+    if config.optim.init:  # starts from the shipped weights: same architecture, or more inputs
         shipped = load_checkpoint(CONFIGS.parents[1] / config.optim.init).info.architecture
-        assert shipped == config.model
+        assert dataclasses.replace(shipped, in_channels=config.model.in_channels) == config.model
+        assert shipped.in_channels <= config.model.in_channels
+
+
+def test_init_grows_the_inputs_of_a_model_without_changing_what_it_does(tmp_path):
+    """A four-channel model started from a two-channel one gives its outputs exactly while
+    the new (beat) planes are zero: those start at zero weight, for training to find."""
+    two = train(_tiny_config(epochs=1), tmp_path / "two", progress=False)
+    config = dataclasses.replace(_tiny_config(epochs=1, lr=1e-12, init=str(two.model_dir)),
+                                 model=UNetConfig(depth=2, base_filters=4, dropout=0.1,
+                                                  in_channels=4))
+    grown = train(config, tmp_path / "four", progress=False)
+    assert load_checkpoint(grown.model_dir).info.architecture.in_channels == 4
+    old = load_checkpoint(two.model_dir).build_model().eval()
+    new = UNet(config.model)
+    _load_init(new, str(two.model_dir))
+    new.eval()
+    x = torch.rand(3, 4, 32, 32)
+    x[:, 2:] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x[:, :2]), rtol=0, atol=1e-5)
+    first = new.down[0][0].weight  # the new inputs start at zero weight: training finds them
+    assert first.shape[1] == 4
+    assert not first[:, 2:].any()
+    assert first[:, :2].abs().sum() > 0
+    three = dataclasses.replace(config, model=dataclasses.replace(config.model, in_channels=3),
+                                optim=dataclasses.replace(config.optim,
+                                                          init=str(tmp_path / "four" / "model")))
+    with pytest.raises(ValueError, match="architecture"):  # fewer inputs: not a start
+        train(three, tmp_path / "three", progress=False)
 
 
 def test_bad_config_is_reported(tmp_path):

@@ -38,7 +38,9 @@ class AugmentConfig:
     motion_* (motion planes of three-channel models, see `jitter_motion`): gain is a log-range
     of the plane's scale; blobs the maximal number of moving look-alikes (drifting blobs,
     debris) added; noise the maximal std of added frame-to-frame noise; p_no_motion the share
-    of zeroed planes (still images).
+    of zeroed planes (still images). beat_sign_flip (beat planes of four-channel models, see
+    `jitter_beat`): probability that the deviation plane changes sign, so the network cannot
+    lean on which way the ventricle's contrast goes in the phantoms.
     """
 
     hflip: bool = True
@@ -66,6 +68,7 @@ class AugmentConfig:
     motion_noise: float = 0.0
     p_no_motion: float = 0.1
     p_motion_clutter: float = 0.5
+    beat_sign_flip: float = 0.0
 
 
 def random_affine(rng: np.random.Generator, height: int, width: int,
@@ -191,12 +194,48 @@ def jitter_motion(plane: np.ndarray, rng: np.random.Generator,
 
 
 def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                 config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+                 config: AugmentConfig = AugmentConfig(), planes: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Random affine warp of (image, mask) then photometric jitter of the image.
 
-    image : (H, W) float32 in [0, 1]; mask : (H, W) bool. Returns the same shapes/dtypes.
+    image : (H, W) float32 in [0, 1]; mask : (H, W) bool; planes : (C, H, W) float32 other
+    inputs warped with them (beat planes), or None. Returns the same shapes/dtypes.
     """
     height, width = image.shape
     matrix = random_affine(rng, height, width, config)
     img, msk = warp_pair(image, mask, matrix)
-    return photometric(img, rng, config), msk
+    if planes is not None:
+        planes = np.stack([warp_pair(p, msk, matrix)[0] for p in planes])
+    return photometric(img, rng, config), msk, planes
+
+
+def jitter_beat(planes: np.ndarray, rng: np.random.Generator,
+                config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """Domain randomisation of (2, H, W) beat planes (`inputs.beat_planes`); a new array.
+
+    Zeroed with probability p_no_motion (a still); else, with probability p_motion_clutter
+    each, up to `motion_blobs` soft blobs of change anywhere (debris, blood, a drifting
+    neighbour) and noise of std up to `motion_noise`; the scale is jittered by
+    exp(U(-motion_gain, motion_gain)), the deviation's sign flipped with probability
+    `beat_sign_flip`, then the planes are clipped to their ranges.
+    """
+    c = config
+    out = np.array(planes, dtype=np.float32, copy=True)
+    if rng.random() < c.p_no_motion:
+        return np.zeros_like(out)
+    if c.motion_blobs > 0 and rng.random() < c.p_motion_clutter:
+        blobs = draw_blobs(np.zeros_like(out[0]), rng, int(rng.integers(1, c.motion_blobs + 1)))
+        blobs /= np.float32(0.3)  # draw_blobs' largest amplitude -> 1
+        out[0] += np.abs(blobs)
+        out[1] += blobs * np.float32(rng.uniform(-0.5, 0.5))
+    if c.motion_noise > 0 and rng.random() < c.p_motion_clutter:
+        std = rng.uniform(0.0, c.motion_noise)
+        noise = rng.normal(0.0, std, size=out.shape).astype(np.float32)
+        out[0] += np.abs(noise[0])
+        out[1] += noise[1]
+    out *= np.float32(np.exp(rng.uniform(-c.motion_gain, c.motion_gain)))
+    if c.beat_sign_flip > 0 and rng.random() < c.beat_sign_flip:
+        out[1] *= -1
+    np.clip(out[0], 0.0, 1.0, out=out[0])
+    np.clip(out[1], -1.0, 1.0, out=out[1])
+    return out

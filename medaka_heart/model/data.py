@@ -34,7 +34,7 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 from ..io.image import read_image
-from .samples import ViewSpec, make_views, scene_motion
+from .samples import ViewSpec, make_views, scene_motion, scene_views
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
@@ -54,6 +54,8 @@ class SequenceData:
 
     coarse : (N, Sc, Sc) uint8 whole frames; coarse_masks : (N, Sc, Sc) bool.
     context : (N, Sx, Sx) uint8 regions around the heart; context_masks : (N, Sx, Sx) bool.
+    stats : (G, 2, Sx, Sx) float16 beat statistics of G whole scenes (`samples.scene_views`)
+        and scene : (N,) int each frame's scene; None for frames without their video.
     """
 
     name: str
@@ -61,9 +63,17 @@ class SequenceData:
     coarse_masks: np.ndarray
     context: np.ndarray
     context_masks: np.ndarray
+    stats: np.ndarray | None = None
+    scene: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.context)
+
+    def stats_of(self, index: int) -> np.ndarray | None:
+        """The beat statistics (2, Sx, Sx) of frame `index`'s scene; None without."""
+        if self.stats is None or self.scene is None:
+            return None
+        return self.stats[self.scene[index]]
 
 
 def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: ViewSpec,
@@ -239,15 +249,18 @@ class FramePool:
 
     `motion` holds one motion plane (see `samples.scene_motion`) per scene: runs of
     `group_size` consecutive frames of a sequence (generated pools), or whole sequences (None).
+    The beat statistics of whole scenes are kept where every sequence has them.
     """
 
     def __init__(self, sequences: Sequence[SequenceData], group_size: int | None = None):
         if not sequences or sum(len(s) for s in sequences) == 0:
             raise ValueError("empty frame pool")
         self.names = [s.name for s in sequences]
-        self.data = SequenceData("pool", *(np.concatenate([getattr(s, f) for s in sequences])
-                                           for f in ("coarse", "coarse_masks", "context",
-                                                     "context_masks")))
+        coarse, coarse_masks, context, context_masks = (
+            np.concatenate([getattr(s, f) for s in sequences])
+            for f in ("coarse", "coarse_masks", "context", "context_masks"))
+        self.data = SequenceData("pool", coarse, coarse_masks, context, context_masks,
+                                 *pooled_stats(sequences))
         self.motion, self.scene = sequence_motion(sequences, group_size)
 
     def __len__(self) -> int:
@@ -260,6 +273,20 @@ class FramePool:
     def motion_of(self, index: int) -> np.ndarray:
         """The motion plane (Sc, Sc) uint8 of frame `index`'s scene."""
         return self.motion[self.scene[index]]
+
+
+def pooled_stats(sequences: Sequence[SequenceData]
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The scenes' beat statistics of `sequences` together, with each frame's scene renumbered
+    (None, None unless every sequence has them)."""
+    stats, scenes, offset = [], [], 0
+    for seq in sequences:
+        if seq.stats is None or seq.scene is None:
+            return None, None
+        stats.append(seq.stats)
+        scenes.append(seq.scene + offset)
+        offset += len(seq.stats)
+    return np.concatenate(stats), np.concatenate(scenes)
 
 
 def sequence_motion(sequences: Sequence[SequenceData], group_size: int | None
@@ -284,6 +311,32 @@ def generate_sequence(pairs: Iterator[tuple[np.ndarray, np.ndarray]], n: int, sp
     return views_of(name, stream, spec)
 
 
+def generate_scene_sequence(scenes: Iterator[tuple[np.ndarray, np.ndarray]], n: int,
+                            per_scene: int, spec: ViewSpec, name: str, seed: int,
+                            progress: bool = False) -> SequenceData:
+    """`n` frames, `per_scene` at random from each whole scene of a generator (frames, masks),
+    as stored views with their scenes' beat statistics (`samples.scene_views`)."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    count = -(-n // per_scene)
+    parts, stats, scene = [], [], []
+    for g, (frames, masks) in enumerate(tqdm(itertools.islice(scenes, count), total=count,
+                                             desc=f"generating {name}", disable=not progress,
+                                             leave=False)):
+        picked = rng.choice(len(frames), size=min(per_scene, len(frames)), replace=False)
+        views, scene_stats = scene_views(frames, masks, picked, spec)
+        parts.extend(views)
+        stats.append(scene_stats)
+        scene.extend([g] * len(views))
+    if not parts:
+        raise ValueError(f"{name}: no scenes")
+    coarse, coarse_masks, context, context_masks = (np.stack(a) for a in zip(*parts,
+                                                                              strict=True))
+    return SequenceData(name, coarse, coarse_masks, context, context_masks,
+                        stats=np.stack(stats), scene=np.asarray(scene))
+
+
 def cached(cache_dir: str | Path | None, key: dict, make: Callable[[], SequenceData]
            ) -> SequenceData:
     """`make()`, stored in / reused from ``cache_dir/<sha256 of key>.npz`` (no cache if None).
@@ -296,12 +349,15 @@ def cached(cache_dir: str | Path | None, key: dict, make: Callable[[], SequenceD
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"views_{digest}.npz"
     fields = ("coarse", "coarse_masks", "context", "context_masks")
+    optional = ("stats", "scene")
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
-            return SequenceData(str(data["name"]), *(data[f] for f in fields))
+            extra = {f: data[f] for f in optional if f in data.files}
+            return SequenceData(str(data["name"]), *(data[f] for f in fields), **extra)
     seq = make()
+    arrays = {f: getattr(seq, f) for f in (*fields, *optional) if getattr(seq, f) is not None}
     with atomic_path(path) as tmp:
-        np.savez(tmp, name=np.array(seq.name), **{f: getattr(seq, f) for f in fields})
+        np.savez(tmp, name=np.array(seq.name), **arrays)
     return seq
 
 
@@ -311,6 +367,29 @@ def toy_pairs(seed: int, height: int = 96, width: int = 128
     rng = np.random.default_rng(seed)
     while True:
         yield toy_pair(rng, height, width)
+
+
+def toy_scenes(seed: int, frames: int = 12, height: int = 96, width: int = 128
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless toy scenes: (frames (T, H, W) uint8, masks (T, H, W) bool) of an ellipse that
+    grows and shrinks over one beat on a still background. For tests only."""
+    rng = np.random.default_rng(seed)
+    while True:
+        image, mask = toy_pair(rng, height, width)
+        background = np.where(mask, np.median(image[~mask]), image).astype(np.float32)
+        inside = float(image[mask].mean()) if mask.any() else 0.0
+        ys, xs = np.nonzero(mask)
+        cy, cx = ys.mean(), xs.mean()
+        stack, masks = [], []
+        for t in range(frames):
+            scale = 0.7 + 0.3 * np.cos(2 * np.pi * t / frames)
+            yy, xx = np.mgrid[0:height, 0:width]
+            inner = mask[np.clip(((yy - cy) / scale + cy).round().astype(int), 0, height - 1),
+                         np.clip(((xx - cx) / scale + cx).round().astype(int), 0, width - 1)]
+            frame = np.where(inner, inside, background) + rng.normal(0, 3, (height, width))
+            stack.append(np.clip(frame, 0, 255).astype(np.uint8))
+            masks.append(inner)
+        yield np.stack(stack), np.stack(masks)
 
 
 def toy_pair(rng: np.random.Generator, height: int = 96, width: int = 128

@@ -15,6 +15,11 @@ a jittered crop of the context view resized to `size`.
 Three-channel models also see a *motion* plane in the coarse pass: `motion_image`, the
 temporal standard deviation of the coarse views of a few frames of the same scene (a beating
 ventricle changes; most of what looks like it does not). The fine pass gets a zero plane.
+
+Four-channel models see two *beat planes* in the fine pass (`inputs.beat_planes`). Their
+scenes are stored whole (`scene_views`): every frame's context is cut around the scene's one
+heart box (as inference cuts one crop for a chunk), and the scene keeps the temporal std and
+median of all its contexts, from which a fine sample's beat planes are cut with its image.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from ..preprocess import crop_square, normalise_intensity, resize_stack, to_gray
 from .augment import (
     AugmentConfig,
     augment_pair,
+    jitter_beat,
     jitter_motion,
     photometric,
     random_affine,
     warp_pair,
 )
-from .inputs import motion_image
+from .inputs import beat_planes, motion_image
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,14 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec,
-               box_side: float | None = None
+               box_side: float | None = None, centre: tuple[float, float] | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One native frame (H, W[, C]) and mask (H, W) -> the stored views.
 
     Returns coarse (Sc, Sc) uint8, coarse mask (Sc, Sc) bool, context (Sx, Sx) uint8, context
     mask (Sx, Sx) bool. The context is `context_scale` x `box_side` (native px; None = the
-    mask's own bounding-box side) around the mask's box centre. An empty mask gives a context
-    centred on the frame.
+    mask's own bounding-box side) around `centre` (native px; None = the mask's box centre).
+    An empty mask gives a context centred on the frame.
     """
     gray = to_gray(np.asarray(frame)[None])[0]
     mask = np.asarray(mask) != 0
@@ -122,6 +128,8 @@ def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec,
     cx, cy, side = box if box is not None else (w / 2.0, h / 2.0, min(h, w) / spec.context_scale)
     if box_side is not None:
         side = float(box_side)
+    if centre is not None:
+        cx, cy = centre
     side = max(side, spec.min_box_px) * spec.context_scale
     ctx = crop_square(gray, cx, cy, side)
     ctx_mask = crop_square(mask.astype(np.float32), cx, cy, side)
@@ -130,22 +138,43 @@ def make_views(frame: np.ndarray, mask: np.ndarray, spec: ViewSpec,
     return _to_uint8(coarse), coarse_mask, _to_uint8(ctx), ctx_mask
 
 
+def scene_views(frames: np.ndarray, masks: np.ndarray, picked: np.ndarray, spec: ViewSpec
+                ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+    """Stored views of the `picked` frames of one scene, and the scene's beat statistics.
+
+    frames (T, H, W[, C]), masks (T, H, W) bool: every frame of the scene. Every context is
+    cut around the box of all the scene's masks together (centre and side), as inference
+    crops a chunk. Returns the `make_views` tuples of the picked frames and (2, Sx, Sx)
+    float16: the temporal std and median of all frames' contexts (in [0, 1]).
+    """
+    box = mask_box(np.logical_or.reduce(np.asarray(masks, dtype=bool), axis=0))
+    h, w = masks.shape[1:]
+    cx, cy, side = box if box is not None else (w / 2.0, h / 2.0, min(h, w) / spec.context_scale)
+    views = [make_views(frames[i], masks[i], spec, side, (cx, cy)) for i in range(len(frames))]
+    contexts = np.stack([v[2] for v in views]).astype(np.float32) / 255.0
+    stats = np.stack([contexts.std(axis=0), np.median(contexts, axis=0)]).astype(np.float16)
+    return [views[int(i)] for i in picked], stats
+
+
 def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Generator,
-                spec: ViewSpec, augment: AugmentConfig | None, off_target: float = 0.0
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A jittered crop around the heart as the fine pass sees it: (size, size) float32, bool.
+                spec: ViewSpec, augment: AugmentConfig | None, off_target: float = 0.0,
+                stats: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A jittered crop around the heart as the fine pass sees it: (size, size) float32, bool,
+    and with a scene's `stats` (see `scene_views`) its beat planes (2, size, size) float32.
 
     `augment=None` gives the deterministic crop (scale = mean of crop_scale, no jitter). With
     probability `off_target` (augmented samples only) the crop is centred OFF_TARGET_RANGE
     box sides away from the heart in a random direction, as a crop of a wrong candidate (an
     atrium, a look-alike) is: its mask is whatever of the heart it holds, often a part at the
-    edge, sometimes nothing.
+    edge, sometimes nothing. With `stats` the crop is centred on the scene's box (the
+    context's centre) and sized from it, as one crop serves a whole chunk at inference.
     """
     sx = context.shape[0]
     box_side = sx / spec.context_scale  # the context was built around this box
     cx = cy = sx / 2.0
     box = mask_box(context_mask)
-    if box is not None:
+    if box is not None and stats is None:
         cx, cy = box[0], box[1]
         if not spec.recording_box:
             box_side = max(box[2], box_side * 0.25)
@@ -158,13 +187,20 @@ def fine_sample(context: np.ndarray, context_mask: np.ndarray, rng: np.random.Ge
             angle, far = rng.uniform(0, 2 * np.pi), rng.uniform(*OFF_TARGET_RANGE)
             dx, dy = far * np.cos(angle) / scale, far * np.sin(angle) / scale
     side = box_side * scale
-    img = crop_square(context.astype(np.float32) / 255.0, cx + dx * side, cy + dy * side, side)
-    msk = crop_square(context_mask.astype(np.float32), cx + dx * side, cy + dy * side, side)
-    img, msk = _resize(img, spec.size), _resize(msk, spec.size) > 0.5
+    x, y = cx + dx * side, cy + dy * side
+    img = _resize(crop_square(context.astype(np.float32) / 255.0, x, y, side), spec.size)
+    msk = _resize(crop_square(context_mask.astype(np.float32), x, y, side), spec.size) > 0.5
+    beat = None
+    if stats is not None:
+        std, median = (_resize(crop_square(p.astype(np.float32), x, y, side), spec.size)
+                       for p in stats)
+        beat = beat_planes(img[None], median, std)[0]
     if augment is not None:
-        img, msk = augment_pair(img, msk, rng, augment)
+        img, msk, beat = augment_pair(img, msk, rng, augment, beat)
+        if beat is not None:
+            beat = jitter_beat(beat, rng, augment)
     pct = (spec.low_percentile, spec.high_percentile)
-    return normalise_intensity(img[None], *pct)[0].astype(np.float32), msk
+    return normalise_intensity(img[None], *pct)[0].astype(np.float32), msk, beat
 
 
 def coarse_sample(coarse: np.ndarray, coarse_mask: np.ndarray, rng: np.random.Generator,

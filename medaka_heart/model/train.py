@@ -39,11 +39,13 @@ from .data import (
     find_heartseg,
     find_pairs,
     find_synth,
+    generate_scene_sequence,
     generate_sequence,
     load_pair_files,
     load_synth_video,
     split_by_sequence,
     toy_pairs,
+    toy_scenes,
 )
 from .device import cpu_threads, resolve_device
 from .folder import model_hash
@@ -90,6 +92,20 @@ def _pairs(src: SourceConfig, seed: int, frames_per_scene: int):
     return iter_training_pairs(seed=seed, preset=presets, frames_per_scene=frames_per_scene)
 
 
+def _scenes(src: SourceConfig, seed: int):
+    """Whole phantom scenes (frames, masks) for beat-plane models."""
+    if src.kind == "toy":
+        return toy_scenes(seed)
+    from ..phantom import iter_training_scenes
+
+    return iter_training_scenes(seed=seed, preset=tuple(src.presets) or ("typical",))
+
+
+def uses_beat(config: TrainConfig) -> bool:
+    """Whether the model takes beat planes in its fine pass (four input channels)."""
+    return config.model.in_channels == 4
+
+
 def _source_path(src: SourceConfig) -> str:
     """The folder of a finite source (SourceConfig requires one for these kinds)."""
     if src.path is None:
@@ -113,8 +129,12 @@ def _generated(src: SourceConfig, seed: int, n: int, config: TrainConfig, progre
     spec, fps = view_spec(config), config.data.frames_per_scene
     key = {"source": dataclasses.asdict(src), "seed": seed, "n": n, "frames_per_scene": fps,
            "spec": dataclasses.asdict(spec), "version": __version__}
+    name = f"{src.kind}/seed{seed}"
+    if uses_beat(config):  # whole scenes, for their beat planes
+        return cached(cache_dir, {**key, "scenes": True}, lambda: generate_scene_sequence(
+            _scenes(src, seed), n, fps, spec, name, seed, progress))
     return cached(cache_dir, key, lambda: generate_sequence(
-        _pairs(src, seed, fps), n, spec, f"{src.kind}/seed{seed}", progress))
+        _pairs(src, seed, fps), n, spec, name, progress))
 
 
 def build_data(config: TrainConfig, progress: bool = False,
@@ -175,18 +195,19 @@ def draw_batch(pools: list[FramePool], probs: np.ndarray, rng: np.random.Generat
     for k in rng.choice(len(pools), size=n, p=probs):
         data = pools[int(k)].data
         j = pools[int(k)].pick(rng)
-        motion = None
+        motion = beat = None
         if rng.random() < p_coarse:
             plane = pools[int(k)].motion_of(j) if uses_motion else None
             image, mask, motion = coarse_sample(data.coarse[j], data.coarse_masks[j], rng, spec,
                                                 aug, motion=plane)
             pass_value = COARSE
         else:
-            image, mask = fine_sample(data.context[j], data.context_masks[j], rng, spec, aug,
-                                      config.input.off_target)  # (unaugmented: never off)
-            pass_value = FINE
+            stats = data.stats_of(j) if uses_beat(config) else None
+            image, mask, beat = fine_sample(data.context[j], data.context_masks[j], rng, spec,
+                                            aug, config.input.off_target, stats)
+            pass_value = FINE  # (unaugmented: never off target)
         inputs.append(network_input(image[None], config.model.in_channels, pass_value,
-                                    motion)[0])
+                                    motion, None if beat is None else beat[None])[0])
         masks.append(mask)
     return (torch.from_numpy(np.stack(inputs)),
             torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)))
@@ -206,9 +227,14 @@ def validation_arrays(val: list[FramePool], config: TrainConfig
     out = {}
     if coarse_share(config) < 1.0:
         rng = np.random.default_rng(0)  # unused by deterministic crops
-        pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None)
+        beat = uses_beat(config)
+        pairs = [fine_sample(pool.data.context[j], pool.data.context_masks[j], rng, spec, None,
+                             stats=pool.data.stats_of(j) if beat else None)
                  for pool in val for j in range(len(pool))]
-        out["fine"] = (network_input(np.stack([p[0] for p in pairs]), channels, FINE),
+        beats = [p[2] for p in pairs if p[2] is not None]
+        planes = np.stack(beats) if beat and len(beats) == len(pairs) else None
+        out["fine"] = (network_input(np.stack([p[0] for p in pairs]), channels, FINE,
+                                     beat=planes),
                        np.stack([p[1] for p in pairs]))
     if config.input.coarse_size:
         pct = (spec.low_percentile, spec.high_percentile)
@@ -275,13 +301,23 @@ def _info(config: TrainConfig, data_desc: dict, metrics: dict) -> ModelInfo:
 
 
 def _load_init(model: UNet, init: str) -> None:
-    """Load the weights of model folder or checkpoint `init` into `model` (same architecture
-    required)."""
+    """Load the weights of model folder or checkpoint `init` into `model`: the same
+    architecture, or one with fewer input channels (the first convolution's new input
+    channels start at zero, so the model starts out as `init` on its old inputs)."""
     ckpt = load_checkpoint(init)
-    if ckpt.info.architecture != model.config:
-        raise ValueError(f"{init}: its architecture {ckpt.info.architecture} is not [model]'s "
+    old = ckpt.info.architecture
+    if dataclasses.replace(old, in_channels=model.config.in_channels) != model.config or (
+            old.in_channels > model.config.in_channels):
+        raise ValueError(f"{init}: its architecture {old} is not [model]'s "
                          f"{model.config}; cannot start from it")
-    model.load_state_dict(ckpt.state_dict)
+    state = dict(ckpt.state_dict)
+    own = model.state_dict()
+    for key, value in state.items():
+        if value.ndim == 4 and value.shape[1] == old.in_channels and own[key].shape != value.shape:
+            grown = torch.zeros_like(own[key])
+            grown[:, :old.in_channels] = value
+            state[key] = grown
+    model.load_state_dict(state)
     log.info("starting from the weights of %s", init)
 
 

@@ -54,7 +54,8 @@ class OptimConfig:
     lr_schedule : "constant" (the paper) or "cosine" (decay to lr * min_lr_fraction).
     threads : torch CPU threads (None: all usable cores).
     init : weights to start from, a model folder or checkpoint (e.g. the shipped default,
-        to fine-tune it on your own annotations); its architecture must be [model]'s.
+        to fine-tune it on your own annotations); its architecture must be [model]'s, or
+        the same with fewer input channels (the new ones start at zero weight).
         None: random initialisation.
     """
 

@@ -11,7 +11,7 @@ schema), `generate` (putting it together), `training` (image/mask pairs on the f
 from .generate import Phantom, PhantomVideo, generate_video, make_phantom
 from .law import HeartLaw
 from .presets import PhantomParams, PhantomPreset, load_preset, preset_names, sample_params
-from .training import TrainingPairs, iter_training_pairs, training_pair
+from .training import TrainingPairs, iter_training_pairs, iter_training_scenes, training_pair
 from .writer import write_synth_set
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "TrainingPairs",
     "generate_video",
     "iter_training_pairs",
+    "iter_training_scenes",
     "load_preset",
     "make_phantom",
     "preset_names",

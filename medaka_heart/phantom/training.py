@@ -71,6 +71,19 @@ def iter_training_pairs(
             yield phantom.image(int(i)), phantom.mask(int(i))
 
 
+def iter_training_scenes(
+    seed: int = 0, preset: PresetArg = "typical", *, duration_s: float = 2.0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless whole scenes: (frames (T, H, W[, 3]), masks (T, H, W) bool), every frame of a
+    `duration_s` phantom video (what beat planes are computed from)."""
+    rng = np.random.default_rng(seed)
+    presets = _presets(preset)
+    while True:
+        phantom = _scene(presets, rng, duration_s)
+        frames = np.stack([phantom.image(i) for i in range(phantom.n_frames)])
+        yield frames, np.stack([phantom.mask(i) for i in range(phantom.n_frames)])
+
+
 class TrainingPairs:
     """Map-style dataset of `length` (image, mask) pairs; item ``k`` is the same every time.
 
