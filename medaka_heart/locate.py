@@ -291,8 +291,8 @@ class HeartLocator:
         too, its confidence x HANDED_ON_WEIGHT (it must be surer to win: a wrong crop is not
         handed on through a video whose chunks find the heart on their own). The side is
         `crop_scale` x the heart's extent, at least MIN_CROP_FRACTION and at most all of the
-        frame's larger side. None if the coarse pass finds nothing and the previous crop (if
-        any) shows nothing either.
+        frame's larger side. Where no fine pass finds a heart in any candidate, the coarse
+        pass's most confident region, or None if it finds nothing either.
         """
         return self._locate(frames, fps, previous, self.beat_map(frames, fps))[0]
 
@@ -308,21 +308,20 @@ class HeartLocator:
         crop_scale = self.runtime.crop_scale
         starts = [(cx * w / sc, cy * h / sc, max(bw * w / sc, bh * h / sc))
                   for cx, cy, bw, bh in found]
-        if proposal is not None:  # nothing the network proposes beats: look where it beats too
-            starts = [proposal, *starts]
+        if proposal is not None:  # look where it beats (changes) too; ties go to the network's
+            starts.append(proposal)
         weights = [1.0] * len(starts)
         if previous is not None:  # where the heart was a moment ago
             starts.append((previous[0], previous[1], previous[2] / crop_scale))
             weights.append(HANDED_ON_WEIGHT)
-        best, best_score = None, -1.0
-        for (cx, cy, extent), weight in zip(starts, weights, strict=True):
-            box, score = self._judge(sample, beat, self._crop_for(cx, cy, extent, largest))
-            score *= weight
-            if score > best_score:
-                best, best_score = box, score
-        if best_score <= 0 and len(starts) == 1 and previous is not None:
-            return None, 0.0  # nothing found here, nor any longer where the heart was
-        return best, best_score
+        judged = [self._judge(sample, beat, self._crop_for(cx, cy, extent, largest))
+                  for cx, cy, extent in starts]
+        scores = [score * weight for (_, score), weight in zip(judged, weights, strict=True)]
+        if not scores or max(scores) <= 0:
+            # no fine pass finds a heart anywhere: keep the coarse pass's first region, if any
+            return (judged[0][0], 0.0) if found else (None, 0.0)
+        best = int(np.argmax(scores))
+        return judged[best][0], scores[best]
 
     def _coarse_probabilities(self, frames: np.ndarray, sample: np.ndarray, fps: float | None
                               ) -> tuple[np.ndarray, int]:
