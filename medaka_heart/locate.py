@@ -5,8 +5,8 @@ proposes regions; with a known frame rate they are weighed by how much they beat
 intensity change at heart-rate frequencies, `intensity_rate.beat_power_map`), so a still
 look-alike (an eye, a blob) loses to a region that beats, and where no candidate beats, the
 place that does is tried too; without a beat map (a short clip, an unknown frame rate), a
-model whose fine pass sees beat planes also tries the place that changes most
-(`HeartLocator.change_map`). Each candidate is checked by fine passes on its crop
+model whose fine pass sees beat planes weighs and proposes places by how much they change
+instead (`HeartLocator.change_map`). Each candidate is checked by fine passes on its crop
 (`HeartLocator.locate`). Along a video the previous chunk's crop competes too, and where the
 chunks still settle on different places (`group_places`), the place most of them found is
 used in all of them (`HeartLocator.locate_video`). Only a video's first, last and every
@@ -63,6 +63,14 @@ class Box(NamedTuple):
 
 
 Region = tuple[float, float, float, float]  # centre x, centre y, width, height; px
+
+
+class PlaceMap(NamedTuple):
+    """What candidate places of a chunk are weighed by: a (h, w) map scaled to a maximum of 1
+    (thumbnail px), the chunk's beat power or, where `changes`, its temporal change."""
+
+    power: np.ndarray
+    changes: bool
 
 
 def heart_boxes(prob: np.ndarray, level: float, limit: int = 3) -> list[Region]:
@@ -248,12 +256,22 @@ class HeartLocator:
         top = float(beat.max())
         return beat / top if top > 0 else beat
 
+    def place_map(self, frames: np.ndarray, fps: float | None) -> PlaceMap | None:
+        """The map candidates are weighed by: the chunk's `beat_map`, or, where it has none,
+        for a model whose fine pass sees beat planes, its `change_map` (a short clip still
+        shows where it moves; that model can tell a ventricle from what else moves)."""
+        beat = self.beat_map(frames, fps)
+        if beat is not None:
+            return PlaceMap(beat, changes=False)
+        change = self.change_map(frames)
+        return None if change is None else PlaceMap(change, changes=True)
+
     def change_map(self, frames: np.ndarray) -> np.ndarray | None:
         """Where a chunk changes: the temporal std of its BEAT_THUMB_WIDTH px thumbnails,
         smoothed (Gaussian, 1 px) and scaled to a maximum of 1; None for a model without beat
         planes (it cannot judge a place by its beat), a still (fewer than MIN_BEAT_FRAMES
-        frames) or frames that do not change."""
-        if not self.runtime.uses_beat or len(frames) < MIN_BEAT_FRAMES:
+        frames), frames that do not change, or beat_gate 0 (places not weighed)."""
+        if not self.beat_gate or not self.runtime.uses_beat or len(frames) < MIN_BEAT_FRAMES:
             return None
         import cv2
 
@@ -278,15 +296,17 @@ class HeartLocator:
         `motion_plane` (`fps`: frames/s, None = unknown); if its peak probability is below
         WEAK_COARSE_PEAK (a heart too small to see at coarse_size, as in plate wells), the
         coarse pass is repeated at twice that size and the stronger kept. It proposes up to
-        `candidates` regions: without a `beat_map` (frame rate unknown, short chunk), the most
-        confident (`heart_boxes` at COARSE_LEVEL x its peak); with one, up to MAX_CANDIDATES
-        regions above CANDIDATE_LEVEL x the peak (`coarse_candidates`) ranked by confidence x
-        min(1, beat power / beat_gate), and if none reaches beat_gate, the region that beats
-        most (`beat_box`) competes too; without a beat map, a beat-plane model also checks
-        the region that changes most (`change_map`). Each is checked by `refine` fine passes
+        `candidates` regions: without a `place_map` (frame rate unknown or short chunk, and a
+        model without beat planes), the most confident (`heart_boxes` at COARSE_LEVEL x its
+        peak); with one, up to MAX_CANDIDATES regions above CANDIDATE_LEVEL x the peak
+        (`coarse_candidates`) ranked by confidence x min(1, beat power / beat_gate), and if
+        none reaches beat_gate, the region that beats most (`beat_box`) competes too (for a
+        beat-plane model without a beat map, the change map stands in, and the region that
+        changes most always competes).
+        Each is checked by `refine` fine passes
         on those frames, which re-centre the crop and size it from their own masks (or grow
         it by GROW where the mask touches the crop's edge); the candidate whose fine masks are most
-        confident wins, their confidence weighed, with a beat map, by min(1, beat power in the
+        confident wins, their confidence weighed, with a place map, by min(1, its power in the
         refined box / beat_gate). `previous`, the crop of the video's previous chunk, competes
         too, its confidence x HANDED_ON_WEIGHT (it must be surer to win: a wrong crop is not
         handed on through a video whose chunks find the heart on their own). The side is
@@ -294,16 +314,15 @@ class HeartLocator:
         frame's larger side. Where no fine pass finds a heart in any candidate, the coarse
         pass's most confident region, or None if it finds nothing either.
         """
-        return self._locate(frames, fps, previous, self.beat_map(frames, fps))[0]
+        return self._locate(frames, fps, previous, self.place_map(frames, fps))[0]
 
     def _locate(self, frames: np.ndarray, fps: float | None, previous: Box | None,
-                beat: np.ndarray | None) -> tuple[Box | None, float]:
-        """`locate` with the chunk's `beat_map` given: (box, its score as judged)."""
+                place: PlaceMap | None) -> tuple[Box | None, float]:
+        """`locate` with the chunk's `place_map` given: (box, its score as judged)."""
         h, w = frames.shape[1:3]
         sample = self._coarse_sample(frames)
         prob, sc = self._coarse_probabilities(frames, sample, fps)
-        change = self.change_map(frames) if beat is None else None
-        found, proposal = self._proposals(prob, sc, beat, h, w, change)
+        found, proposal = self._proposals(prob, sc, place, h, w)
         largest = float(max(h, w))
         crop_scale = self.runtime.crop_scale
         starts = [(cx * w / sc, cy * h / sc, max(bw * w / sc, bh * h / sc))
@@ -314,7 +333,7 @@ class HeartLocator:
         if previous is not None:  # where the heart was a moment ago
             starts.append((previous[0], previous[1], previous[2] / crop_scale))
             weights.append(HANDED_ON_WEIGHT)
-        judged = [self._judge(sample, beat, self._crop_for(cx, cy, extent, largest))
+        judged = [self._judge(sample, place, self._crop_for(cx, cy, extent, largest))
                   for cx, cy, extent in starts]
         scores = [score * weight for (_, score), weight in zip(judged, weights, strict=True)]
         if not scores or max(scores) <= 0:
@@ -335,25 +354,21 @@ class HeartLocator:
                 prob, sc = closer, 2 * sc
         return prob, sc
 
-    def _proposals(self, prob: np.ndarray, sc: int, beat: np.ndarray | None, h: int, w: int,
-                   change: np.ndarray | None = None
+    def _proposals(self, prob: np.ndarray, sc: int, place: PlaceMap | None, h: int, w: int
                    ) -> tuple[list[Region], tuple[float, float, float] | None]:
-        """Coarse regions to check (coarse px) and, with a beat map none of them beats
-        enough, the place that beats most (native px); without a beat map, the place that
-        changes most where a `change_map` is given (a beat-plane model judges it)."""
-        if beat is None:
-            found = heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates)
-            if change is None:
-                return found, None
-            return found, beat_box(change, w / change.shape[1], h / change.shape[0])
+        """Coarse regions to check (coarse px) and, with a `place_map` none of them beats
+        enough (or a change map: always), the place that beats (changes) most (native px)."""
+        if place is None:
+            return heart_boxes(prob, COARSE_LEVEL * float(prob.max()), self.candidates), None
         competing = coarse_candidates(prob, CANDIDATE_LEVEL * float(prob.max()), MAX_CANDIDATES)
+        beat = place.power
         bx, by = sc / beat.shape[1], sc / beat.shape[0]
         power = [beat_at(beat, extent, bx, by) for _, extent, _ in competing]
         order = np.argsort([-c[2] * self._beat_weight(b)
                             for c, b in zip(competing, power, strict=True)], kind="stable")
         found = [competing[i][0] for i in order[:self.candidates]]
         proposal = None
-        if not any(b >= self.beat_gate for b in power):
+        if place.changes or not any(b >= self.beat_gate for b in power):
             proposal = beat_box(beat, w / beat.shape[1], h / beat.shape[0])
         return found, proposal
 
@@ -377,12 +392,12 @@ class HeartLocator:
         if not self.runtime.coarse_size:
             return [None for _ in chunks()]
         boxes: list[Box | None] = []
-        beats: list[np.ndarray | None] = []  # kept for judging the places, if it comes to that
+        beats: list[PlaceMap | None] = []  # kept for judging the places, if it comes to that
         searched: list[bool] = []  # whether a chunk's box comes from its own search
         box, found, frames = None, 0.0, None
         for frames in chunks():
             frames = np.asarray(frames)
-            beats.append(self.beat_map(frames, fps))
+            beats.append(self.place_map(frames, fps))
             kept = None
             if box is not None and len(boxes) % self.search_every:
                 kept, score = self._judge(self._coarse_sample(frames), beats[-1], box)
@@ -418,7 +433,7 @@ class HeartLocator:
 
     def _search_all(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None,
                     boxes: Sequence[Box | None], searched: Sequence[bool],
-                    beats: Sequence[np.ndarray | None]) -> list[Box | None]:
+                    beats: Sequence[PlaceMap | None]) -> list[Box | None]:
         """`boxes` with every chunk that only checked its crop searched too (`_locate`, the
         previous chunk's box handed on), in one more read of the chunks."""
         found = list(boxes)
@@ -427,13 +442,13 @@ class HeartLocator:
                 found[i], _ = self._locate(frames, fps, found[i - 1] if i else None, beats[i])
         return found
 
-    def _judge_places(self, frames: np.ndarray, beat: np.ndarray | None,
+    def _judge_places(self, frames: np.ndarray, place: PlaceMap | None,
                       places: Sequence[Box]) -> list[tuple[Box, float]]:
-        """Each place's (refined box, score) on one chunk whose `beat_map` is `beat`, as
+        """Each place's (refined box, score) on one chunk whose `place_map` is `place`, as
         `locate` judges a candidate."""
         sample, largest = self._coarse_sample(frames), max(frames.shape[1:3])
         crop_scale = self.runtime.crop_scale
-        return [self._judge(sample, beat, self._crop_for(cx, cy, side / crop_scale, largest))
+        return [self._judge(sample, place, self._crop_for(cx, cy, side / crop_scale, largest))
                 for cx, cy, side in places]
 
     def _coarse_sample(self, frames: np.ndarray) -> np.ndarray:
@@ -449,13 +464,14 @@ class HeartLocator:
         side = max(side, MIN_CROP_FRACTION * largest)  # a heart is never a speck
         return Box(cx, cy, min(side, largest))
 
-    def _judge(self, sample: np.ndarray, beat: np.ndarray | None, box: Box
+    def _judge(self, sample: np.ndarray, place: PlaceMap | None, box: Box
                ) -> tuple[Box, float]:
         """`_refine` a crop on a chunk's coarse sample (T, H, W[, C]): (box, confidence x, with
-        a beat map, the beat weight of the refined box)."""
+        a `place_map`, the beat weight of the refined box)."""
         h, w = sample.shape[1:3]
         box, score = self._refine(sample, box)
-        if beat is not None:  # where the chunk beats regularly, a still structure loses
+        if place is not None:  # where the chunk beats regularly, a still structure loses
+            beat = place.power
             heart = box.side / self.runtime.crop_scale
             power = beat_at(beat, (box.cx, box.cy, heart, heart),
                             w / beat.shape[1], h / beat.shape[0])

@@ -289,26 +289,38 @@ def test_fine_passes_of_four_channel_models_see_the_beat_of_their_crop(two_pass_
     assert beat[:, 1].min() < 0 < beat[:, 1].max()
 
 
-def test_without_a_beat_map_beat_plane_models_also_try_where_the_chunk_changes(two_pass_dir):
+def test_without_a_beat_map_beat_plane_models_weigh_places_by_their_change(two_pass_dir,
+                                                                           monkeypatch):
     """A clip too short for the beat map: the coarse pass proposes a still look-alike; a model
-    that sees beat planes also gets the place that changes most to judge."""
-    seg = Segmenter(two_pass_dir, threads=1)
+    that sees beat planes weighs it by how much it changes and judges the place that changes
+    most too, so a still structure loses even where the fine pass is surer of it."""
+    seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     frames = np.full((8, 120, 200), 40, np.uint8)
     frames[:, 20:40, 20:50] = 200  # a still look-alike
     frames[::2, 70:100, 130:170] = 180  # something that beats, far from it
-    change = seg.locator.change_map(frames)
+    place = seg.locator.place_map(frames, None)
     if seg.runtime.info.architecture.in_channels != 4:
-        assert change is None
+        assert place is None
         return
+    assert place.changes
+    np.testing.assert_array_equal(place.power, seg.locator.change_map(frames))
     prob = np.zeros((2, 64, 64), np.float32)
     prob[:, 7:13, 7:16] = 0.9  # the coarse pass sees the look-alike
-    found, proposal = seg.locator._proposals(prob, 64, None, 120, 200, change)
+    found, proposal = seg.locator._proposals(prob, 64, place, 120, 200)
     assert len(found) == 1
     assert found[0][0] == pytest.approx(11.5, abs=1)  # the look-alike, in coarse px
     cx, cy, extent = proposal
     assert abs(cx - 150) < 8
     assert abs(cy - 85) < 8
     assert 20 <= extent <= 70
+    # whole frames: only the look-alike; crops: the look-alike sure (1.0), the other less (0.7)
+    coarse = seg.runtime.coarse_size
+    monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: (
+        (x > 0.9).astype(np.float32) if x.shape[-1] >= coarse
+        else np.where(x > 0.9, 1.0, np.where(x > 0.5, 0.7, 0.0)).astype(np.float32)))
+    cx, cy, _ = seg.locator.locate(frames)
+    assert abs(cx - 150) < 8
+    assert abs(cy - 85) < 8
     assert seg.locator.change_map(frames[:1]) is None  # a still does not change
     assert seg.locator.change_map(np.repeat(frames[:1], 5, axis=0)) is None
 
@@ -398,14 +410,17 @@ def test_locate_prefers_the_candidate_that_beats(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     frames, fps = _static_and_beating()
-    cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: the most confident region
-    assert abs(cx - 150) < 8
-    assert abs(cy - 40) < 8
+    # frame rate unknown: the most confident region, or for a beat-plane model the one that
+    # changes (its change map stands in for the beat map)
+    still = (50, 75) if seg.runtime.uses_beat else (150, 40)
+    cx, cy, _ = seg.locator.locate(frames)
+    assert abs(cx - still[0]) < 8
+    assert abs(cy - still[1]) < 8
     cx, cy, _ = seg.locator.locate(frames, fps)
     assert abs(cx - 50) < 8
     assert abs(cy - 75) < 8
     cx, cy, _ = seg.locator.locate(frames[:20], fps)  # 1 s: too short to tell a beat
-    assert abs(cx - 150) < 8
+    assert abs(cx - still[0]) < 8
     off = Segmenter(two_pass_dir, threads=1, coarse_every=2, beat_gate=0)
     monkeypatch.setattr(off.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
     assert abs(off.locator.locate(frames, fps)[0] - 150) < 8
@@ -434,9 +449,11 @@ def test_locate_a_still_structure_loses_to_the_beat_even_when_surer(two_pass_dir
     cx, cy, _ = seg.locator.locate(frames, fps)
     assert abs(cx - 50) < 8
     assert abs(cy - 75) < 8
-    cx, cy, _ = seg.locator.locate(frames)  # frame rate unknown: no beat to go by, the surer wins
-    assert abs(cx - 150) < 8
-    assert abs(cy - 40) < 8
+    # frame rate unknown: no beat to go by, the surer wins (a beat-plane model goes by change)
+    still = (50, 75) if seg.runtime.uses_beat else (150, 40)
+    cx, cy, _ = seg.locator.locate(frames)
+    assert abs(cx - still[0]) < 8
+    assert abs(cy - still[1]) < 8
 
 
 def test_the_previous_chunks_crop_competes(two_pass_dir, monkeypatch):
@@ -510,6 +527,7 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
                                                                         monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, coarse_every=2)
     monkeypatch.setattr(seg.runtime, "predict", lambda x, *_, **__: np.clip(x, 0, 1))
+    monkeypatch.setattr(seg.locator, "change_map", lambda frames: None)  # only beat maps
     frames, fps = _static_and_beating(n=80)
     first, second = frames[:20], frames[20:]  # 1 s (too short to tell a beat), then 3 s
     cx, cy, _ = seg.locator.locate(first, fps)  # on its own it settles on the still disk
