@@ -6,8 +6,12 @@ a block of neighbouring frames) -> score the initial model on them -> fine-tune 
 config.json, MODEL_CARD.md, adapt.json) whole or not at all.
 
 The held-out frames of a recording are segmented together, as a clip without a frame rate
-(found and outlined from their appearance, without a beat), so the scores are a floor for
-what a whole video gets.
+(found from their appearance and, for a beat-plane model, from how they change), so the
+scores are a floor for what a whole video gets. A beat-plane model (four input channels)
+trains on each recording's frames as one scene: their temporal std and median give the beat
+planes, as a chunk of the recording gives them at analysis (`model.data.recording_views`;
+recordings of fewer than MIN_BEAT_FRAMES frames, or of frames of different sizes, train
+without).
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     from .io.results import staged_folder
     from .model.adapt import AdaptSettings, finetune, view_spec_of
     from .model.checkpoint import load_checkpoint, save_model_folder
-    from .model.data import views_of
+    from .model.data import recording_views, views_of
     from .model.folder import model_hash
     from .model.samples import largest_box_side
     from .runtime import default_model_path
@@ -147,8 +151,10 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     scoring_s = time.perf_counter() - t_score
     settings = AdaptSettings(steps=steps, seed=seed, device=device)
     spec = view_spec_of(info, settings.recording_box)
-    sequences = [views_of(r.name, zip(r.images, r.masks, strict=True), spec,
-                          largest_box_side(r.masks) if settings.recording_box else None)
+    beat = info.architecture.in_channels == 4  # a beat-plane model: beat planes to learn from
+    sequences = [recording_views(r.name, r.images, r.masks, spec) if beat and _is_clip(r)
+                 else views_of(r.name, zip(r.images, r.masks, strict=True), spec,
+                               largest_box_side(r.masks) if settings.recording_box else None)
                  for r in split.train]
     left = minutes * 60.0 - (time.perf_counter() - start) - scoring_s - WRITE_MARGIN_S
     settings = dataclasses.replace(settings, seconds=max(left, 1.0))
@@ -180,6 +186,14 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
 
         write_card(stage, result, provenance)
     return result
+
+
+def _is_clip(rec: Annotated) -> bool:
+    """Whether a recording's annotated frames can stand in for a chunk of its video: at least
+    MIN_BEAT_FRAMES of one size (their temporal std and median give beat planes)."""
+    from .model.inputs import MIN_BEAT_FRAMES
+
+    return len(rec) >= MIN_BEAT_FRAMES and len({image.shape for image in rec.images}) == 1
 
 
 def _export_onnx(folder: Path) -> None:

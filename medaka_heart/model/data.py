@@ -93,6 +93,21 @@ def views_of(name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], spec: Vi
     return SequenceData(name, *(np.stack(a) for a in zip(*parts, strict=True)))
 
 
+def recording_views(name: str, images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                    spec: ViewSpec) -> SequenceData:
+    """SequenceData of the annotated frames of one recording (same-size frames (H, W[, C]),
+    masks (H, W) nonzero = heart), as one scene: every context is cut around the box of all
+    its masks, and the frames' temporal std and median are its beat statistics
+    (`samples.scene_views`), as a beat-plane model sees a chunk of that recording."""
+    frames = np.stack(images)
+    heart = np.stack([m.any(axis=-1) if m.ndim == 3 else m.astype(bool) for m in masks])
+    views, stats = scene_views(frames, heart, np.arange(len(frames)), spec)
+    coarse, coarse_masks, context, context_masks = (np.stack(a) for a in zip(*views,
+                                                                              strict=True))
+    return SequenceData(name, coarse, coarse_masks, context, context_masks,
+                        stats=stats[None], scene=np.zeros(len(frames), dtype=int))
+
+
 # ---------------------------------------------------------------------------- file discovery
 
 def frame_number(path: Path) -> int | None:
