@@ -52,6 +52,7 @@ GROW = 1.6  # crop growth when the fine mask touches the crop's edge (heart cut 
 HANDED_ON_WEIGHT = 0.95  # the previous chunk's crop wins only if this much surer than the rest
 SAME_PLACE = 0.5  # centres closer than this share of the larger heart extent: one place
 KEEP_SCORE = 0.8  # a checked crop is kept if it scores this share of its score when searched
+SIZE_OUTLIER = 1.3  # a crop this much larger than the rest of its place's: theirs instead
 
 
 class Box(NamedTuple):
@@ -190,6 +191,28 @@ def best_place(votes: Sequence[int], scores: Sequence[Sequence[float]] | np.ndar
 def place_count(labels: Sequence[int | None]) -> int:
     """How many places `group_places` labels name."""
     return len({label for label in labels if label is not None})
+
+
+def steady_sizes(boxes: Sequence[Box | None], labels: Sequence[int | None],
+                 limit: float = SIZE_OUTLIER) -> list[Box | None]:
+    """`boxes` of one video's chunks, where a box more than `limit` x the median side of the
+    other boxes of its place (`group_places` `labels`) takes the box of the nearest chunk of
+    that place that is not so large: a heart keeps its size along a video, and an oversized
+    crop (one whose fine masks took in the atrium too) shows the network more than it was
+    trained to outline."""
+    out = list(boxes)
+    for place in {label for label in labels if label is not None}:
+        members = [i for i, label in enumerate(labels) if label == place]
+        if len(members) < 2:
+            continue
+        sides = {i: float(boxes[i][2]) for i in members}  # type: ignore[index]
+        large = {i for i in members
+                 if sides[i] > limit * float(np.median([sides[j] for j in members if j != i]))}
+        steady = [i for i in members if i not in large]
+        for i in large:
+            if steady:
+                out[i] = boxes[min(steady, key=lambda j: (abs(j - i), j))]
+    return out
 
 
 def read_again(chunks: Callable[[], Iterable[np.ndarray]], count: int
@@ -387,7 +410,8 @@ class HeartLocator:
         candidate, and the place most chunks found (the highest mean score among equals;
         `best_place`) is used in the others wherever it shows something: the heart does not
         jump within a video, and a chunk's coarse pass may have missed the place the others
-        found. Models without a coarse_size: None for every chunk.
+        found. Last, a crop far larger than the others of its place takes theirs
+        (`steady_sizes`). Models without a coarse_size: None for every chunk.
         """
         if not self.runtime.coarse_size:
             return [None for _ in chunks()]
@@ -419,7 +443,7 @@ class HeartLocator:
             labels = group_places(boxes, self.runtime.crop_scale)
         n_places = place_count(labels)
         if n_places < 2:
-            return boxes
+            return steady_sizes(boxes, labels)
         places = [box for k in range(n_places)  # each one's first box
                   if (box := boxes[labels.index(k)]) is not None]
         judged = [self._judge_places(frames, beats[i], places)
@@ -428,8 +452,9 @@ class HeartLocator:
         best = best_place([labels.count(k) for k in range(n_places)], scores)
         log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
                   np.round(np.mean(scores, axis=1), 3).tolist(), best)
-        return [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
-                for box, label, chunk in zip(boxes, labels, judged, strict=True)]
+        chosen = [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
+                  for box, label, chunk in zip(boxes, labels, judged, strict=True)]
+        return steady_sizes(chosen, group_places(chosen, self.runtime.crop_scale))
 
     def _search_all(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None,
                     boxes: Sequence[Box | None], searched: Sequence[bool],

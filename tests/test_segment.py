@@ -722,3 +722,19 @@ def test_a_still_is_segmented_like_a_one_frame_video(model_dir, frames):
     np.testing.assert_allclose(rgb.prob, prob, atol=1e-5)
     with pytest.raises(ValueError, match="a still is"):
         seg.segment_still(frames[None])
+
+
+def test_a_crop_far_larger_than_the_rest_of_its_place_takes_its_neighbours():
+    from medaka_heart.locate import Box, steady_sizes
+
+    boxes = [Box(350, 228, 246), Box(352, 229, 249), Box(390, 230, 370), Box(352, 209, 242),
+             None, Box(50, 50, 400)]
+    labels = [0, 0, 0, 0, None, 1]
+    out = steady_sizes(boxes, labels)
+    assert out[2] == boxes[1]  # the nearest chunk of its place (the earlier of two as near)
+    assert out[:2] + out[3:] == boxes[:2] + boxes[3:]  # the rest, a lone place and None kept
+    two = [Box(488, 279, 466), Box(448, 317, 291)]
+    assert steady_sizes(two, [0, 0]) == [two[1], two[1]]
+    assert steady_sizes(two, [0, 0], limit=1.7) == two
+    growing = [Box(100, 100, 100 + 10 * i) for i in range(6)]  # a steady growth is kept
+    assert steady_sizes(growing, [0] * 6) == growing
