@@ -19,6 +19,12 @@ HeartSeg frame is animated with ``animate_frame.py --mask-sequence`` into a 10 s
 - HR error: the summary heart rate against the one measured on the truth masks (%);
 - QC: whether the video passes the tool's own quality control.
 
+Then the two real recordings without manual truth (`real_recordings`): the FEHAT 96-well
+recording and the zebrafish close-up, analysed with --save-masks; their heart rate and the
+masks' own rate against the references, how many frames have a mask, how much its area
+changes, and ``overlay.png`` in each one's work folder (six frames, the mask outlined) for a
+person to check where it is.
+
 `evaluate_model` is used by `learning_curve.py` too. The animated videos are rendered once
 into ``--work`` and reused.
 """
@@ -123,6 +129,82 @@ def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
     return rows
 
 
+def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
+    """The two real recordings without manual truth, analysed with --save-masks: the headline
+    and the masks' own heart rate against the reference (FEHAT and an FFT agree on about 170
+    bpm for the 96-well recording; 23.7 frames per beat for the zebrafish close-up at a
+    nominal 30 frames/s), how much of the video has a mask, its area change, and an overlay
+    sheet (``overlay.png``: six frames, the mask outlined) to look at where it is."""
+    extra = [] if model is None else ["--model", str(model)]
+    cases = [("FEHAT 96-well recording", real / "fehat_medaka_96well", None,
+              bench_rhythm.FEHAT_REFERENCE_BPM),
+             ("zebrafish close-up", real / "zebrafish_heart_closeup", bench_rhythm.ZEBRAFISH_FPS,
+              60.0 * bench_rhythm.ZEBRAFISH_FPS / bench_rhythm.ZEBRAFISH_FRAMES_PER_BEAT)]
+    rows = []
+    for name, source, fps, reference in cases:
+        out = work / source.name
+        cmd = [sys.executable, "-m", "medaka_heart", "analyze", str(source), "-o", str(out),
+               "--save-masks", "--workers", "1", "--no-plots", "--no-progress", "--force",
+               *(["--fps", f"{fps:g}"] if fps else []), *extra]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        summary = pd.read_csv(out / "summary.csv").iloc[0]
+        video = out / str(summary["video"])
+        masks = _stack(video / "masks.tif")
+        area = masks.sum(axis=(1, 2)).astype(float)
+        high, low = np.percentile(area, [95, 5])
+        overlay_sheet(source, masks, out / "overlay.png")
+        rows.append({"recording": name, "reference_bpm": reference,
+                     "hr_bpm": float(summary["hr_bpm"]),
+                     "hr_err_pct": _error(float(summary["hr_bpm"]), reference, True),
+                     "hr_bpm_masks": float(summary["hr_bpm_segmentation"]),
+                     "hr_masks_err_pct": _error(float(summary["hr_bpm_segmentation"]),
+                                                reference, True),
+                     "frames_with_mask": float(np.mean(area > 0)),
+                     "area_change_pct": float((high - low) / high * 100.0) if high else math.nan,
+                     "qc_pass": bool(summary["qc_pass"]), "overlay": str(out / "overlay.png")})
+        log.info("%s: %s", name, rows[-1])
+    return rows
+
+
+def overlay_sheet(source: Path, masks: np.ndarray, path: Path, count: int = 6) -> None:
+    """`count` evenly spread frames of a video, each mask outlined in red, side by side (PNG,
+    each frame 300 px wide)."""
+    import cv2
+
+    from medaka_heart.io.video import open_video
+
+    # (frame order only: the ACQUIFER names number frames by their time stamps)
+    frames = np.concatenate(list(open_video(source, numbering=False).chunks(64)))
+    tiles = []
+    for i in np.linspace(0, len(masks) - 1, count).round().astype(int):
+        frame = np.asarray(frames[i], dtype=np.float32)
+        gray = frame if frame.ndim == 2 else frame.mean(axis=-1)
+        low, high = np.percentile(gray, [0.5, 99.5])
+        tile = cv2.cvtColor(np.clip((gray - low) / max(high - low, 1e-6) * 255, 0, 255)
+                            .astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        contours, _ = cv2.findContours(masks[i].astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(tile, contours, -1, (0, 0, 255), max(1, tile.shape[1] // 200))
+        scale = 300.0 / tile.shape[1]
+        tiles.append(cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    height = min(t.shape[0] for t in tiles)
+    cv2.imwrite(str(path), np.concatenate([t[:height] for t in tiles], axis=1))
+
+
+def recordings_markdown(rows: list[dict]) -> str:
+    """One line per real recording."""
+    lines = ["| recording | reference (bpm) | HR / masks' own HR (bpm) | error (%) "
+             "| frames with a mask | mask area change (%) | QC |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['recording']} | {r['reference_bpm']:.1f} | {_cell(r['hr_bpm'], '{:.1f}')} / "
+            f"{_cell(r['hr_bpm_masks'], '{:.1f}')} | {_cell(r['hr_err_pct'], '{:.2f}')} / "
+            f"{_cell(r['hr_masks_err_pct'], '{:.2f}')} | {r['frames_with_mask']:.2f} | "
+            f"{_cell(r['area_change_pct'], '{:.0f}')} | {'pass' if r['qc_pass'] else 'fail'} |")
+    return "\n".join(lines)
+
+
 def _cell(value: float, fmt: str) -> str:
     return "n/a" if not math.isfinite(value) else fmt.format(value)
 
@@ -155,9 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     videos = test_videos(args.real, args.work / "videos")
     rows = evaluate_model(args.model, videos, args.work / "runs", reuse=args.reuse)
     print(markdown(rows))
+    recordings = real_recordings(args.real, args.model, args.work / "recordings")
+    print()
+    print(recordings_markdown(recordings))
     if args.json:
-        args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows},
-                                        indent=2) + "\n")
+        args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows,
+                                         "recordings": recordings}, indent=2) + "\n")
     return 0
 
 
