@@ -122,7 +122,7 @@ def test_the_shipped_model_runs_on_its_checked_onnx_file():
     shipped = default_model_path()
     seg = Segmenter(threads=1)  # the default runtime: the shipped, stamped model.onnx
     assert seg.provenance()["runtime"] == "onnx"
-    assert seg.provenance()["model_sha256"].startswith("6bb71b22")  # model.pt unchanged
+    assert seg.provenance()["model_sha256"].startswith("737ecaec")  # the 0.8.0 weights
     assert is_stamped(shipped / ONNX_FILE, shipped / "model.pt")
     # the stamp is honest: the file gives torch's probabilities
     reference = Segmenter(threads=1, runtime="torch").runtime
@@ -186,7 +186,7 @@ def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_pa
 
 def test_larger_images_go_through_in_smaller_batches(monkeypatch):
     import medaka_heart.runtime_onnx as runtime_onnx
-    from medaka_heart.model.inputs import COARSE
+    from medaka_heart.model.inputs import COARSE, network_input
 
     seg = Segmenter(threads=1, batch_size=16)  # the shipped model: fine input 128 px
     runtime = seg.runtime
@@ -206,5 +206,6 @@ def test_larger_images_go_through_in_smaller_batches(monkeypatch):
     prob = runtime.predict(closer, COARSE)
     assert sizes == [1] * 5  # 16 x 128^2 pixels per pass
     assert fine.shape == (20, 128, 128)
-    together = call(runtime._onnx[COARSE], np.stack([closer, np.zeros_like(closer)], axis=1))
+    channels = runtime.coarse_info.architecture.in_channels
+    together = call(runtime._onnx[COARSE], network_input(closer, channels, COARSE))
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-together[:, 0])), atol=1e-5)

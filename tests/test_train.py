@@ -162,8 +162,13 @@ def test_shipped_configs_parse(name):
         o = config.optim
         assert (o.lr, o.batch_size, o.epochs, o.steps_per_epoch) == (1e-5, 8, 60, 300)
         assert (config.model.base_filters, config.input.size, o.loss) == (64, 256, "dice")
-    if config.optim.init:  # starts from the shipped weights: same architecture, or more inputs
-        shipped = load_checkpoint(CONFIGS.parents[1] / config.optim.init).info.architecture
+    init = config.optim.init
+    if init and init.startswith("runs/"):  # a step of a recipe: its making is shown
+        made_by = CONFIGS / f"{Path(init).parent.name}.toml"
+        card = (CONFIGS.parents[1] / "docs" / "model_card.md").read_text()
+        assert made_by.is_file() or init in card
+    elif init:  # starts from the shipped weights: same architecture, or more inputs
+        shipped = load_checkpoint(CONFIGS.parents[1] / init).info.architecture
         assert dataclasses.replace(shipped, in_channels=config.model.in_channels) == config.model
         assert shipped.in_channels <= config.model.in_channels
 
