@@ -165,10 +165,11 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
     periods (`both`) takes the time of the better timer: the volume signal's sub-frame ES,
     unless its beats jitter more than 1 / `STEADIER` times the intensity's (`timing_jitter`:
-    masks that wobble, a beat of few frames). A beat only one signal sees is kept (`segmentation`,
-    `intensity`), except where it lies within `GAP_PERIODS` periods of a beat of the other
-    signal that is kept: then the better timer's beat stays. Only the signals `choice` uses
-    take part.
+    masks that wobble, a beat of few frames), or the masks' jitter cannot be measured (fewer
+    than three whole intervals: a short train with a missed beat) while the intensity's can.
+    A beat only one signal sees is kept (`segmentation`, `intensity`), except where it lies
+    within `GAP_PERIODS` periods of a beat of the other signal that is kept: then the better
+    timer's beat stays. Only the signals `choice` uses take part.
     """
     seg_t = np.asarray(seg_times_s, dtype=float)
     usable = np.asarray(seg_usable, dtype=bool) & np.isfinite(seg_t)
@@ -181,8 +182,13 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     if not choice.use_segmentation or seg_rows.size == 0:
         return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))
     shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
-    # the masks' sub-frame ES unless the intensity is clearly steadier (NaN: the masks)
-    masks_time = not timing_jitter(shifted) < STEADIER * timing_jitter(seg_t[seg_rows])
+    # the masks' sub-frame ES unless the intensity is clearly steadier; masks whose jitter
+    # cannot be told (too few whole intervals) lose to an intensity whose jitter can
+    int_jitter, seg_jitter = timing_jitter(shifted), timing_jitter(seg_t[seg_rows])
+    if np.isnan(seg_jitter):
+        masks_time = bool(np.isnan(int_jitter))
+    else:
+        masks_time = not int_jitter < STEADIER * seg_jitter
     time_list: list[float] = []
     source_list: list[str] = []
     owner_list: list[int] = []

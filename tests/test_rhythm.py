@@ -293,6 +293,23 @@ def test_the_steadier_signal_times_the_beats_both_see():
     np.testing.assert_allclose(steady.times_s, true)  # steady masks keep their own times
 
 
+def test_masks_whose_jitter_cannot_be_told_do_not_time_a_steady_intensity():
+    """Four mask beats, one early and one missed (too few whole intervals to measure their
+    jitter), against four steady model-free beats (the zebrafish close-up): the intensity
+    times the beats, and the early mask beat, near one of them, is dropped."""
+    period = 0.792
+    seg = np.array([0.797, 1.372, 2.590, 3.381])
+    intensity = np.array([0.747, 1.568, 2.337, 3.152])
+    train = fuse_trains(seg, np.ones(4, bool), intensity, period, RhythmChoice(23.7, True, True))
+    assert len(train.times_s) == 4
+    assert np.median(np.diff(train.times_s)) == pytest.approx(np.median(np.diff(intensity)))
+    assert SEGMENTATION not in list(train.source)
+    # both unmeasurable (a clip of three beats each): the masks' times, as before
+    clip = fuse_trains(seg[:3], np.ones(3, bool), intensity[:3], period,
+                       RhythmChoice(23.7, True, True))
+    assert set(clip.times_s) <= set(seg)
+
+
 def test_timing_jitter():
     from medaka_heart.rhythm import timing_jitter
 
