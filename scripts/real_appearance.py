@@ -23,7 +23,7 @@ Then the two real recordings without manual truth (`real_recordings`): the FEHAT
 recording and the zebrafish close-up, analysed with --save-masks; their heart rate and the
 masks' own rate against the references, how many frames have a mask, how much its area
 changes, and ``overlay.png`` in each one's work folder (six frames, the mask outlined) for a
-person to check where it is.
+person to check where it is. Last, the real frame alone, a still (`still_frame`).
 
 `evaluate_model` is used by `learning_curve.py` too. The animated videos are rendered once
 into ``--work`` and reused.
@@ -166,6 +166,24 @@ def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
     return rows
 
 
+def still_frame(real: Path, model: Path | None) -> dict:
+    """The real HeartSeg frame alone (no video, so no beat): the model's mask against its
+    hand-drawn one (`Segmenter.segment_still`), with the frame's confidence."""
+    import tifffile
+
+    from medaka_heart.segment import Segmenter
+
+    folder = real / "heartseg_hatchling"
+    image = tifffile.imread(folder / "frame_0001.tif")
+    truth = tifffile.imread(folder / "frame_0001_mask.tif")
+    truth = (truth.max(axis=-1) if truth.ndim == 3 else truth) > 0
+    found = Segmenter(model, threads=2).segment_still(image)
+    mask = found.masks[0]
+    return {"dice": float(2 * (mask & truth).sum() / max(1, mask.sum() + truth.sum())),
+            "area_ratio": float(mask.sum() / truth.sum()),
+            "confidence": float(found.confidence[0])}
+
+
 def overlay_sheet(source: Path, masks: np.ndarray, path: Path, count: int = 6) -> None:
     """`count` evenly spread frames of a video, each mask outlined in red, side by side (PNG,
     each frame 300 px wide)."""
@@ -240,9 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     recordings = real_recordings(args.real, args.model, args.work / "recordings")
     print()
     print(recordings_markdown(recordings))
+    still = still_frame(args.real, args.model)
+    print(f"\nstill frame (no beat): Dice {still['dice']:.3f}, mask area "
+          f"{still['area_ratio']:.2f} x the truth's, confidence {still['confidence']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows,
-                                         "recordings": recordings}, indent=2) + "\n")
+                                         "recordings": recordings, "still": still},
+                                        indent=2) + "\n")
     return 0
 
 
