@@ -135,6 +135,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     from .model.checkpoint import load_checkpoint, save_model_folder
     from .model.data import recording_views, views_of
     from .model.folder import model_hash
+    from .model.inputs import sees_beat
     from .model.samples import largest_box_side
     from .runtime import default_model_path
 
@@ -151,7 +152,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     scoring_s = time.perf_counter() - t_score
     settings = AdaptSettings(steps=steps, seed=seed, device=device)
     spec = view_spec_of(info, settings.recording_box)
-    beat = info.architecture.in_channels == 4  # a beat-plane model: beat planes to learn from
+    beat = sees_beat(info.architecture.in_channels)  # beat planes to learn from
     sequences = [recording_views(r.name, r.images, r.masks, spec) if beat and _is_clip(r)
                  else views_of(r.name, zip(r.images, r.masks, strict=True), spec,
                                largest_box_side(r.masks) if settings.recording_box else None)

@@ -24,7 +24,7 @@ from .config import PreprocessConfig, SegmentConfig
 from .model.device import cpu_threads, device_type
 from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
 from .model.info import ModelInfo, folder_info
-from .model.inputs import COARSE, FINE, beat_planes, network_input
+from .model.inputs import COARSE, FINE, beat_planes, network_input, sees_beat
 from .preprocess import normalise_intensity, resize_stack
 from .runtime_onnx import ONNX_FILE, OnnxNetwork, OnnxUnavailable, onnx_network
 
@@ -211,7 +211,7 @@ class ModelRuntime:
     @property
     def uses_beat(self) -> bool:
         """Whether the fine pass takes beat planes (`inputs.beat_planes`; four channels)."""
-        return int(self.info.architecture.in_channels) == 4
+        return sees_beat(int(self.info.architecture.in_channels))
 
     def fine_input(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(T, n, n) grayscale crops of one place over time -> the fine pass's images

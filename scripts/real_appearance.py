@@ -15,7 +15,8 @@ HeartSeg frame is animated with ``animate_frame.py --mask-sequence`` into a 10 s
   same pipeline (fed true masks of real hearts it gets EF within about 1 point); n/a where
   the pipeline measures no beat (the loop of sequence 0000 jumps where it wraps, and its
   truth masks give no measured beat either); range-EF error: the same for the EF of the
-  volume trace's extremes (`range_ef_pct`), which every video has;
+  volume trace's extremes (`range_pct`), which every video has; area change of the masks
+  and of the truth (the same for the area);
 - HR error: the summary heart rate against the one measured on the truth masks (%);
 - QC: whether the video passes the tool's own quality control.
 
@@ -37,6 +38,7 @@ import logging
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +91,15 @@ def _error(pred: float, true: float, relative: bool) -> float:
     return abs(pred - true) / true * 100.0 if relative else abs(pred - true)
 
 
-def range_ef_pct(frames_csv: Path) -> float:
-    """EF from the extremes of the volume trace, (V95 - V5) / V95 of the frames' volumes
-    (percentiles): needs no beat detection, so it exists for every video and clip."""
-    volume = pd.read_csv(frames_csv)["volume_pl"].to_numpy(float)
-    volume = volume[np.isfinite(volume)]
-    if volume.size < 2:
+def range_pct(frames_csv: Path, column: str) -> float:
+    """How much a per-frame quantity changes over the video: (X95 - X5) / X95 of its frames'
+    values (percentiles), %. Of `volume_pl` it is the range EF, which needs no beat detection,
+    so it exists for every video and clip; of `area_um2`, the area change."""
+    values = pd.read_csv(frames_csv)[column].to_numpy(float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
         return math.nan
-    high, low = np.percentile(volume, [95, 5])
+    high, low = np.percentile(values, [95, 5])
     return float((high - low) / high * 100.0) if high > 0 else math.nan
 
 
@@ -112,8 +115,8 @@ def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
         pred = _analyze(v["video"], work / "pred" / tag, "--save-masks", *extra, reuse=reuse)
         truth = _analyze(v["video"], work / "truth" / tag, "--masks", str(v["masks"]),
                          reuse=reuse)
-        range_ef = [range_ef_pct(work / part / tag / "frame_0001" / "frames.csv")
-                    for part in ("pred", "truth")]
+        tables = [work / part / tag / "frame_0001" / "frames.csv" for part in ("pred", "truth")]
+        range_ef = [range_pct(table, "volume_pl") for table in tables]
         scores = mask_scores(_stack(work / "pred" / tag / "frame_0001" / "masks.tif"),
                              _stack(v["masks"]))
         rows.append({"sequence": v["sequence"], "kind": v["kind"], **scores.to_dict(),
@@ -121,6 +124,8 @@ def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
                      "ef_err_points": _error(float(pred["ef_pct"]), float(truth["ef_pct"]),
                                              False),
                      "range_ef_err_points": _error(*range_ef, False),
+                     "area_change_pct": range_pct(tables[0], "area_um2"),
+                     "area_change_pct_truth": range_pct(tables[1], "area_um2"),
                      "hr_bpm": float(pred["hr_bpm"]), "hr_bpm_truth": float(truth["hr_bpm"]),
                      "hr_err_pct": _error(float(pred["hr_bpm"]), float(truth["hr_bpm"]), True),
                      "qc_pass": bool(pred["qc_pass"])})
@@ -150,8 +155,7 @@ def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
         summary = pd.read_csv(out / "summary.csv").iloc[0]
         video = out / str(summary["video"])
         masks = _stack(video / "masks.tif")
-        area = masks.sum(axis=(1, 2)).astype(float)
-        high, low = np.percentile(area, [95, 5])
+        area = masks.sum(axis=(1, 2))
         overlay_sheet(source, masks, out / "overlay.png")
         rows.append({"recording": name, "reference_bpm": reference,
                      "hr_bpm": float(summary["hr_bpm"]),
@@ -160,7 +164,7 @@ def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
                      "hr_masks_err_pct": _error(float(summary["hr_bpm_segmentation"]),
                                                 reference, True),
                      "frames_with_mask": float(np.mean(area > 0)),
-                     "area_change_pct": float((high - low) / high * 100.0) if high else math.nan,
+                     "area_change_pct": range_pct(video / "frames.csv", "area_um2"),
                      "qc_pass": bool(summary["qc_pass"]), "overlay": str(out / "overlay.png")})
         log.info("%s: %s", name, rows[-1])
     return rows
@@ -209,38 +213,39 @@ def overlay_sheet(source: Path, masks: np.ndarray, path: Path, count: int = 6) -
     cv2.imwrite(str(path), np.concatenate([t[:height] for t in tiles], axis=1))
 
 
-def recordings_markdown(rows: list[dict]) -> str:
-    """One line per real recording."""
-    lines = ["| recording | reference (bpm) | HR / masks' own HR (bpm) | error (%) "
-             "| frames with a mask | mask area change (%) | QC |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['recording']} | {r['reference_bpm']:.1f} | {_cell(r['hr_bpm'], '{:.1f}')} / "
-            f"{_cell(r['hr_bpm_masks'], '{:.1f}')} | {_cell(r['hr_err_pct'], '{:.2f}')} / "
-            f"{_cell(r['hr_masks_err_pct'], '{:.2f}')} | {r['frames_with_mask']:.2f} | "
-            f"{_cell(r['area_change_pct'], '{:.0f}')} | {'pass' if r['qc_pass'] else 'fail'} |")
-    return "\n".join(lines)
-
-
 def _cell(value: float, fmt: str) -> str:
     return "n/a" if not math.isfinite(value) else fmt.format(value)
 
 
-def markdown(rows: list[dict]) -> str:
-    """One line per video, then the median of loops and of clips."""
-    lines = ["| outline sequence | video | Dice mean / ED / ES | area error ED / ES (%) "
-             "| EF error (points) | range-EF error (points) | HR error (%) | QC |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['sequence']} | {r['kind']} | {_cell(r['dice_mean'], '{:.3f}')} / "
-            f"{_cell(r['dice_ed'], '{:.3f}')} / {_cell(r['dice_es'], '{:.3f}')} | "
-            f"{_cell(r['area_error_ed_pct'], '{:+.0f}')} / "
-            f"{_cell(r['area_error_es_pct'], '{:+.0f}')} | {_cell(r['ef_err_points'], '{:.1f}')}"
-            f" | {_cell(r['range_ef_err_points'], '{:.1f}')} | "
-            f"{_cell(r['hr_err_pct'], '{:.2f}')} | {'pass' if r['qc_pass'] else 'fail'} |")
+def _table(header: list[str], rows: list[dict], cells: Callable[[dict], list[str]]) -> str:
+    """A markdown table: `header`, then `cells(row)` for each row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def recordings_markdown(rows: list[dict]) -> str:
+    """One line per real recording."""
+    return _table(["recording", "reference (bpm)", "HR / masks' own HR (bpm)", "error (%)",
+                   "frames with a mask", "mask area change (%)", "QC"], rows, lambda r: [
+        r["recording"], f"{r['reference_bpm']:.1f}",
+        f"{_cell(r['hr_bpm'], '{:.1f}')} / {_cell(r['hr_bpm_masks'], '{:.1f}')}",
+        f"{_cell(r['hr_err_pct'], '{:.2f}')} / {_cell(r['hr_masks_err_pct'], '{:.2f}')}",
+        f"{r['frames_with_mask']:.2f}", _cell(r["area_change_pct"], "{:.0f}"),
+        "pass" if r["qc_pass"] else "fail"])
+
+
+def markdown(rows: list[dict]) -> str:
+    """One line per video."""
+    return _table(["outline sequence", "video", "Dice mean / ED / ES", "area error ED / ES (%)",
+                   "area change, masks / truth (%)", "EF error (points)",
+                   "range-EF error (points)", "HR error (%)", "QC"], rows, lambda r: [
+        r["sequence"], r["kind"],
+        " / ".join(_cell(r[k], "{:.3f}") for k in ("dice_mean", "dice_ed", "dice_es")),
+        " / ".join(_cell(r[k], "{:+.0f}") for k in ("area_error_ed_pct", "area_error_es_pct")),
+        " / ".join(_cell(r[k], "{:.0f}") for k in ("area_change_pct", "area_change_pct_truth")),
+        _cell(r["ef_err_points"], "{:.1f}"), _cell(r["range_ef_err_points"], "{:.1f}"),
+        _cell(r["hr_err_pct"], "{:.2f}"), "pass" if r["qc_pass"] else "fail"])
 
 
 def main(argv: list[str] | None = None) -> int:

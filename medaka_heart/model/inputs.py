@@ -20,6 +20,12 @@ MOTION_WINDOW_S = 2.0  # motion planes span this many seconds (the training scen
 BEAT_PERCENTILE = 99.5  # beat planes are in units of this percentile of the crop's std
 MIN_BEAT_FRAMES = 3  # fewer frames (a still) give zero beat planes
 DEVIATION_RANGE = 2.0  # deviation planes are clipped to +-this many units, then halved
+BEAT_CHANNELS = 4  # models with this many input channels see beat planes in the fine pass
+
+
+def sees_beat(in_channels: int) -> bool:
+    """Whether a network of `in_channels` input channels takes beat planes (fine pass)."""
+    return in_channels == BEAT_CHANNELS
 
 
 def network_input(images: np.ndarray, in_channels: int, pass_value: float,
@@ -42,7 +48,7 @@ def network_input(images: np.ndarray, in_channels: int, pass_value: float,
     out[:, 1] = pass_value
     if in_channels == 3 and motion is not None:
         out[:, 2] = np.broadcast_to(np.asarray(motion, np.float32), images.shape)
-    if in_channels == 4 and beat is not None:
+    if sees_beat(in_channels) and beat is not None:
         out[:, 2:] = beat
     return out
 

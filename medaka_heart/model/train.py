@@ -49,7 +49,7 @@ from .data import (
 )
 from .device import cpu_threads, resolve_device
 from .folder import model_hash
-from .inputs import COARSE, FINE, network_input
+from .inputs import COARSE, FINE, network_input, sees_beat
 from .losses import get_loss
 from .samples import ViewSpec, coarse_sample, fine_sample
 from .train_config import SourceConfig, TrainConfig, load_train_config
@@ -103,7 +103,7 @@ def _scenes(src: SourceConfig, seed: int):
 
 def uses_beat(config: TrainConfig) -> bool:
     """Whether the model takes beat planes in its fine pass (four input channels)."""
-    return config.model.in_channels == 4
+    return sees_beat(config.model.in_channels)
 
 
 def _source_path(src: SourceConfig) -> str:
