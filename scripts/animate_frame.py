@@ -33,7 +33,6 @@ import numpy as np
 
 from medaka_heart.io.image import read_image
 from medaka_heart.io.masks import MaskStackWriter
-from medaka_heart.phantom.repaint import fill_outline, paint_out
 
 
 def beating_scale(n_frames: int, fps: float, hr_bpm: float, shortening: float) -> np.ndarray:
@@ -83,6 +82,34 @@ def centred_on(masks: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
     h, w = masks.shape[1:]
     return np.stack([cv2.warpAffine(m.astype(np.uint8), shift, (w, h),
                                     flags=cv2.INTER_NEAREST) > 0 for m in masks])
+
+
+def ellipse_frame(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centroid (x, y), 2x2 matrix whose columns are the ellipse of inertia's semi-axes)."""
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys]).astype(np.float64)
+    centre = points.mean(axis=1)
+    values, vectors = np.linalg.eigh(np.cov(points))
+    vectors *= np.where(vectors[0] < 0, -1.0, 1.0)  # a fixed sign: outlines alike map alike
+    return centre, vectors * np.sqrt(np.maximum(values, 1e-6))
+
+
+def fill_outline(image: np.ndarray, background: np.ndarray, source: np.ndarray,
+                 target: np.ndarray) -> np.ndarray:
+    """`background` with outline `target` (H, W bool) filled by `image`'s region `source`,
+    mapped by the affine map between their ellipses of inertia; the edge blended (sigma 1 px).
+    """
+    c_s, a_s = ellipse_frame(source)
+    c_t, a_t = ellipse_frame(target)
+    linear = a_s @ np.linalg.inv(a_t)  # target px -> source px
+    matrix = np.hstack([linear, (c_s - linear @ c_t)[:, None]]).astype(np.float32)
+    h, w = target.shape
+    moved = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    alpha = cv2.GaussianBlur(target.astype(np.float32), (0, 0), 1.0)
+    if image.ndim == 3:
+        alpha = alpha[..., None]
+    return alpha * moved + (1.0 - alpha) * background.astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"{args.mask_sequence}: masks {outlines.shape[1:]} do not match image "
                      f"{image.shape[:2]}")
         outlines = centred_on(outlines, centre)
-        background = paint_out(image, mask)
+        hole = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8))
+        background = cv2.inpaint(image, hole, 9, cv2.INPAINT_TELEA)
         beat = f"the beat of {len(outlines)} outlines in {args.mask_sequence}"
 
         def render(i: int) -> tuple[np.ndarray, np.ndarray]:

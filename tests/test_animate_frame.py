@@ -66,6 +66,21 @@ def test_a_mask_that_does_not_match_is_refused(tmp_path, load_script):
         module.main([str(tmp_path / "f.tif"), str(tmp_path / "m.tif"), "-o", str(tmp_path)])
 
 
+def test_fill_outline_paints_the_ventricle_into_the_target_outline(load_script):
+    from skimage.draw import ellipse
+
+    module = load_script("animate_frame")
+    image = np.full((90, 120), 220, np.uint8)
+    source = np.zeros((90, 120), bool)
+    source[disk((45, 40), 15)] = True
+    image[source] = 40
+    target = np.zeros_like(source)
+    target[ellipse(50, 75, 12, 25)] = True  # elsewhere, another shape
+    frame = module.fill_outline(image, np.full_like(image, 220), source, target)
+    dark = frame < 130
+    assert 2 * (dark & target).sum() / (dark.sum() + target.sum()) > 0.95
+
+
 def test_a_mask_sequence_drives_the_ventricle(tmp_path, load_script):
     module = load_script("animate_frame")
     image = np.full((80, 96, 3), 200, np.uint8)

@@ -14,7 +14,7 @@ from medaka_heart.model.checkpoint import load_checkpoint
 from medaka_heart.model.data import FramePool, generate_sequence, toy_pairs
 from medaka_heart.model.folder import model_hash
 from medaka_heart.model.losses import dice_bce_loss
-from medaka_heart.model.train import _load_init, _scenes, draw_batch, train, view_spec
+from medaka_heart.model.train import _load_init, draw_batch, train, view_spec
 from medaka_heart.model.train_config import (
     DataConfig,
     InputConfig,
@@ -209,21 +209,6 @@ def test_bad_config_is_reported(tmp_path):
     path.write_text('[[data.sources]]\nkind = "videos"\n')
     with pytest.raises(ValueError, match="unknown data source kind"):
         load_train_config(path)
-    path.write_text('[[data.sources]]\nkind = "phantom"\nrepaint = 1.5\n')
-    with pytest.raises(ValueError, match=r"repaint must be in \[0, 1\]"):
-        load_train_config(path)
-    path.write_text('[[data.sources]]\nkind = "toy"\nrepaint = 0.5\n')
-    with pytest.raises(ValueError, match="repaint is for phantom sources"):
-        load_train_config(path)
-
-
-def test_repainted_scenes_keep_their_truth_and_change_their_frames():
-    plain = _scenes(SourceConfig("phantom", presets=("clean",)), seed=5)
-    repainted = _scenes(SourceConfig("phantom", presets=("clean",), repaint=1.0), seed=5)
-    (frames, masks), (new_frames, new_masks) = next(plain), next(repainted)
-    np.testing.assert_array_equal(new_masks, masks)  # the same scene, the truth exact
-    assert new_frames.shape == frames.shape and new_frames.dtype == frames.dtype
-    assert np.abs(new_frames.astype(int) - frames).mean() > 1
 
 
 def _heartseg_tree(root):

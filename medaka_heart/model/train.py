@@ -97,14 +97,8 @@ def _scenes(src: SourceConfig, seed: int):
     if src.kind == "toy":
         return toy_scenes(seed)
     from ..phantom import iter_training_scenes
-    from ..phantom.repaint import repaint_scene
 
-    scenes = iter_training_scenes(seed=seed, preset=tuple(src.presets) or ("typical",))
-    if not src.repaint:
-        return scenes
-    rng = np.random.default_rng([seed, 1])  # its own stream: the scenes stay those of `seed`
-    return ((repaint_scene(frames, masks, rng) if rng.random() < src.repaint else frames, masks)
-            for frames, masks in scenes)
+    return iter_training_scenes(seed=seed, preset=tuple(src.presets) or ("typical",))
 
 
 def uses_beat(config: TrainConfig) -> bool:
@@ -133,10 +127,7 @@ def _finite_sequences(src: SourceConfig, spec: ViewSpec) -> list[SequenceData]:
 def _generated(src: SourceConfig, seed: int, n: int, config: TrainConfig, progress: bool,
                cache_dir: str | Path | None) -> SequenceData:
     spec, fps = view_spec(config), config.data.frames_per_scene
-    source = dataclasses.asdict(src)
-    if not src.repaint:  # a source without repainting keeps the cache it had before the option
-        del source["repaint"]
-    key = {"source": source, "seed": seed, "n": n, "frames_per_scene": fps,
+    key = {"source": dataclasses.asdict(src), "seed": seed, "n": n, "frames_per_scene": fps,
            "spec": dataclasses.asdict(spec), "version": __version__}
     name = f"{src.kind}/seed{seed}"
     if uses_beat(config):  # whole scenes, for their beat planes

@@ -83,9 +83,6 @@ class SourceConfig:
     presets : phantom presets to mix (phantom only); weight : sampling weight of the source.
     subsets : HeartSeg folders used (train_images, test_images).
     every : keep every n-th frame of synth videos (neighbouring frames are near copies).
-    repaint : share (0-1) of whole phantom scenes (beat-plane models) re-made the way
-        real-outline test videos are made: one ventricle moved into every frame's outline over
-        a still background (`phantom.repaint`).
     """
 
     kind: str
@@ -94,7 +91,6 @@ class SourceConfig:
     weight: float = 1.0
     subsets: tuple[str, ...] = ("train_images",)
     every: int = 1
-    repaint: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -104,10 +100,6 @@ class SourceConfig:
             raise ValueError(f"data source {self.kind!r} needs a path")
         if self.weight <= 0:
             raise ValueError(f"data source weight must be > 0, got {self.weight}")
-        if not 0.0 <= self.repaint <= 1.0:
-            raise ValueError(f"data source repaint must be in [0, 1], got {self.repaint}")
-        if self.repaint and self.kind != "phantom":
-            raise ValueError(f"data source {self.kind!r}: repaint is for phantom sources")
 
 
 @dataclass(frozen=True)
