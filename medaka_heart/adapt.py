@@ -9,9 +9,11 @@ The held-out frames of a recording are segmented together, as a clip without a f
 (found from their appearance and, for a beat-plane model, from how they change), so the
 scores are a floor for what a whole video gets. A beat-plane model (four input channels)
 trains on each recording's frames as one scene: their temporal std and median give the beat
-planes, as a chunk of the recording gives them at analysis (`model.data.recording_views`;
-recordings of fewer than MIN_BEAT_FRAMES frames, or of frames of different sizes, train
-without).
+planes, as a chunk of the recording gives them at analysis (`model.data.recording_views`);
+in a recording of fewer than MIN_BEAT_FRAMES frames, or of frames of different sizes, each
+frame is made into a scene of one made-up beat (`model.made_up_beat`: its ventricle
+contracted and relaxed about its centroid), whose planes show a ventricle that changes at its
+rim (zero planes alone teach the network a still's regime, which then fails on videos).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,10 +33,14 @@ from . import __version__
 from .io.annotations import Annotated, read_annotations
 from .mask_scores import MaskScores, mask_scores
 
+if TYPE_CHECKING:
+    from .model.data import SequenceData
+    from .model.samples import ViewSpec
+
 log = logging.getLogger(__name__)
 
 HOLDOUT_FRACTION = 0.25  # share of recordings (or of one recording's frames) held out
-DEFAULT_MINUTES = 3.0  # the issue caps adapt at 5 minutes on 2 cores
+DEFAULT_MINUTES = 4.5  # the issue caps adapt at 5 minutes on 2 cores; 3 gave EF 1-2 points worse
 WRITE_MARGIN_S = 20.0  # of the budget kept for writing the model folder and its ONNX export
 
 
@@ -133,10 +139,8 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     from .io.results import staged_folder
     from .model.adapt import AdaptSettings, finetune, view_spec_of
     from .model.checkpoint import load_checkpoint, save_model_folder
-    from .model.data import recording_views, views_of
     from .model.folder import model_hash
     from .model.inputs import sees_beat
-    from .model.samples import largest_box_side
     from .runtime import default_model_path
 
     start = time.perf_counter()
@@ -153,10 +157,7 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
     settings = AdaptSettings(steps=steps, seed=seed, device=device)
     spec = view_spec_of(info, settings.recording_box)
     beat = sees_beat(info.architecture.in_channels)  # beat planes to learn from
-    sequences = [recording_views(r.name, r.images, r.masks, spec) if beat and _is_clip(r)
-                 else views_of(r.name, zip(r.images, r.masks, strict=True), spec,
-                               largest_box_side(r.masks) if settings.recording_box else None)
-                 for r in split.train]
+    sequences = [seq for r in split.train for seq in _training_views(r, spec, beat)]
     left = minutes * 60.0 - (time.perf_counter() - start) - scoring_s - WRITE_MARGIN_S
     settings = dataclasses.replace(settings, seconds=max(left, 1.0))
     log.info("adapting %s on %d frames of %d recording(s); %d held-out frames", init,
@@ -187,6 +188,27 @@ def adapt(data: str | Path, out: str | Path, *, init: str | Path | None = None,
 
         write_card(stage, result, provenance)
     return result
+
+
+def _training_views(rec: Annotated, spec: ViewSpec, beat: bool) -> list[SequenceData]:
+    """What one annotated recording trains as. With `beat` (a beat-plane model): its frames
+    as one scene (`_is_clip`), else each frame as a scene of one made-up beat
+    (`model.made_up_beat`; each such frame then weighs MADE_UP_FRAMES frames). Without: its
+    frames, their contexts cut around the recording's largest heart box where
+    `spec.recording_box`."""
+    from .model.data import recording_views, views_of
+    from .model.made_up_beat import made_up_beat
+    from .model.samples import largest_box_side
+
+    if beat and _is_clip(rec):
+        return [recording_views(rec.name, rec.images, rec.masks, spec)]
+    if beat:  # too few frames (or of different sizes) for beat planes
+        beats = (made_up_beat(image, mask) for image, mask in zip(rec.images, rec.masks,
+                                                                     strict=True))
+        return [recording_views(f"{rec.name}/{i}", list(frames), list(masks), spec)
+                for i, (frames, masks) in enumerate(beats)]
+    side = largest_box_side(rec.masks) if spec.recording_box else None
+    return [views_of(rec.name, zip(rec.images, rec.masks, strict=True), spec, side)]
 
 
 def _is_clip(rec: Annotated) -> bool:

@@ -33,24 +33,7 @@ import numpy as np
 
 from medaka_heart.io.image import read_image
 from medaka_heart.io.masks import MaskStackWriter
-
-
-def beating_scale(n_frames: int, fps: float, hr_bpm: float, shortening: float) -> np.ndarray:
-    """Linear scale of the ventricle per frame: 1 at diastole, 1 - shortening at systole."""
-    phase = 2.0 * np.pi * hr_bpm / 60.0 * np.arange(n_frames) / fps
-    return 1.0 - shortening * (0.5 - 0.5 * np.cos(phase))
-
-
-def warp_about(image: np.ndarray, centre: tuple[float, float], follow: np.ndarray,
-               scale: float, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """`image` scaled by `scale` about `centre` (x, y px) where `follow` (H, W, 0..1) is 1,
-    left in place where it is 0, blended smoothly in between."""
-    h, w = image.shape[:2]
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    k = 1.0 + (1.0 / scale - 1.0) * follow  # inverse map: where each output px comes from
-    map_x = (centre[0] + (gx - centre[0]) * k).astype(np.float32)
-    map_y = (centre[1] + (gy - centre[1]) * k).astype(np.float32)
-    return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+from medaka_heart.model.made_up_beat import beating_scale, follow_field, warp_about
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -147,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     centre = (float(xs.mean()), float(ys.mean()))
     n = max(2, int(round(args.seconds * args.fps)))
     if args.mask_sequence is None:  # made-up beat: the ventricle scaled about its centroid
-        near = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(np.float32)
-        follow = cv2.GaussianBlur(near, (0, 0), 10.0)
-        follow /= follow.max()
+        follow = follow_field(mask)
         scales = beating_scale(n, args.fps, args.hr_bpm, args.shortening)
         beat = f"{args.hr_bpm:g} bpm"
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import bench_rhythm  # noqa: E402  (sibling scripts)
 import real_appearance  # noqa: E402
 
+from medaka_heart.adapt import DEFAULT_MINUTES  # noqa: E402
 from medaka_heart.io.masks import mask_chunks  # noqa: E402
 from medaka_heart.io.video import read_all  # noqa: E402
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", type=Path, required=True, help="folder laid out as shared/real")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--minutes", type=float, default=3.0, help="adapt budget per run")
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                        help=f"adapt budget per run (default {DEFAULT_MINUTES:g}, adapt's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("learning_curve_work"))
     parser.add_argument("--json", type=Path, default=None)

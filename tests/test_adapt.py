@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import cv2
@@ -222,3 +223,37 @@ def test_a_time_budget_is_kept_when_steps_slow_down_mid_run(lab, monkeypatch):
     progress, lr = rates[-1]  # the last step ran at the budget's end, at the decay's floor
     assert progress > 0.95
     assert lr == pytest.approx(settings.lr * settings.min_lr_fraction, rel=0.02)
+
+
+def test_single_annotated_frames_of_a_beat_plane_model_train_with_a_made_up_beat(
+        lab, tmp_path, monkeypatch):
+    """One annotated frame of a recording gives no beat planes (a still); a four-channel init
+    trains on it as a scene of one made-up beat instead, whose planes change at the
+    ventricle's rim, not on zero planes."""
+    data, _ = lab
+    single = tmp_path / "single"
+    for folder in sorted(data.iterdir()):
+        (single / folder.name).mkdir(parents=True)
+        for name in ("f_00.png", "f_00_mask.png"):
+            shutil.copy(folder / name, single / folder.name / name)
+    torch.manual_seed(0)
+    arch = UNetConfig(depth=2, base_filters=4, dropout=0.0, in_channels=4)
+    init4 = save_model_folder(tmp_path / "init4", UNet(arch).eval(),
+                              ModelInfo(arch, input_size=32, coarse_size=64, crop_scale=2.2))
+    seen = []
+    import medaka_heart.model.adapt as fewshot
+
+    finetune = fewshot.finetune
+    def spy(init, sequences, settings, **kwargs):
+        seen.extend(sequences)
+        return finetune(init, sequences, settings, **kwargs)
+
+    monkeypatch.setattr(fewshot, "finetune", spy)
+    adapt(single, tmp_path / "adapted", init=init4, steps=1, seed=0, progress=False)
+    assert len(seen) == 4  # 4 of 6 one-frame recordings train (2 held out)
+    for seq in seen:
+        assert seq.stats is not None
+        assert len(seq) > 1
+        std = seq.stats[0, 0].astype(np.float32)
+        rim = seq.context_masks.any(axis=0) & ~seq.context_masks.all(axis=0)
+        assert std[rim].mean() > 3 * std[~seq.context_masks.any(axis=0)].mean()

@@ -15,7 +15,7 @@ import click
 @click.option("--init", type=click.Path(exists=True, path_type=Path), default=None,
               help="Model folder or checkpoint to start from (default: the shipped model).")
 @click.option("--minutes", type=click.FloatRange(min=0.1), default=None,
-              help="Wall-time budget of the whole command, minutes (default 3).")
+              help="Wall-time budget of the whole command, minutes (default 4.5).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Train exactly this many steps instead of filling the time budget "
                    "(reproducible on any machine).")
