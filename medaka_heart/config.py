@@ -68,8 +68,9 @@ class SegmentConfig:
 
     model: str | None = None  # model folder or checkpoint; None = shipped default
     device: str = "auto"  # auto | cpu | cuda | mps
-    runtime: str = "auto"  # auto | torch | onnx; auto: ONNX Runtime on the CPU where the
-    # model folder ships a model.onnx checked against its weights (no torch import), else torch
+    runtime: str = "auto"  # auto | torch | onnx | openvino; auto: on the CPU OpenVINO, else
+    # ONNX Runtime (onnx), where the model folder ships a model.onnx checked against its weights
+    # (no torch import), else torch
     batch_size: int = 16  # frames per forward pass at the fine size, fewer for larger (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # CPU threads of the network; None = all cores / workers

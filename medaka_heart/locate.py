@@ -406,12 +406,11 @@ class HeartLocator:
         it, re-centred, where it scores at least KEEP_SCORE x its score when last searched,
         else it is searched too. Where the chunks settle on more than one place
         (`group_places`), the chunks that only checked are searched too (one more read), and
-        if they still disagree every place is judged on every chunk, as `locate` judges a
-        candidate, and the place most chunks found (the highest mean score among equals;
-        `best_place`) is used in the others wherever it shows something: the heart does not
-        jump within a video, and a chunk's coarse pass may have missed the place the others
-        found. Last, a crop far larger than the others of its place takes theirs
-        (`steady_sizes`). Models without a coarse_size: None for every chunk.
+        if they still disagree the place most chunks found is used in the others wherever it
+        shows something, as `locate` judges a candidate (`_one_place`; among equals the
+        highest mean score over all chunks): the heart does not jump within a video, and a
+        chunk's coarse pass may have missed the place the others found. Last, a crop far
+        larger than the others of its place takes theirs (`steady_sizes`). Models without a coarse_size: None for every chunk.
         """
         if not self.runtime.coarse_size:
             return [None for _ in chunks()]
@@ -446,15 +445,37 @@ class HeartLocator:
             return steady_sizes(boxes, labels)
         places = [box for k in range(n_places)  # each one's first box
                   if (box := boxes[labels.index(k)]) is not None]
-        judged = [self._judge_places(frames, beats[i], places)
-                  for i, frames in read_again(chunks, len(boxes))]
-        scores = [[chunk[k][1] for chunk in judged] for k in range(n_places)]
-        best = best_place([labels.count(k) for k in range(n_places)], scores)
-        log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
-                  np.round(np.mean(scores, axis=1), 3).tolist(), best)
-        chosen = [box if label == best else (chunk[best][0] if chunk[best][1] > 0 else box)
-                  for box, label, chunk in zip(boxes, labels, judged, strict=True)]
-        return steady_sizes(chosen, group_places(chosen, self.runtime.crop_scale))
+        return steady_sizes(*self._one_place(chunks, boxes, labels, places, beats))
+
+    def _one_place(self, chunks: Callable[[], Iterable[np.ndarray]],
+                   boxes: Sequence[Box | None], labels: Sequence[int | None],
+                   places: Sequence[Box], beats: Sequence[PlaceMap | None]
+                   ) -> tuple[list[Box | None], list[int | None]]:
+        """Where chunks settled on several `places`, the place most chunks found
+        (`best_place`), judged, refined, on each chunk that settled elsewhere and used there
+        wherever it shows something; (boxes, their `group_places` labels). A place found by
+        more chunks than any other wins without scores, so it alone is judged, and only on
+        the other chunks; a tie is judged every place on every chunk (one more read)."""
+        votes = [labels.count(k) for k in range(len(places))]
+        tied = [k for k, count in enumerate(votes) if count == max(votes)]
+        wanted = (range(len(boxes)) if len(tied) > 1
+                  else {i for i, label in enumerate(labels) if label != tied[0]})
+        judged = {i: self._judge_places(frames, beats[i], places if len(tied) > 1
+                                        else [places[tied[0]]])
+                  for i, frames in read_again(chunks, len(boxes)) if i in wanted}
+        if len(tied) > 1:
+            scores = [[judged[i][k][1] for i in range(len(boxes))] for k in range(len(places))]
+            best = best_place(votes, scores)
+            at_best = {i: found[best] for i, found in judged.items()}
+            log.debug("chunks disagree: places %s, mean scores %s, kept %d", labels,
+                      np.round(np.mean(scores, axis=1), 3).tolist(), best)
+        else:
+            best = tied[0]
+            at_best = {i: found[0] for i, found in judged.items()}
+            log.debug("chunks disagree: places %s, kept %d (most found)", labels, best)
+        chosen = [box if label == best else (at_best[i][0] if at_best[i][1] > 0 else box)
+                  for i, (box, label) in enumerate(zip(boxes, labels, strict=True))]
+        return chosen, group_places(chosen, self.runtime.crop_scale)
 
     def _search_all(self, chunks: Callable[[], Iterable[np.ndarray]], fps: float | None,
                     boxes: Sequence[Box | None], searched: Sequence[bool],

@@ -3,9 +3,9 @@
 `ModelRuntime` reads a model folder or checkpoint (default: the weights shipped in
 ``medaka_heart/weights/``), picks the device (CUDA, then Apple MPS, then CPU) and the CPU
 threads, and runs network-size images through the network in batches (`predict`). On the CPU
-it runs the folder's checked ``model.onnx`` with ONNX Runtime where it can (`runtime_onnx`),
-without importing torch; torch runs the network everywhere else. A model folder with a
-``localiser/`` model folder inside runs its coarse pass with that network.
+it runs the folder's checked ``model.onnx`` with OpenVINO, else ONNX Runtime, where it can
+(`runtime_onnx`), without importing torch; torch runs the network everywhere else. A model
+folder with a ``localiser/`` model folder inside runs its coarse pass with that network.
 `frame_confidence` turns the network's probabilities into a per-frame confidence for QC.
 """
 
@@ -26,7 +26,14 @@ from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
 from .model.info import ModelInfo, folder_info
 from .model.inputs import COARSE, FINE, beat_planes, network_input, sees_beat
 from .preprocess import normalise_intensity, resize_stack
-from .runtime_onnx import ONNX_FILE, OnnxNetwork, OnnxUnavailable, onnx_network
+from .runtime_onnx import (
+    ENGINES,
+    ONNX_FILE,
+    OnnxNetwork,
+    OnnxUnavailable,
+    installed_engines,
+    onnx_network,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
-RUNTIMES = ("auto", "torch", "onnx")  # what runs the network (see `ModelRuntime`)
+RUNTIMES = ("auto", "torch", *ENGINES)  # what runs the network (see `ModelRuntime`)
 
 
 def default_model_path() -> Path:
@@ -164,39 +171,51 @@ class ModelRuntime:
         return self._torch_net(COARSE)
 
     def _choose_backend(self, wanted: str) -> tuple[str, dict[float, OnnxNetwork]]:
-        """'onnx' (and its networks by pass) or 'torch'. 'auto': ONNX Runtime on the CPU where
-        the model folder ships model.onnx and it checks out against torch (`runtime_onnx`),
-        else torch; 'onnx': also exported into the cache where missing, and not possible is a
-        ValueError; 'torch': torch."""
+        """The runtime (a `runtime_onnx.ENGINES` name or 'torch') and, for an ONNX engine,
+        its networks by pass. 'auto': on the CPU the first installed engine (OpenVINO, then
+        ONNX Runtime) that runs the model folder's model.onnx checked against torch
+        (`runtime_onnx`), else torch; an engine named ('onnx', 'openvino'): that one, exported
+        into the cache where the folder has no model.onnx, and not possible is a ValueError;
+        'torch': torch."""
         if wanted not in RUNTIMES:
             raise ValueError(f"unknown runtime {wanted!r}; choose one of {', '.join(RUNTIMES)}")
         if wanted == "torch" or (wanted == "auto" and self.device != "cpu"):
             return "torch", {}
         if self.device != "cpu":
-            raise ValueError(f"runtime 'onnx' runs on the CPU, not on {self.device}")
+            raise ValueError(f"runtime {wanted!r} runs on the CPU, not on {self.device}")
+        problems = []
+        for engine in (installed_engines() if wanted == "auto" else [wanted]):
+            try:
+                return engine, self._onnx_networks(engine, export=wanted != "auto")
+            except OnnxUnavailable as exc:
+                problems.append(f"{engine}: {exc}")
+        if wanted != "auto":
+            raise ValueError(f"{self.path}: runtime {wanted!r} not possible: "
+                             f"{'; '.join(problems)}")
+        shipped = [where / ONNX_FILE for where in (self.path, self._localiser) if where]
+        say = log.warning if any(p.is_file() for p in shipped) else log.debug
+        say("%s: no ONNX engine used (%s); torch runs the network", self.path,
+            "; ".join(problems) or "none installed")
+        return "torch", {}
+
+    def _onnx_networks(self, engine: str, export: bool) -> dict[float, OnnxNetwork]:
+        """Each pass's network as the model's ONNX file run by `engine` (`onnx_network`);
+        OnnxUnavailable where one cannot be."""
         passes = {FINE: (self.path, self.info, "fine", self.size)}
         if self._localiser is not None:
             passes[COARSE] = (self._localiser, self.coarse_info, "coarse", self.coarse_size)
         found = {}
-        try:
-            for pass_value, (where, info, role, side) in passes.items():
-                folder = where.is_dir()
-                found[pass_value] = onnx_network(
-                    partial(self._torch_net, pass_value),
-                    own=where / ONNX_FILE if folder else None,
-                    weights=where / MODEL_FILE if folder else where,
-                    key=f"{self.sha256[:32]}_{role}", in_channels=info.architecture.in_channels,
-                    side=side or self.size, threads=self.threads, export=wanted == "onnx")
-        except OnnxUnavailable as exc:
-            if wanted == "onnx":
-                raise ValueError(f"{self.path}: runtime 'onnx' not possible: {exc}") from None
-            shipped = [where / ONNX_FILE for where, _, _, _ in passes.values()]
-            say = log.warning if any(p.is_file() for p in shipped) else log.debug
-            say("%s: ONNX Runtime not used (%s); torch runs the network", self.path, exc)
-            return "torch", {}
+        for pass_value, (where, info, role, side) in passes.items():
+            folder = where.is_dir()
+            found[pass_value] = onnx_network(
+                partial(self._torch_net, pass_value),
+                own=where / ONNX_FILE if folder else None,
+                weights=where / MODEL_FILE if folder else where,
+                key=f"{self.sha256[:32]}_{role}", in_channels=info.architecture.in_channels,
+                side=side or self.size, threads=self.threads, export=export, engine=engine)
         if self._localiser is None:
             found[COARSE] = found[FINE]
-        return "onnx", found
+        return found
 
     @property
     def crop_scale(self) -> float:

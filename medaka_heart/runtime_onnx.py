@@ -1,22 +1,25 @@
-"""The network through ONNX Runtime: about twice torch's speed for the small U-Net on a CPU,
-and a start without importing torch.
+"""The network as an ONNX file, run by OpenVINO (about 1.3x ONNX Runtime's speed for the small
+U-Net on this project's 2-core machine) or ONNX Runtime (about twice torch's), without
+importing torch.
 
 A model folder may ship its networks as ``model.onnx`` beside ``model.pt`` (the shipped
 weights do; `scripts/export_onnx.py`, `medaka-heart train` and `medaka-heart adapt` write
-them). An ONNX file is used only once it has been checked against torch: on fixed random
-input its probabilities may differ from torch's by at most ONNX_TOLERANCE. The check leaves a
-stamp beside the file (``model.check.json``: the sha256 of the ONNX file and of the weights it
-was checked against); a file whose stamp matches its weights is used without torch, any other
-is checked first (torch imported for it), and where the check fails or anything else does,
-the caller keeps torch and says why. Asked for explicitly (``[segment] runtime = "onnx"``), a
-network without its file is exported once per model and machine into the cache folder
-(MEDAKA_HEART_CACHE, default ``~/.cache/medaka_heart``). Torch stays the reference and the
-trainer.
+them). An ONNX file is run by an engine only once that engine has been checked against torch
+on it: on fixed random input its probabilities may differ from torch's by at most
+ONNX_TOLERANCE. The check leaves a stamp beside the file (``model.check.json``: the sha256 of
+the ONNX file and of the weights it was checked against, and each engine's largest
+difference); an engine whose check is stamped for these weights is used without torch, any
+other is checked first (torch imported for it), and where the check fails or anything else
+does, the caller tries the next engine or keeps torch and says why. Asked for explicitly
+(``[segment] runtime = "onnx"`` or ``"openvino"``), a network without its file is exported
+once per model and machine into the cache folder (MEDAKA_HEART_CACHE, default
+``~/.cache/medaka_heart``). Torch stays the reference and the trainer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -41,6 +44,7 @@ ONNX_FILE = "model.onnx"
 CACHE_ENV = "MEDAKA_HEART_CACHE"
 EXPORT_MAX_SIDE = 1024  # px: the exported graph takes any batch and sides up to this
 STAMP_SUFFIX = ".check.json"  # model.onnx -> model.check.json
+ENGINES = {"openvino": "openvino", "onnx": "onnxruntime"}  # engine: its package; preferred first
 
 
 class OnnxUnavailable(RuntimeError):
@@ -67,49 +71,97 @@ def stamp_path(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.stem + STAMP_SUFFIX)
 
 
-def write_stamp(onnx_path: Path, weights: Path, difference: float) -> None:
-    """Record that `onnx_path` matched the weights file `weights` within ONNX_TOLERANCE."""
-    stamp = {"onnx_sha256": file_sha256(onnx_path), "weights_sha256": file_sha256(weights),
-             "largest_probability_difference": float(difference),
-             "tolerance": ONNX_TOLERANCE}
+def installed_engines() -> list[str]:
+    """The ENGINES whose package is installed here, preferred first."""
+    return [engine for engine, package in ENGINES.items()
+            if importlib.util.find_spec(package) is not None]
+
+
+def _read_stamp(onnx_path: Path) -> dict[str, Any]:
+    """The stamp beside `onnx_path` ({} if none or unreadable); a stamp of before engines
+    were named holds ONNX Runtime's check."""
+    try:
+        stamp = json.loads(stamp_path(onnx_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stamp, dict):
+        return {}
+    if not isinstance(stamp.get("engines"), dict):
+        stamp["engines"] = {"onnx": stamp.get("largest_probability_difference")}
+    return stamp
+
+
+def write_stamp(onnx_path: Path, weights: Path, engine: str, difference: float) -> None:
+    """Record that `engine` ran `onnx_path` within ONNX_TOLERANCE of the weights file
+    `weights` (largest probability difference `difference`), beside the checks of other
+    engines on the same two files."""
+    sums = {"onnx_sha256": file_sha256(onnx_path), "weights_sha256": file_sha256(weights)}
+    stamp = _read_stamp(onnx_path)
+    same = all(stamp.get(key) == value for key, value in sums.items())
+    engines = dict(stamp["engines"]) if same else {}
+    engines[engine] = float(difference)
+    stamp = {**sums, "engines": engines, "tolerance": ONNX_TOLERANCE}
     write_text_atomic(stamp_path(onnx_path), json.dumps(stamp, indent=1) + "\n")
 
 
-def is_stamped(onnx_path: Path, weights: Path) -> bool:
-    """Whether `onnx_path` carries a stamp of a passed check against these very weights."""
+def is_stamped(onnx_path: Path, weights: Path, engine: str = "onnx") -> bool:
+    """Whether `onnx_path` carries a stamp of `engine`'s passed check against these very
+    weights."""
+    stamp = _read_stamp(onnx_path)
     try:
-        stamp = json.loads(stamp_path(onnx_path).read_text())
-        return (isinstance(stamp, dict)
-                and stamp.get("onnx_sha256") == file_sha256(onnx_path)
+        return (stamp.get("onnx_sha256") == file_sha256(onnx_path)
                 and stamp.get("weights_sha256") == file_sha256(weights)
-                and float(stamp.get("largest_probability_difference", np.inf)) <= ONNX_TOLERANCE)
-    except (OSError, ValueError, TypeError):
+                and float(stamp["engines"].get(engine, np.inf)) <= ONNX_TOLERANCE)
+    except (OSError, ValueError, TypeError, KeyError):
         return False
 
 
 class OnnxNetwork:
-    """An ONNX Runtime session with the call of a torch network on numpy: (N, C, S, S) float32
-    input -> (N, 1, S, S) float32 logits."""
+    """An ONNX file run by `engine` (see ENGINES) with the call of a torch network on numpy:
+    (N, C, S, S) float32 input -> (N, 1, S, S) float32 logits. `threads`: CPU threads
+    (None = the engine's own choice)."""
 
-    def __init__(self, path: Path, threads: int | None):
+    def __init__(self, path: Path, threads: int | None, engine: str = "onnx"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown ONNX engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.path, self.engine = path, engine
         try:
-            import onnxruntime as ort
+            self._run = (_openvino_runner if engine == "openvino" else _onnxruntime_runner)(
+                path, threads)
         except ImportError as exc:
-            raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from None
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # no busy-waiting between runs: numpy and OpenCV work in between on the same cores
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only
-        self.path = path
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+            raise OnnxUnavailable(f"{ENGINES[engine]} is not installed ({exc})") from None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: np.ascontiguousarray(x, np.float32)})[0]
+        return self._run(np.ascontiguousarray(x, np.float32))
+
+
+def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """ONNX Runtime's session on `path`, as a function of the input."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # no busy-waiting between runs: numpy and OpenCV work in between on the same cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def _openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """OpenVINO's CPU plugin on `path` (one stream, no thread pinning: worker processes
+    share the cores), as a function of the input."""
+    import openvino as ov
+
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                              "ENABLE_CPU_PINNING": False}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+    return lambda x: np.array(request.infer([x])[0])  # a copy: the request reuses its output
 
 
 def export_onnx(net: torch.nn.Module, in_channels: int, side: int, path: Path) -> Path:
@@ -141,8 +193,8 @@ def export_onnx(net: torch.nn.Module, in_channels: int, side: int, path: Path) -
 
 def check_against_torch(onnx: OnnxNetwork, net: torch.nn.Module, in_channels: int,
                         side: int) -> float:
-    """Largest |probability difference| between ONNX Runtime and torch on fixed random
-    input (2, in_channels, side, side); raises OnnxUnavailable above ONNX_TOLERANCE."""
+    """Largest |probability difference| between the ONNX file's engine and torch on fixed
+    random input (2, in_channels, side, side); raises OnnxUnavailable above ONNX_TOLERANCE."""
     import torch
 
     x = torch.from_numpy(np.random.default_rng(0).random((2, in_channels, side, side),
@@ -152,34 +204,48 @@ def check_against_torch(onnx: OnnxNetwork, net: torch.nn.Module, in_channels: in
     found = expit(onnx(x.numpy()))
     difference = float(np.abs(found - reference).max())
     if not difference <= ONNX_TOLERANCE:
-        raise OnnxUnavailable(f"{onnx.path}: differs from torch by {difference:.2g} "
-                              f"(tolerance {ONNX_TOLERANCE:g})")
+        raise OnnxUnavailable(f"{onnx.path}: {ENGINES[onnx.engine]} differs from torch by "
+                              f"{difference:.2g} (tolerance {ONNX_TOLERANCE:g})")
     return difference
 
 
 def export_checked(net: torch.nn.Module, in_channels: int, side: int, path: Path,
-                   weights: Path) -> float:
-    """Export `net` to `path`, check it against torch and stamp it as matching the weights
-    file `weights`; the largest probability difference (OnnxUnavailable above tolerance)."""
+                   weights: Path) -> dict[str, float]:
+    """Export `net` to `path` and `check_engines` on it."""
     export_onnx(net, in_channels, side, path)
-    difference = check_against_torch(OnnxNetwork(path, None), net, in_channels, side)
-    write_stamp(path, weights, difference)
-    return difference
+    return check_engines(net, in_channels, side, path, weights)
+
+
+def check_engines(net: torch.nn.Module, in_channels: int, side: int, path: Path,
+                  weights: Path) -> dict[str, float]:
+    """Check every installed engine on the ONNX file `path` against torch's `net` and stamp
+    those that pass as matching the weights file `weights`: {engine: largest probability
+    difference}; OnnxUnavailable where none passes."""
+    passed, problems = {}, []
+    for engine in installed_engines():
+        try:
+            passed[engine] = check_against_torch(OnnxNetwork(path, None, engine), net,
+                                                 in_channels, side)
+        except OnnxUnavailable as exc:
+            problems.append(str(exc))
+            continue
+        write_stamp(path, weights, engine, passed[engine])
+    if not passed:
+        raise OnnxUnavailable("; ".join(problems) or "no ONNX engine is installed")
+    return passed
 
 
 def onnx_network(torch_net: Callable[[], Any], *, own: Path | None, weights: Path, key: str,
-                 in_channels: int, side: int, threads: int | None, export: bool
-                 ) -> OnnxNetwork:
-    """The ONNX Runtime form of a network whose weights file is `weights`: `own` (a model
-    folder's ``model.onnx``), else, with `export`, the export cached under `key` (made now if
-    missing). A file stamped as checked against these weights is used as it is; any other is
-    checked against `torch_net()` (the fused network on the CPU, made only then) and stamped
-    where it passes and its folder can be written. Raises OnnxUnavailable where none can be
-    used."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise OnnxUnavailable("onnxruntime is not installed")
+                 in_channels: int, side: int, threads: int | None, export: bool,
+                 engine: str = "onnx") -> OnnxNetwork:
+    """The network whose weights file is `weights` as an ONNX file run by `engine`: `own` (a
+    model folder's ``model.onnx``), else, with `export`, the export cached under `key` (made
+    now if missing). A file whose stamp holds this engine's check against these weights is
+    used as it is; any other is checked against `torch_net()` (the fused network on the CPU,
+    made only then) and stamped where it passes and its folder can be written. Raises
+    OnnxUnavailable where none can be used."""
+    if engine not in ENGINES or importlib.util.find_spec(ENGINES[engine]) is None:
+        raise OnnxUnavailable(f"{ENGINES.get(engine, engine)} is not installed")
     cached = cache_dir() / "onnx" / f"{key}.onnx"
     candidates = [p for p in (own, cached if export else None) if p is not None]
     problems = []
@@ -187,10 +253,10 @@ def onnx_network(torch_net: Callable[[], Any], *, own: Path | None, weights: Pat
         if not path.is_file():
             continue
         try:
-            onnx = OnnxNetwork(path, threads)
-            if not is_stamped(path, weights):
+            onnx = OnnxNetwork(path, threads, engine)
+            if not is_stamped(path, weights, engine):
                 difference = check_against_torch(onnx, torch_net(), in_channels, side)
-                _try_stamp(path, weights, difference)
+                _try_stamp(path, weights, engine, difference)
             return onnx
         except OnnxUnavailable as exc:
             problems.append(str(exc))
@@ -200,28 +266,35 @@ def onnx_network(torch_net: Callable[[], Any], *, own: Path | None, weights: Pat
         raise OnnxUnavailable("; ".join(problems) or "no model.onnx in the model folder")
     try:
         log.info("exporting the network to ONNX (once per model and machine): %s", cached)
-        export_checked(torch_net(), in_channels, side, cached, weights)
-        return OnnxNetwork(cached, threads)
-    except OnnxUnavailable:
-        raise
+        net = torch_net()
+        export_onnx(net, in_channels, side, cached)
+        onnx = OnnxNetwork(cached, threads, engine)
+        write_stamp(cached, weights, engine, check_against_torch(onnx, net, in_channels, side))
+        return onnx
+    except OnnxUnavailable as exc:
+        problems.append(str(exc))
+        raise OnnxUnavailable("; ".join(problems)) from None
     except Exception as exc:  # the exporter's many failure kinds: keep torch
         problems.append(f"export: {type(exc).__name__}: {exc}")
         raise OnnxUnavailable("; ".join(problems)) from None
 
 
-def _try_stamp(path: Path, weights: Path, difference: float) -> None:
+def _try_stamp(path: Path, weights: Path, engine: str, difference: float) -> None:
     """Stamp a checked file where its folder can be written (a read-only install cannot)."""
     try:
-        write_stamp(path, weights, difference)
+        write_stamp(path, weights, engine, difference)
     except OSError as exc:
         log.debug("%s: check not stamped (%s)", path, exc)
 
 
-def export_model_folder(folder: str | Path) -> list[tuple[Path, float]]:
+def export_model_folder(folder: str | Path, *, export: bool = True
+                        ) -> list[tuple[Path, dict[str, float]]]:
     """Export a model folder's networks (its localiser's too) to ``model.onnx`` beside their
-    weights, each checked against torch and stamped: [(file, largest probability difference)].
-    Needs the exporter (the ``export`` extra: onnx, onnxscript); raises OnnxUnavailable or the
-    exporter's own error where it cannot."""
+    weights, each checked against torch with every installed engine and stamped: [(file,
+    {engine: largest probability difference})]. `export` False checks and stamps the files
+    already there (a model.onnx missing is skipped). Export needs the exporter (the
+    ``export`` extra: onnx, onnxscript); raises OnnxUnavailable or the exporter's own error
+    where it cannot."""
     from .model.checkpoint import load_checkpoint
     from .model.folder import LOCALISER_DIR, MODEL_FILE
     from .model.unet import fuse_batchnorm
@@ -231,11 +304,12 @@ def export_model_folder(folder: str | Path) -> list[tuple[Path, float]]:
     done = []
     for where, side in ((folder, top.input_size),
                         (folder / LOCALISER_DIR, top.coarse_size or top.input_size)):
-        if not (where / MODEL_FILE).is_file():
+        path = where / ONNX_FILE
+        if not (where / MODEL_FILE).is_file() or not (export or path.is_file()):
             continue
         checkpoint = load_checkpoint(where)
         net = fuse_batchnorm(checkpoint.build_model()).eval()
         channels = checkpoint.info.architecture.in_channels
-        path = where / ONNX_FILE
-        done.append((path, export_checked(net, channels, side, path, where / MODEL_FILE)))
+        check = export_checked if export else check_engines
+        done.append((path, check(net, channels, side, path, where / MODEL_FILE)))
     return done

@@ -17,7 +17,12 @@ from medaka_heart.model.data import (
     generate_scene_sequence,
     toy_scenes,
 )
-from medaka_heart.model.inputs import DEVIATION_RANGE, beat_planes, network_input
+from medaka_heart.model.inputs import (
+    DEVIATION_RANGE,
+    beat_planes,
+    network_input,
+    temporal_median,
+)
 from medaka_heart.model.samples import ViewSpec, fine_sample, mask_box, scene_views
 
 torch.set_num_threads(1)
@@ -34,6 +39,15 @@ def _beating_disk(n=10, size=48, inside=0.8, outside=0.3):
         frames.append(np.where(mask, inside, outside).astype(np.float32))
         masks.append(mask)
     return np.stack(frames), np.stack(masks)
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 6), (8, 5, 6), (1, 4, 4), (6, 3, 4, 2)])
+def test_temporal_median_is_the_median_over_time(shape):
+    frames = np.random.default_rng(len(shape)).random(shape, dtype=np.float32)
+    found = temporal_median(frames)
+    assert found.shape == shape[1:]
+    assert found.dtype == np.float32
+    np.testing.assert_array_equal(found, np.median(frames, axis=0))
 
 
 def test_beat_planes_mark_what_changes_whatever_the_contrast():

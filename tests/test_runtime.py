@@ -1,4 +1,5 @@
-"""runtime: ONNX Runtime gives the masks torch gives, is chosen only where it checks out."""
+"""runtime: OpenVINO and ONNX Runtime give the masks torch gives, and are chosen only where
+they check out."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ from medaka_heart.runtime_onnx import (
     OnnxNetwork,
     OnnxUnavailable,
     check_against_torch,
+    check_engines,
     export_onnx,
+    installed_engines,
     is_stamped,
+    stamp_path,
 )
 from medaka_heart.segment import Segmenter
 
 pytest.importorskip("onnxruntime")
 torch.set_num_threads(1)
+AUTO = installed_engines()[0]  # what runtime "auto" picks on the CPU: OpenVINO where installed
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +55,13 @@ def _video(seg, frames):
     return [found for _, found in seg.segment_video([frames[:5], frames[5:]], 10.0)]
 
 
-def test_onnx_gives_the_masks_torch_gives(model_dir, frames, tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", installed_engines())
+def test_onnx_gives_the_masks_torch_gives(engine, model_dir, frames, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
     reference = Segmenter(model_dir, threads=1, runtime="torch")
-    fast = Segmenter(model_dir, threads=1, runtime="onnx")  # exported into the cache
+    fast = Segmenter(model_dir, threads=1, runtime=engine)  # exported into the cache
     assert reference.provenance()["runtime"] == "torch"
-    assert fast.provenance()["runtime"] == "onnx"
+    assert fast.provenance()["runtime"] == engine
     assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     for a, b in zip(_video(reference, frames), _video(fast, frames), strict=True):
         assert a.box == pytest.approx(b.box)
@@ -65,7 +71,7 @@ def test_onnx_gives_the_masks_torch_gives(model_dir, frames, tmp_path, monkeypat
     # the export is made once: a second runtime takes the cached file
     monkeypatch.setattr("medaka_heart.runtime_onnx.export_onnx",
                         lambda *a, **k: pytest.fail("exported again"))
-    again = Segmenter(model_dir, threads=1, runtime="onnx")
+    again = Segmenter(model_dir, threads=1, runtime=engine)
     np.testing.assert_allclose(_video(again, frames)[0].prob, _video(fast, frames)[0].prob)
 
 
@@ -80,7 +86,7 @@ def test_auto_takes_onnx_only_where_the_model_folder_ships_it(model_dir, frames,
     plain = Segmenter(shipped, threads=1, runtime="torch")
     export_onnx(plain.runtime.net, 2, 32, shipped / ONNX_FILE)
     auto = Segmenter(shipped, threads=1, runtime="auto")
-    assert auto.provenance()["runtime"] == "onnx"
+    assert auto.provenance()["runtime"] == AUTO
     assert not (tmp_path / "cache").exists()  # the folder's own file, nothing cached
     np.testing.assert_allclose(_video(auto, frames)[1].prob, _video(plain, frames)[1].prob,
                                atol=1e-4)
@@ -121,14 +127,19 @@ def test_the_shipped_model_runs_on_its_checked_onnx_file():
 
     shipped = default_model_path()
     seg = Segmenter(threads=1)  # the default runtime: the shipped, stamped model.onnx
-    assert seg.provenance()["runtime"] == "onnx"
+    assert seg.provenance()["runtime"] == AUTO
     assert seg.provenance()["model_sha256"].startswith("737ecaec")  # the 0.8.0 weights
-    assert is_stamped(shipped / ONNX_FILE, shipped / "model.pt")
-    # the stamp is honest: the file gives torch's probabilities
     reference = Segmenter(threads=1, runtime="torch").runtime
-    difference = check_against_torch(OnnxNetwork(shipped / ONNX_FILE, 1), reference.net,
-                                     reference.info.architecture.in_channels, reference.size)
-    assert difference <= 1e-4
+    for engine in ("openvino", "onnx"):  # stamped for both engines
+        assert is_stamped(shipped / ONNX_FILE, shipped / "model.pt", engine)
+        if engine not in installed_engines():
+            continue
+        # the stamp is honest: the file gives torch's probabilities
+        network = OnnxNetwork(shipped / ONNX_FILE, 1, engine)
+        difference = check_against_torch(network, reference.net,
+                                         reference.info.architecture.in_channels,
+                                         reference.size)
+        assert difference <= 1e-4
 
 
 def test_a_cpu_run_on_the_shipped_model_never_imports_torch(tmp_path):
@@ -148,7 +159,7 @@ def test_a_cpu_run_on_the_shipped_model_never_imports_torch(tmp_path):
                          env=env, check=False)
     assert run.returncode == 0, run.stderr
     if device_type("auto") == "cpu":
-        assert run.stdout.split() == ["onnx", "False"]
+        assert run.stdout.split() == [AUTO, "False"]
 
 
 def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_path,
@@ -164,15 +175,15 @@ def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_pa
                 folder / ONNX_FILE)
     assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
     first = Segmenter(folder, threads=1, runtime="auto")  # checked against torch, stamped
-    assert first.provenance()["runtime"] == "onnx"
-    assert is_stamped(folder / ONNX_FILE, folder / "model.pt")
+    assert first.provenance()["runtime"] == AUTO
+    assert is_stamped(folder / ONNX_FILE, folder / "model.pt", AUTO)
 
     def no_check(*args, **kwargs):
         raise AssertionError("checked again")
 
     monkeypatch.setattr(runtime_onnx, "check_against_torch", no_check)
     again = Segmenter(folder, threads=1, runtime="auto")
-    assert again.provenance()["runtime"] == "onnx"
+    assert again.provenance()["runtime"] == AUTO
     assert not again.runtime._torch_nets  # no torch network was made
     # new weights: the stamp no longer matches, so the file is checked (and fails)
     monkeypatch.undo()
@@ -180,8 +191,31 @@ def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_pa
     torch.manual_seed(3)
     other = UNet(UNetConfig(depth=2, base_filters=4, dropout=0.2, in_channels=2)).eval()
     save_model_folder(folder, other, ModelInfo(other.config, input_size=32, coarse_size=64))
-    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
+    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt", AUTO)
     assert Segmenter(folder, threads=1, runtime="auto").provenance()["runtime"] == "torch"
+
+
+def test_each_engine_is_stamped_beside_the_others_and_old_stamps_name_onnx_runtime(
+        model_dir, tmp_path):
+    import json
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("model.pt", "config.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    net = Segmenter(folder, threads=1, runtime="torch").runtime.net
+    export_onnx(net, 2, 32, folder / ONNX_FILE)
+    passed = check_engines(net, 2, 32, folder / ONNX_FILE, folder / "model.pt")
+    assert set(passed) == set(installed_engines())
+    assert all(is_stamped(folder / ONNX_FILE, folder / "model.pt", e) for e in passed)
+    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt", "tensorrt")
+    # a stamp written before engines were named holds ONNX Runtime's check only
+    stamp = json.loads(stamp_path(folder / ONNX_FILE).read_text())
+    stamp_path(folder / ONNX_FILE).write_text(json.dumps(
+        {"onnx_sha256": stamp["onnx_sha256"], "weights_sha256": stamp["weights_sha256"],
+         "largest_probability_difference": 3e-6, "tolerance": 1e-4}))
+    assert is_stamped(folder / ONNX_FILE, folder / "model.pt", "onnx")
+    assert not is_stamped(folder / ONNX_FILE, folder / "model.pt", "openvino")
 
 
 def test_larger_images_go_through_in_smaller_batches(monkeypatch):
@@ -209,3 +243,21 @@ def test_larger_images_go_through_in_smaller_batches(monkeypatch):
     channels = runtime.coarse_info.architecture.in_channels
     together = call(runtime._onnx[COARSE], network_input(closer, channels, COARSE))
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-together[:, 0])), atol=1e-5)
+
+
+def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(monkeypatch, caplog,
+                                                                   tmp_path):
+    import medaka_heart.runtime_onnx as runtime_onnx
+
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    def broken(path, threads):
+        raise ImportError("no openvino here")
+
+    monkeypatch.setattr(runtime_onnx, "_openvino_runner", broken)
+    monkeypatch.setattr("medaka_heart.runtime.installed_engines", lambda: ["openvino", "onnx"])
+    with caplog.at_level("WARNING"):
+        seg = Segmenter(threads=1, runtime="auto")  # the shipped model
+    assert seg.provenance()["runtime"] == "onnx"
+    assert not caplog.text  # a working engine was found: nothing to warn about
+    with pytest.raises(ValueError, match=r"runtime 'openvino' not possible.*not installed"):
+        Segmenter(threads=1, runtime="openvino")

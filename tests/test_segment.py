@@ -554,20 +554,55 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
     assert abs(ys.mean() - 75) < 4
 
 
+def _judge_from_table(table, asked):
+    """A stand-in `_judge_places`: chunk k (frames filled with k) judges each place as
+    `table[k]` says ({place: (refined box, score)}); records (chunk, places) in `asked`."""
+    def judge(frames, beat, places):
+        chunk = int(frames[0, 0, 0])
+        asked.append((chunk, list(places)))
+        return [table[chunk][place] for place in places]
+    return judge
+
+
 def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monkeypatch):
     seg = Segmenter(two_pass_dir, threads=1, search_every=1)  # crop_scale 2: 20 px hearts
     atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
     found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
     monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
     # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
-    judged = iter([[(atrium, 0.9), (heart, 0.8)], [(atrium, 0.9), (heart, 0.0)],
-                   [(atrium, 0.9), ((31.0, 30.0, 40.0), 0.8)], [(atrium, 0.9), (heart, 0.8)]])
-    monkeypatch.setattr(seg.locator, "_judge_places", lambda *a, **k: next(judged))
-    frames = np.zeros((2, 8, 8), np.uint8)
-    boxes = seg.locator.locate_video(lambda: iter([frames] * 4))
-    # two chunks found the heart, one the atrium: the heart, where it shows; chunk 1 keeps its
-    # own crop (the heart scores 0 there); the chunk that found nothing takes the heart's
+    table = [{atrium: (atrium, 0.9), heart: (heart, 0.8)},
+             {atrium: (atrium, 0.9), heart: (heart, 0.0)},
+             {atrium: (atrium, 0.9), heart: ((31.0, 30.0, 40.0), 0.8)},
+             {atrium: (atrium, 0.9), heart: (heart, 0.8)}]
+    asked = []
+    monkeypatch.setattr(seg.locator, "_judge_places", _judge_from_table(table, asked))
+    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(4)]
+    boxes = seg.locator.locate_video(lambda: iter(chunks))
+    # two chunks found the heart, one the atrium: the heart, where it shows; the chunk that
+    # found nothing takes the heart's
     assert boxes == [heart, heart, (31.0, 30.0, 40.0), heart]
+    # most chunks found the heart, so no scores are needed to choose it: only the heart is
+    # judged, and only on the chunks that did not find it
+    assert asked == [(0, [heart]), (2, [heart])]
+
+
+def test_where_as_many_chunks_found_each_place_every_place_is_judged(two_pass_dir,
+                                                                       monkeypatch):
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)  # crop_scale 2: 20 px hearts
+    atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
+    found = iter([atrium, heart, atrium, heart])
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
+    # the heart scores better over the video (0.7 against 0.5 on average), but not in chunk 1
+    table = [{atrium: (atrium, 0.5), heart: (heart, 0.6)},
+             {atrium: (atrium, 0.5), heart: (heart, 0.6)},
+             {atrium: (atrium, 0.5), heart: ((32.0, 30.0, 40.0), 0.9)},
+             {atrium: (atrium, 0.5), heart: (heart, 0.7)}]
+    asked = []
+    monkeypatch.setattr(seg.locator, "_judge_places", _judge_from_table(table, asked))
+    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(4)]
+    boxes = seg.locator.locate_video(lambda: iter(chunks))
+    assert asked == [(k, [atrium, heart]) for k in range(4)]  # a tie: scores decide
+    assert boxes == [heart, heart, (32.0, 30.0, 40.0), heart]
 
 
 def test_chunks_between_searches_check_the_handed_on_crop(two_pass_dir, monkeypatch):
@@ -611,8 +646,9 @@ def test_where_searches_disagree_the_checked_chunks_are_searched_too(two_pass_di
     monkeypatch.setattr(seg.locator, "_locate", locate)
     monkeypatch.setattr(seg.locator, "_judge", lambda sample, beat, box: (box, 0.9))
     # judged on every chunk, the atrium scores better: only the votes can keep the heart
+    scores = {heart: (heart, 0.5), atrium: (atrium, 0.8)}
     monkeypatch.setattr(seg.locator, "_judge_places",
-                        lambda *a, **k: [(heart, 0.5), (atrium, 0.8)])
+                        lambda frames, beat, places: [scores[place] for place in places])
     reads = []
     frames = np.zeros((2, 8, 8), np.uint8)
     boxes = seg.locator.locate_video(lambda: reads.append(1) or iter([frames] * 4))

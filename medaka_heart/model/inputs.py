@@ -68,7 +68,7 @@ def beat_planes(frames: np.ndarray, median: np.ndarray | None = None,
     if std is None or median is None:
         if len(frames) < MIN_BEAT_FRAMES:
             return out
-        std, median = frames.std(axis=0), np.median(frames, axis=0)
+        std, median = frames.std(axis=0), temporal_median(frames)
     top = float(np.percentile(std, BEAT_PERCENTILE))
     if not top > 1e-6:
         return out
@@ -76,6 +76,14 @@ def beat_planes(frames: np.ndarray, median: np.ndarray | None = None,
     deviation = (frames - median) / np.float32(top * DEVIATION_RANGE)
     out[:, 1] = np.clip(deviation, -1.0, 1.0)
     return out
+
+
+def temporal_median(frames: np.ndarray) -> np.ndarray:
+    """Per-pixel median over time of (N, ...) frames: (...) float32, as np.median(axis=0),
+    taken along contiguous rows (about twice as fast for a chunk of crops)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    rows = np.ascontiguousarray(frames.reshape(len(frames), -1).T)
+    return np.median(rows, axis=1).reshape(frames.shape[1:])
 
 
 def motion_image(frames: np.ndarray) -> np.ndarray:
