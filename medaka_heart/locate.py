@@ -410,7 +410,8 @@ class HeartLocator:
         shows something, as `locate` judges a candidate (`_one_place`; among equals the
         highest mean score over all chunks): the heart does not jump within a video, and a
         chunk's coarse pass may have missed the place the others found. Last, a crop far
-        larger than the others of its place takes theirs (`steady_sizes`). Models without a coarse_size: None for every chunk.
+        larger than the others of its place takes theirs (`steady_sizes`). Models without a
+        coarse_size: None for every chunk.
         """
         if not self.runtime.coarse_size:
             return [None for _ in chunks()]
