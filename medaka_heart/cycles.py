@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks, peak_prominences
 
 from .config import CycleConfig
+from .peaks import find_peaks, prominence_bases
 
 LAST_ES_FALL = 0.85  # share of the median systolic fall that marks an ES on the last frames
 
@@ -310,16 +310,16 @@ def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: f
                ) -> np.ndarray:
     """Indices of maxima at least `distance` frames apart that stand out by `prominence`.
 
-    As `scipy.signal.find_peaks`, except near the video's edges: a maximum less than a
-    `period` (frames) from the first or last frame, with nothing higher between it and that
-    edge, has its fall on that side cut short by the edge (its lowest point may lie before
+    As `scipy.signal.find_peaks` (`peaks.find_peaks`), except near the video's edges: a
+    maximum less than a `period` (frames) from the first or last frame, with nothing higher
+    between it and that edge, has its fall on that side cut short by the edge (its lowest point may lie before
     the first frame): its other side must fall by `prominence`, the cut side must have begun
     to fall (a quarter of `prominence` per half period, in proportion to the frames seen).
     """
-    peaks, _ = find_peaks(smooth, distance=distance)
+    peaks = find_peaks(smooth, distance=distance)
     if peaks.size == 0:
         return peaks
-    _, left, right = peak_prominences(smooth, peaks)
+    left, right = prominence_bases(smooth, peaks)
     left_fall, right_fall = smooth[peaks] - smooth[left], smooth[peaks] - smooth[right]
     n = smooth.size
     highest_before = np.maximum.accumulate(smooth)
