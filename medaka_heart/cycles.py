@@ -312,9 +312,10 @@ def edge_peaks(smooth: np.ndarray, distance: float, prominence: float, period: f
 
     As `scipy.signal.find_peaks` (`peaks.find_peaks`), except near the video's edges: a
     maximum less than a `period` (frames) from the first or last frame, with nothing higher
-    between it and that edge, has its fall on that side cut short by the edge (its lowest point may lie before
-    the first frame): its other side must fall by `prominence`, the cut side must have begun
-    to fall (a quarter of `prominence` per half period, in proportion to the frames seen).
+    between it and that edge, has its fall on that side cut short by the edge (its lowest
+    point may lie before the first frame): its other side must fall by `prominence`, the cut
+    side must have begun to fall (a quarter of `prominence` per half period, in proportion
+    to the frames seen).
     """
     peaks = find_peaks(smooth, distance=distance)
     if peaks.size == 0:
