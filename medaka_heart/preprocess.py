@@ -91,10 +91,32 @@ def restore_geometry(prob: np.ndarray, height: int, width: int) -> np.ndarray:
     return resize_stack(np.asarray(prob, dtype=np.float32), height, width, linear=True)
 
 
+PYRAMID_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32,
+                                              np.float64))  # what cv2.pyrDown takes
+
+
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An (H, W[, C]) image shrunk to (height, width) for display: halved by OpenCV's Gaussian
+    pyramid (`cv2.pyrDown`) while it stays at least twice that size, then area-averaged to
+    it. About 8 times faster than area averaging alone from a 640-px 16-bit frame to 64 px,
+    which OpenCV does slowly at ratios that are not whole; the pyramid's smoothing keeps it
+    free of aliasing. Not for what is measured: its values differ from area averaging's by a
+    few per cent where the image has fine detail."""
+    pyramid = image.dtype in PYRAMID_DTYPES
+    while pyramid and image.shape[1] >= 4 * width and image.shape[0] >= 4 * height:
+        image = cv2.pyrDown(image)
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def thumbnails(frames: np.ndarray, width: int = 48) -> np.ndarray:
     """(T, H, W[, C]) frames -> (T, h, width) float32 grayscale, aspect ratio kept (area averaging).
 
     Frames are shrunk before the grayscale conversion, so no full-size float copy is made.
+    (Not `shrink`: the beat map measured on these decides where the heart is, and on the
+    `hard` phantoms the pyramid's slightly different thumbnails moved a crop: Dice 0.707 ->
+    0.659.)
     """
     frames = np.asarray(frames)
     height = max(1, round(frames.shape[1] * width / frames.shape[2]))

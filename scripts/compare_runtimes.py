@@ -1,6 +1,6 @@
-"""Same masks from ONNX Runtime as from torch? `analyze` each video with `[segment] runtime`
-torch (the default) and auto (ONNX Runtime where the model folder ships model.onnx) and
-compare the masks (Dice over the whole video) and the summaries.
+"""Same masks from OpenVINO and ONNX Runtime as from torch? `analyze` each video with
+`[segment] runtime` torch (the reference) and each ONNX engine installed (openvino, onnx: the
+shipped model.onnx), and compare the masks (Dice over the whole video) and the summaries.
 
     python scripts/compare_runtimes.py --real ../shared/real --phantoms 2
 
@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_rhythm
 import benchmark
 
+from medaka_heart.runtime_onnx import ENGINES, installed_engines
+
 
 def analyse(video: Path, fps: float | None, out: Path, runtime: str) -> tuple[pd.Series, Path]:
     """summary row and masks.tif of `analyze` with the given runtime."""
@@ -39,21 +41,30 @@ def analyse(video: Path, fps: float | None, out: Path, runtime: str) -> tuple[pd
     return row, out / str(row["video"]) / "masks.tif"
 
 
-def compare(name: str, video: Path, fps: float | None, work: Path) -> dict:
+def compare(name: str, video: Path, fps: float | None, work: Path, engines: list[str]
+            ) -> list[dict]:
+    """One row per engine: its masks' Dice against torch's, and how the summaries differ."""
     a, masks_a = analyse(video, fps, work / "torch", "torch")
-    b, masks_b = analyse(video, fps, work / "auto", "auto")
-    ma, mb = tifffile.imread(masks_a) > 0, tifffile.imread(masks_b) > 0
-    total = int(ma.sum() + mb.sum())
-    return {"video": name, "dice": 2 * float((ma & mb).sum()) / total if total else 1.0,
-            "hr_diff_bpm": abs(a["hr_bpm"] - b["hr_bpm"]),
-            "ef_diff_points": abs(a["ef_pct"] - b["ef_pct"]),
-            "same_qc": a["qc_pass"] == b["qc_pass"]}
+    ma = tifffile.imread(masks_a) > 0
+    rows = []
+    for engine in engines:
+        b, masks_b = analyse(video, fps, work / engine, engine)
+        mb = tifffile.imread(masks_b) > 0
+        total = int(ma.sum() + mb.sum())
+        rows.append({"video": name, "engine": engine,
+                     "dice": 2 * float((ma & mb).sum()) / total if total else 1.0,
+                     "hr_diff_bpm": abs(a["hr_bpm"] - b["hr_bpm"]),
+                     "ef_diff_points": abs(a["ef_pct"] - b["ef_pct"]),
+                     "same_qc": a["qc_pass"] == b["qc_pass"]})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, help="folder laid out like shared/real")
     parser.add_argument("--phantoms", type=int, default=0, help="phantoms per preset")
+    parser.add_argument("--engines", nargs="+", choices=list(ENGINES),
+                        default=installed_engines(), help="ONNX engines to compare with torch")
     args = parser.parse_args(argv)
     videos: list[tuple[str, Path, float | None]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,14 +79,15 @@ def main(argv: list[str] | None = None) -> int:
                 videos.append((v["name"], Path(v["path"]), v["fps"]))
         if not videos:
             parser.error("give --real DIR and/or --phantoms N")
-        rows = [compare(name, video, fps, work / f"run{k}")
-                for k, (name, video, fps) in enumerate(videos)]
+        rows = [row for k, (name, video, fps) in enumerate(videos)
+                for row in compare(name, video, fps, work / f"run{k}", args.engines)]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-    print(f"{len(table)} videos: Dice min {table.dice.min():.6f}, HR differs on "
-          f"{int((table.hr_diff_bpm > 0).sum())}, largest EF difference "
-          f"{np.nanmax(table.ef_diff_points.to_numpy(float), initial=0.0):.2g} points, QC "
-          f"the same on {int(table.same_qc.sum())}")
+    for engine, own in table.groupby("engine", sort=False):
+        print(f"{engine} against torch, {len(own)} videos: Dice min {own.dice.min():.6f}, HR "
+              f"differs on {int((own.hr_diff_bpm > 0).sum())}, largest EF difference "
+              f"{np.nanmax(own.ef_diff_points.to_numpy(float), initial=0.0):.2g} points, QC "
+              f"the same on {int(own.same_qc.sum())}")
     return 0
 
 

@@ -94,3 +94,26 @@ def test_block_thumbnails_of_a_frame_far_wider_than_high_shrink_the_whole_frame(
 
     frames = np.random.default_rng(4).integers(0, 255, (2, 10, 960), dtype=np.uint8)
     np.testing.assert_array_equal(block_thumbnails(frames, 48), thumbnails(frames, 48))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_shrink_keeps_dtype_and_averages_like_area_resampling(dtype, channels):
+    import cv2
+
+    from medaka_heart.preprocess import shrink
+
+    yy, xx = np.mgrid[0:463, 0:610]
+    image = (50 + 0.1 * xx + 0.1 * yy).astype(dtype)  # a smooth ramp, not whole-ratio sizes
+    checker = ((yy + xx) % 2).astype(dtype) * 40  # detail finer than the target's pixels
+    image = image + checker
+    if channels:
+        image = np.repeat(image[..., None], channels, axis=-1)
+    small = shrink(image, 64, 48)
+    assert small.shape == ((48, 64) if channels is None else (48, 64, channels))
+    assert small.dtype == np.dtype(dtype)
+    area = cv2.resize(image.astype(np.float32), (64, 48), interpolation=cv2.INTER_AREA)
+    inner = (slice(4, -4), slice(4, -4))  # the borders are handled differently
+    np.testing.assert_allclose(small.astype(np.float32)[inner], area[inner], atol=2.0)
+    # the checkerboard averages out (no aliasing): what is left is the ramp
+    assert float(np.ptp(np.diff(small.astype(np.float32)[inner], axis=1))) < 2.5

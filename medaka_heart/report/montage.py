@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..preprocess import shrink
 from .figure import agg_figure, save_png
 from .overlay import OUTLINE_RGB, display_levels, ellipse_axes_px, to_rgb8
 
@@ -59,8 +60,7 @@ class FrameReservoir:
             return
         frames, masks = frames[:room], masks[:room]
         if self.scale < 1.0:  # shrink first: levels and colour conversion on small frames
-            frames = np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA)
-                               for f in frames])
+            frames = np.stack([shrink(f, *self.size) for f in frames])
             masks = np.stack([cv2.resize(np.asarray(m, dtype=np.uint8), self.size,
                                          interpolation=cv2.INTER_NEAREST) for m in masks])
         if self._levels is None:

@@ -10,9 +10,15 @@ import numpy as np
 OUTLINE_RGB = (255, 230, 0)  # yellow
 
 
+LEVEL_FRAMES = 16  # display levels are taken from at most this many frames, evenly spread
+
+
 def display_levels(frames: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """(black, white) intensity levels of (t, H, W[, 3]) frames: robust percentiles."""
-    lo, hi = np.percentile(np.asarray(frames, dtype=np.float32), [low, high])
+    """(black, white) intensity levels of (t, H, W[, 3]) frames: robust percentiles of up to
+    LEVEL_FRAMES of them, evenly spread."""
+    frames = np.asarray(frames)
+    pick = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LEVEL_FRAMES)).round())
+    lo, hi = np.percentile(frames[pick.astype(int)].astype(np.float32), [low, high])
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
