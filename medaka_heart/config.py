@@ -62,6 +62,9 @@ class RhythmConfig:
     max_thumbnail_frames: int = 16384  # frames kept (~48-px thumbnails, 7-10 kB each)
 
 
+RUNTIMES = ("auto", "torch", "onnx", "openvino")  # what runs the network (runtime.ModelRuntime)
+
+
 @dataclass(frozen=True)
 class SegmentConfig:
     """U-Net inference (runtime.py) and finding the heart (locate.py)."""

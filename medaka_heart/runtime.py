@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import expit
 
-from .config import PreprocessConfig, SegmentConfig
+from .config import RUNTIMES, PreprocessConfig, SegmentConfig
 from .model.device import cpu_threads, device_type
 from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
 from .model.info import ModelInfo, folder_info
 from .model.inputs import COARSE, FINE, beat_planes, network_input, sees_beat
 from .preprocess import normalise_intensity, resize_stack
 from .runtime_onnx import (
-    ENGINES,
     ONNX_FILE,
     OnnxNetwork,
     OnnxUnavailable,
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "weights"
 CUDA_BATCH_FACTOR = 4  # larger batches on a GPU
-RUNTIMES = ("auto", "torch", *ENGINES)  # what runs the network (see `ModelRuntime`)
 
 
 def default_model_path() -> Path:

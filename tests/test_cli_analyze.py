@@ -150,3 +150,29 @@ def test_plain_video_with_no_other_input_uses_the_shipped_model(tmp_path):
     assert provenance["model"]["model_sha256"] == model_hash(default_model_path())
     summary = pd.read_csv(tmp_path / "summary.csv").iloc[0]
     assert summary["hr_bpm"] == pytest.approx(truth["params"]["hr_bpm"], rel=0.05)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_runtime_option_picks_what_runs_the_network_with_the_same_numbers(tmp_path, runtime):
+    import json
+
+    sample = Path(__file__).parents[1] / "sample_data" / "typical_s2024_000.avi"
+    runs = {}
+    for name in (runtime, "auto"):
+        out = tmp_path / name
+        result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(out), "--no-plots",
+                                           "--workers", "1", "--runtime", name])
+        assert result.exit_code == 0, result.output
+        provenance = json.loads((out / sample.stem / "provenance.json").read_text())
+        runs[name] = (provenance["model"]["runtime"], pd.read_csv(out / "summary.csv").iloc[0])
+    assert runs[runtime][0] == runtime
+    assert runs["auto"][0] != "torch"  # the shipped model.onnx is checked for each engine
+    for key in ("hr_bpm", "ef_pct", "edv_pl"):
+        assert runs[runtime][1][key] == pytest.approx(runs["auto"][1][key], rel=1e-4)
+
+
+def test_every_onnx_engine_is_a_runtime_to_choose():
+    from medaka_heart.config import RUNTIMES
+    from medaka_heart.runtime_onnx import ENGINES
+
+    assert set(ENGINES) <= set(RUNTIMES)

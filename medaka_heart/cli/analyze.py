@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..config import RUNTIMES
+
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=False)
@@ -27,6 +29,10 @@ import click
 @click.option("--model", default=None, help="Model folder or checkpoint (default: shipped).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
               help="Where the segmenter runs (default from config: auto).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="What runs the network: auto (default from config: on the CPU OpenVINO, "
+                   "else ONNX Runtime, where the model's checked model.onnx allows, else "
+                   "torch), torch, onnx (ONNX Runtime) or openvino.")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -50,8 +56,8 @@ import click
                    "analysed).")
 @click.pass_context
 def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path, model, device,
-            batch_size, save_masks, workers, scheduler, force, group_by, no_plots, overlay_video,
-            no_progress, strict):
+            runtime, batch_size, save_masks, workers, scheduler, force, group_by, no_plots,
+            overlay_video, no_progress, strict):
     """Measure heart rate, volumes, EF and FS beat by beat in each INPUT.
 
     INPUT is a video (AVI/MP4/MOV, multi-page TIFF/OME-TIFF), a folder of numbered frames,
@@ -76,7 +82,8 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
         sources += read_manifest(manifest) if manifest is not None else []
     except (OSError, ValueError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from None
-    config = with_overrides(config, "segment", model=model, device=device, batch_size=batch_size)
+    config = with_overrides(config, "segment", model=model, device=device, runtime=runtime,
+                            batch_size=batch_size)
     if not sources:
         raise click.ClickException(f"no videos found in: {' '.join(inputs)}")
     if masks:
