@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+
+from .mask_scores import MaskScores
 
 # Per-beat quantities compared side by side (beats.csv columns).
 BEAT_VALUES = (
@@ -127,8 +130,17 @@ def local_tolerance_s(event_times_s, rr_s=None, *, fraction: float = 0.5) -> np.
     return fraction * rr
 
 
-def dice_per_frame(pred_masks, true_masks) -> np.ndarray:
-    """Dice coefficient 2|P & T| / (|P| + |T|) of each frame.
+class FrameAgreement(NamedTuple):
+    """Per-frame agreement of predicted with true masks: Dice (1 where both are empty) and
+    the two masks' areas, px."""
+
+    dice: np.ndarray
+    pred_area: np.ndarray
+    true_area: np.ndarray
+
+
+def frame_agreement(pred_masks, true_masks) -> FrameAgreement:
+    """Dice 2|P & T| / (|P| + |T|) and both areas of each frame.
 
     Parameters
     ----------
@@ -138,9 +150,8 @@ def dice_per_frame(pred_masks, true_masks) -> np.ndarray:
 
     Returns
     -------
-    (T,) float ndarray
-        Dice per frame; 1.0 by convention where both masks are empty (nothing to find and
-        nothing found).
+    FrameAgreement of (T,) arrays; Dice 1.0 by convention where both masks are empty
+    (nothing to find and nothing found).
     """
     p = np.asarray(pred_masks) != 0
     t = np.asarray(true_masks) != 0
@@ -151,11 +162,18 @@ def dice_per_frame(pred_masks, true_masks) -> np.ndarray:
     if p.ndim != 3:
         raise ValueError(f"masks must be (T, H, W) or (H, W), got shape {p.shape}")
     inter = np.count_nonzero(p & t, axis=(1, 2)).astype(float)
-    total = (np.count_nonzero(p, axis=(1, 2)) + np.count_nonzero(t, axis=(1, 2))).astype(float)
-    out = np.ones(p.shape[0])
+    pred_area = np.count_nonzero(p, axis=(1, 2)).astype(float)
+    true_area = np.count_nonzero(t, axis=(1, 2)).astype(float)
+    total = pred_area + true_area
+    dice = np.ones(p.shape[0])
     nonempty = total > 0
-    out[nonempty] = 2.0 * inter[nonempty] / total[nonempty]
-    return out
+    dice[nonempty] = 2.0 * inter[nonempty] / total[nonempty]
+    return FrameAgreement(dice, pred_area, true_area)
+
+
+def dice_per_frame(pred_masks, true_masks) -> np.ndarray:
+    """(T,) Dice of each frame (`frame_agreement`)."""
+    return frame_agreement(pred_masks, true_masks).dice
 
 
 def _frames(chunks: Iterable) -> Iterator[np.ndarray]:
@@ -164,8 +182,9 @@ def _frames(chunks: Iterable) -> Iterator[np.ndarray]:
         yield from arr if arr.ndim == 3 else [arr]
 
 
-def dice_stream(pred_chunks: Iterable, true_chunks: Iterable, *, batch: int = 64) -> np.ndarray:
-    """Per-frame Dice over two streams of mask chunks of any (unequal) chunk sizes.
+def agreement_stream(pred_chunks: Iterable, true_chunks: Iterable, *, batch: int = 64
+                     ) -> FrameAgreement:
+    """`frame_agreement` over two streams of mask chunks of any (unequal) chunk sizes.
 
     Parameters
     ----------
@@ -174,21 +193,27 @@ def dice_stream(pred_chunks: Iterable, true_chunks: Iterable, *, batch: int = 64
 
     Returns
     -------
-    (T,) float ndarray
-        Dice of the first T frames, T the shorter of the two streams.
+    FrameAgreement of the first T frames, T the shorter of the two streams.
     """
-    out: list[np.ndarray] = []
+    out: list[FrameAgreement] = []
     buf_p: list[np.ndarray] = []
     buf_t: list[np.ndarray] = []
     for p, t in zip(_frames(pred_chunks), _frames(true_chunks), strict=False):
         buf_p.append(p)
         buf_t.append(t)
         if len(buf_p) >= batch:
-            out.append(dice_per_frame(np.stack(buf_p), np.stack(buf_t)))
+            out.append(frame_agreement(np.stack(buf_p), np.stack(buf_t)))
             buf_p, buf_t = [], []
     if buf_p:
-        out.append(dice_per_frame(np.stack(buf_p), np.stack(buf_t)))
-    return np.concatenate(out) if out else np.zeros(0)
+        out.append(frame_agreement(np.stack(buf_p), np.stack(buf_t)))
+    if not out:
+        return FrameAgreement(np.zeros(0), np.zeros(0), np.zeros(0))
+    return FrameAgreement(*(np.concatenate(parts) for parts in zip(*out, strict=True)))
+
+
+def dice_stream(pred_chunks: Iterable, true_chunks: Iterable, *, batch: int = 64) -> np.ndarray:
+    """(T,) per-frame Dice of two streams of mask chunks (`agreement_stream`)."""
+    return agreement_stream(pred_chunks, true_chunks, batch=batch).dice
 
 
 def _col(beats: pd.DataFrame, name: str) -> np.ndarray:
@@ -321,6 +346,10 @@ class ErrorSummary:
     dice_median: float
     dice_min: float
     dice_p05: float  # 5th percentile of per-frame Dice
+    dice_ed: float  # mean Dice over each video's ED-like frames (`mask_scores`)
+    dice_es: float  # and over its ES-like frames
+    area_error_ed_pct: float  # mean signed area error there, % of the true area (+ too large)
+    area_error_es_pct: float
     ed_frame_error_mean: float
     es_frame_error_mean: float
     edes_frame_error_max: float
@@ -349,6 +378,7 @@ def summarise_errors(
     pred_beats: pd.DataFrame,
     dice=None,
     *,
+    phases: MaskScores | None = None,
     n_videos: int = 1,
 ) -> ErrorSummary:
     """Summarise a pred-vs-truth beat table (one or several videos concatenated).
@@ -361,6 +391,9 @@ def summarise_errors(
         The predicted beats of the same videos (to count events and false events).
     dice : (T,) float array, optional
         Per-frame Dice of all frames; None or empty when no masks were compared.
+    phases : MaskScores, optional
+        Dice and area error at the ED-like and ES-like frames (`mask_scores.phase_scores`,
+        `pooled_phase_scores`); None: NaN.
     n_videos : int
         Number of videos summarised.
     """
@@ -401,6 +434,10 @@ def summarise_errors(
         dice_median=_stat(d, "median"),
         dice_min=_stat(d, "min"),
         dice_p05=_stat(d, "p05"),
+        dice_ed=math.nan if phases is None else phases.dice_ed,
+        dice_es=math.nan if phases is None else phases.dice_es,
+        area_error_ed_pct=math.nan if phases is None else phases.area_error_ed_pct,
+        area_error_es_pct=math.nan if phases is None else phases.area_error_es_pct,
         ed_frame_error_mean=_stat(ed_err, "mean"),
         es_frame_error_mean=_stat(es_err, "mean"),
         edes_frame_error_max=_stat(np.concatenate([ed_err, es_err]), "max"),

@@ -1,7 +1,7 @@
 """`medaka-heart evaluate` as a function: every video of a prediction folder against its truth.
 
 `evaluate_folders` pairs the videos of PRED and TRUTH by name (`io.truth` finds and reads
-them), compares each (`evaluate.compare_beats`, `evaluate.dice_stream`) and summarises them
+them), compares each (`evaluate.compare_beats`, `evaluate.agreement_stream`) and summarises them
 all, and over those that passed QC; `write_evaluation` writes the report's tables.
 """
 
@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluate import ErrorSummary, compare_beats, dice_stream, summarise_errors
+from .evaluate import (
+    ErrorSummary,
+    FrameAgreement,
+    agreement_stream,
+    compare_beats,
+    summarise_errors,
+)
 from .io.masks import mask_chunks
 from .io.results import write_csv_atomic, write_json_atomic
 from .io.truth import (
@@ -27,6 +33,7 @@ from .io.truth import (
     warn_pixel_size,
 )
 from .io.video import VideoError
+from .mask_scores import phase_scores, pooled_phase_scores
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,8 @@ class FolderEvaluation:
     only_truth: tuple[str, ...] = field(default=())
 
 
-def _video_dice(pred: VideoSources, true: VideoSources, chunk_frames: int) -> np.ndarray | None:
+def _video_agreement(pred: VideoSources, true: VideoSources, chunk_frames: int
+                     ) -> FrameAgreement | None:
     if pred.masks is None or true.masks is None:
         return None
     n_p, *hw_p = mask_shape(pred.masks)
@@ -55,9 +63,9 @@ def _video_dice(pred: VideoSources, true: VideoSources, chunk_frames: int) -> np
     if n_p != n_t:
         log.warning("%s: %d predicted vs %d true masks; Dice over the first %d frames",
                     pred.stem, n_p, n_t, min(n_p, n_t))
-    return dice_stream(mask_chunks(pred.masks, chunk_frames, numbering=False),
-                       mask_chunks(true.masks, chunk_frames, numbering=False),
-                       batch=chunk_frames)
+    return agreement_stream(mask_chunks(pred.masks, chunk_frames, numbering=False),
+                            mask_chunks(true.masks, chunk_frames, numbering=False),
+                            batch=chunk_frames)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,11 @@ class _VideoResult:
     row: dict
     table: pd.DataFrame | None = None  # compare_beats with a video column
     pred_beats: pd.DataFrame | None = None
-    dice: np.ndarray | None = None
+    agreement: FrameAgreement | None = None  # per-frame Dice and areas
+
+    @property
+    def dice(self) -> np.ndarray | None:
+        return None if self.agreement is None else self.agreement.dice
 
 
 def _evaluate_video(pred: VideoSources, true: VideoSources, chunk_frames: int) -> _VideoResult:
@@ -77,16 +89,17 @@ def _evaluate_video(pred: VideoSources, true: VideoSources, chunk_frames: int) -
         pred_beats = read_beats(pred.beats if true.beats is not None else None)
         fps = read_fps(true, pred)
         warn_pixel_size(pred, true)
-        dice = _video_dice(pred, true, chunk_frames)
+        agreement = _video_agreement(pred, true, chunk_frames)
         if true.beats is not None and fps is None:
             raise ValueError("frame rate unknown (no meta.json, summary.csv or frames.csv)")
         table = compare_beats(pred_beats, read_beats(true.beats), fps or 1.0)
     except (VideoError, ValueError, OSError) as exc:
         log.warning("%s: not evaluated: %s", pred.stem, exc)
         return _VideoResult({**row, "status": "error", "error": str(exc)})
-    summary = summarise_errors(table, pred_beats, dice)
+    summary = summarise_errors(table, pred_beats, None if agreement is None else agreement.dice,
+                               phases=None if agreement is None else phase_scores(*agreement))
     return _VideoResult({**row, "fps": fps, **summary.to_dict()},
-                        table.assign(video=pred.stem), pred_beats, dice)
+                        table.assign(video=pred.stem), pred_beats, agreement)
 
 
 def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, *, chunk_frames: int = 64
@@ -122,11 +135,12 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, *, chunk_frame
 
 def _summarise(results: list[_VideoResult]) -> ErrorSummary:
     """`summarise_errors` over the evaluated videos `results`."""
-    dice = [r.dice for r in results if r.dice is not None]
+    agreements = [r.agreement for r in results if r.agreement is not None]
     return summarise_errors(
         _concat([r.table for r in results]),
         _concat([r.pred_beats for r in results]) if results else read_beats(None),
-        np.concatenate(dice) if dice else None, n_videos=len(results),
+        np.concatenate([a.dice for a in agreements]) if agreements else None,
+        phases=pooled_phase_scores(agreements) if agreements else None, n_videos=len(results),
     )
 
 

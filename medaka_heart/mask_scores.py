@@ -10,6 +10,7 @@ a handful of annotated stills as for a whole video.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -68,19 +69,41 @@ def mask_scores(pred: np.ndarray, true: np.ndarray, share: float = PHASE_SHARE) 
     if pred.shape != true.shape:
         raise ValueError(f"predicted masks {pred.shape} and true masks {true.shape} differ")
     n = len(true)
-    if n == 0:
-        return MaskScores(0, *(math.nan,) * 5)
-    dice = dice_scores(pred, true)
     true_area = (true.reshape(n, -1) != 0).sum(axis=1).astype(float)
     pred_area = (pred.reshape(n, -1) != 0).sum(axis=1).astype(float)
-    ed, es = phase_frames(true_area, share)
+    return phase_scores(dice_scores(pred, true), pred_area, true_area, share)
 
-    def area_error(frames: np.ndarray) -> float:
-        t = true_area[frames]
-        ok = t > 0
-        if not ok.any():
-            return math.nan
-        return float(np.mean((pred_area[frames][ok] - t[ok]) / t[ok]) * 100.0)
 
-    return MaskScores(n, float(dice.mean()), float(dice[ed].mean()), float(dice[es].mean()),
-                      area_error(ed), area_error(es))
+def phase_scores(dice: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray,
+                 share: float = PHASE_SHARE) -> MaskScores:
+    """`MaskScores` of one video's frames from their Dice and predicted and true areas (px)."""
+    return pooled_phase_scores([(dice, pred_area, true_area)], share)
+
+
+def pooled_phase_scores(videos: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        share: float = PHASE_SHARE) -> MaskScores:
+    """`MaskScores` over several videos, each given as (Dice, predicted area, true area) per
+    frame: each video's own ED-like and ES-like frames (`phase_frames`), pooled."""
+    dice_all: list[np.ndarray] = []
+    dice_ed: list[np.ndarray] = []
+    dice_es: list[np.ndarray] = []
+    error_ed: list[np.ndarray] = []
+    error_es: list[np.ndarray] = []
+    for dice, pred_area, true_area in videos:
+        dice, pred_area = np.asarray(dice, float), np.asarray(pred_area, float)
+        true_area = np.asarray(true_area, float)
+        ed, es = phase_frames(true_area, share)
+        dice_all.append(dice)
+        dice_ed.append(dice[ed])
+        dice_es.append(dice[es])
+        for frames, errors in ((ed, error_ed), (es, error_es)):
+            t = true_area[frames]
+            ok = t > 0
+            errors.append((pred_area[frames][ok] - t[ok]) / t[ok] * 100.0)
+
+    def mean(parts: list[np.ndarray]) -> float:
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        return float(values.mean()) if values.size else math.nan
+
+    return MaskScores(sum(len(d) for d in dice_all), mean(dice_all), mean(dice_ed),
+                      mean(dice_es), mean(error_ed), mean(error_es))

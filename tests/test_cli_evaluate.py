@@ -302,3 +302,31 @@ def test_no_qc_column_means_no_qc_split(tmp_path):
     assert result.exit_code == 0, out
     assert metrics(report)["qc_passed"] is None
     assert "passed QC" not in out
+
+
+def test_end_systole_is_scored_on_its_own_per_video_and_pooled(tmp_path):
+    from medaka_heart.mask_scores import mask_scores
+
+    truth = write_phantom_truth(tmp_path / "truth")
+    write_phantom_truth(tmp_path / "truth", stem="fish2")
+    pred = write_pred(tmp_path / "pred")  # fish1 below: masks that do not shrink
+    write_pred(tmp_path / "pred", stem="fish2")  # fish2: the truth itself
+    stiff = masks()
+    for t, w in enumerate(widths()):
+        stiff[t, ROWS[0]:ROWS[1], 8:8 + max(w, 13)] = 255  # never narrower than 13 px
+    tifffile.imwrite(pred / "fish1" / "masks.tif", stiff, compression="zlib")
+    report = tmp_path / "report"
+    result, out = run(pred, truth, "-o", report)
+    assert result.exit_code == 0, out
+    expected = mask_scores(stiff, masks())  # the same scores, from the whole arrays
+    assert expected.area_error_ed_pct == 0.0
+    assert expected.area_error_es_pct > 40  # widths 8-9 drawn 13 wide
+    per_video = pd.read_csv(report / "evaluation.csv").set_index("video")
+    for key in ("dice_ed", "dice_es", "area_error_ed_pct", "area_error_es_pct"):
+        assert per_video.at["fish1", key] == pytest.approx(getattr(expected, key))
+    assert per_video.at["fish2", "area_error_es_pct"] == 0.0
+    m = metrics(report)  # pooled: each video's own ED-like and ES-like frames
+    assert m["dice_ed"] == 1.0
+    assert m["area_error_ed_pct"] == 0.0
+    assert m["area_error_es_pct"] == pytest.approx(expected.area_error_es_pct / 2)
+    assert m["dice_es"] == pytest.approx((expected.dice_es + 1.0) / 2)

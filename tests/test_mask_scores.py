@@ -45,3 +45,19 @@ def test_empty_against_empty_scores_one_and_shapes_must_match():
     assert math.isnan(mask_scores(empty, empty).area_error_es_pct)  # no true area to compare
     with pytest.raises(ValueError, match="differ"):
         mask_scores(empty, np.zeros((3, 8, 8), bool))
+
+
+def test_pooled_scores_take_each_videos_own_end_systole():
+    from medaka_heart.mask_scores import pooled_phase_scores
+
+    # a large heart scored perfectly and a small one 50 % too large everywhere: pooled over
+    # all frames at once, the small heart's frames would all count as ES-like
+    large = (np.ones(10), np.linspace(1000, 2000, 10), np.linspace(1000, 2000, 10))
+    small = (np.full(10, 0.8), 1.5 * np.linspace(100, 200, 10), np.linspace(100, 200, 10))
+    pooled = pooled_phase_scores([large, small])
+    assert pooled.n_frames == 20
+    assert pooled.area_error_es_pct == pytest.approx(25.0)  # 2 frames at 0 %, 2 at 50 %
+    assert pooled.area_error_ed_pct == pytest.approx(25.0)
+    assert pooled.dice_es == pytest.approx(0.9)
+    assert pooled.dice_mean == pytest.approx(0.9)
+    assert math.isnan(pooled_phase_scores([]).dice_es)
