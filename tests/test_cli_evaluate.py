@@ -318,6 +318,8 @@ def test_end_systole_is_scored_on_its_own_per_video_and_pooled(tmp_path):
     report = tmp_path / "report"
     result, out = run(pred, truth, "-o", report)
     assert result.exit_code == 0, out
+    assert "masks at ED-like / ES-like frames: Dice 1 / " in out
+    assert "area error +0.0 / +24.2 % of the true area" in out  # pooled: half of fish1's
     expected = mask_scores(stiff, masks())  # the same scores, from the whole arrays
     assert expected.area_error_ed_pct == 0.0
     assert expected.area_error_es_pct > 40  # widths 8-9 drawn 13 wide

@@ -94,8 +94,15 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
         f"Dice mean {_num(s.dice_mean)} (p05 {_num(s.dice_p05)}); "
         f"ED/ES detection {_num(s.edes_detection_rate)}, {s.n_false_events} false events; "
         f"frame error ED {_num(s.ed_frame_error_mean)} ES {_num(s.es_frame_error_mean)} "
-        f"max {_num(s.edes_frame_error_max)}"
+        f"max {_num(s.edes_frame_error_max)}; EF error median {_num(s.ef_abs_err_median)} "
+        f"points"
     )
+    if math.isfinite(s.dice_es):
+        click.echo(
+            f"masks at ED-like / ES-like frames: Dice {_num(s.dice_ed)} / {_num(s.dice_es)}, "
+            f"area error {s.area_error_ed_pct:+.1f} / {s.area_error_es_pct:+.1f} % of the "
+            f"true area"
+        )
     q = result.qc_passed
     if q is not None:
         click.echo(
