@@ -554,55 +554,54 @@ def test_where_the_chunks_disagree_the_place_best_over_the_video_wins(two_pass_d
     assert abs(ys.mean() - 75) < 4
 
 
-def _judge_from_table(table, asked):
-    """A stand-in `_judge_places`: chunk k (frames filled with k) judges each place as
-    `table[k]` says ({place: (refined box, score)}); records (chunk, places) in `asked`."""
+ATRIUM, HEART = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)  # crop_scale 2: 20 px hearts
+
+
+def _settle(two_pass_dir, monkeypatch, found, table):
+    """locate_video over len(found) chunks (chunk k: frames filled with k) whose own search
+    found `found[k]` and on which `_judge_places` judges each place as `table[k]` says
+    ({place: (refined box, score)}): (boxes, [(chunk, places judged there)])."""
+    seg = Segmenter(two_pass_dir, threads=1, search_every=1)
+    searched = iter(found)
+    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(searched), 0.9))
+    asked = []
+
     def judge(frames, beat, places):
         chunk = int(frames[0, 0, 0])
         asked.append((chunk, list(places)))
         return [table[chunk][place] for place in places]
-    return judge
+
+    monkeypatch.setattr(seg.locator, "_judge_places", judge)
+    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(len(found))]
+    return seg.locator.locate_video(lambda: iter(chunks)), asked
 
 
 def test_the_place_most_chunks_found_wins_and_fills_the_gaps(two_pass_dir, monkeypatch):
-    seg = Segmenter(two_pass_dir, threads=1, search_every=1)  # crop_scale 2: 20 px hearts
-    atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
-    found = iter([atrium, heart, None, heart])  # one chunk found nothing at all
-    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
     # the network prefers the atrium everywhere, and sees nothing of the heart in chunk 1
-    table = [{atrium: (atrium, 0.9), heart: (heart, 0.8)},
-             {atrium: (atrium, 0.9), heart: (heart, 0.0)},
-             {atrium: (atrium, 0.9), heart: ((31.0, 30.0, 40.0), 0.8)},
-             {atrium: (atrium, 0.9), heart: (heart, 0.8)}]
-    asked = []
-    monkeypatch.setattr(seg.locator, "_judge_places", _judge_from_table(table, asked))
-    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(4)]
-    boxes = seg.locator.locate_video(lambda: iter(chunks))
+    table = [{ATRIUM: (ATRIUM, 0.9), HEART: (HEART, 0.8)},
+             {ATRIUM: (ATRIUM, 0.9), HEART: (HEART, 0.0)},
+             {ATRIUM: (ATRIUM, 0.9), HEART: ((31.0, 30.0, 40.0), 0.8)},
+             {ATRIUM: (ATRIUM, 0.9), HEART: (HEART, 0.8)}]
+    # one chunk found nothing at all
+    boxes, asked = _settle(two_pass_dir, monkeypatch, [ATRIUM, HEART, None, HEART], table)
     # two chunks found the heart, one the atrium: the heart, where it shows; the chunk that
     # found nothing takes the heart's
-    assert boxes == [heart, heart, (31.0, 30.0, 40.0), heart]
+    assert boxes == [HEART, HEART, (31.0, 30.0, 40.0), HEART]
     # most chunks found the heart, so no scores are needed to choose it: only the heart is
     # judged, and only on the chunks that did not find it
-    assert asked == [(0, [heart]), (2, [heart])]
+    assert asked == [(0, [HEART]), (2, [HEART])]
 
 
 def test_where_as_many_chunks_found_each_place_every_place_is_judged(two_pass_dir,
                                                                        monkeypatch):
-    seg = Segmenter(two_pass_dir, threads=1, search_every=1)  # crop_scale 2: 20 px hearts
-    atrium, heart = (100.0, 100.0, 40.0), (30.0, 30.0, 40.0)
-    found = iter([atrium, heart, atrium, heart])
-    monkeypatch.setattr(seg.locator, "_locate", lambda *a, **k: (next(found), 0.9))
-    # the heart scores better over the video (0.7 against 0.5 on average), but not in chunk 1
-    table = [{atrium: (atrium, 0.5), heart: (heart, 0.6)},
-             {atrium: (atrium, 0.5), heart: (heart, 0.6)},
-             {atrium: (atrium, 0.5), heart: ((32.0, 30.0, 40.0), 0.9)},
-             {atrium: (atrium, 0.5), heart: (heart, 0.7)}]
-    asked = []
-    monkeypatch.setattr(seg.locator, "_judge_places", _judge_from_table(table, asked))
-    chunks = [np.full((2, 8, 8), k, np.uint8) for k in range(4)]
-    boxes = seg.locator.locate_video(lambda: iter(chunks))
-    assert asked == [(k, [atrium, heart]) for k in range(4)]  # a tie: scores decide
-    assert boxes == [heart, heart, (32.0, 30.0, 40.0), heart]
+    # two chunks each: the heart scores better over the video (0.7 against 0.5 on average)
+    table = [{ATRIUM: (ATRIUM, 0.5), HEART: (HEART, 0.6)},
+             {ATRIUM: (ATRIUM, 0.5), HEART: (HEART, 0.6)},
+             {ATRIUM: (ATRIUM, 0.5), HEART: ((32.0, 30.0, 40.0), 0.9)},
+             {ATRIUM: (ATRIUM, 0.5), HEART: (HEART, 0.7)}]
+    boxes, asked = _settle(two_pass_dir, monkeypatch, [ATRIUM, HEART, ATRIUM, HEART], table)
+    assert asked == [(k, [ATRIUM, HEART]) for k in range(4)]  # a tie: scores decide
+    assert boxes == [HEART, HEART, (32.0, 30.0, 40.0), HEART]
 
 
 def test_chunks_between_searches_check_the_handed_on_crop(two_pass_dir, monkeypatch):
