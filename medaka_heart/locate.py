@@ -456,7 +456,8 @@ class HeartLocator:
         (`best_place`), judged, refined, on each chunk that settled elsewhere and used there
         wherever it shows something; (boxes, their `group_places` labels). A place found by
         more chunks than any other wins without scores, so it alone is judged, and only on
-        the other chunks; a tie is judged every place on every chunk (one more read)."""
+        the other chunks; in a tie every place is judged on every chunk. Either way the
+        chunks are read once more."""
         votes = [labels.count(k) for k in range(len(places))]
         tied = [k for k, count in enumerate(votes) if count == max(votes)]
         wanted = (range(len(boxes)) if len(tied) > 1

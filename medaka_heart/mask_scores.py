@@ -69,6 +69,8 @@ def mask_scores(pred: np.ndarray, true: np.ndarray, share: float = PHASE_SHARE) 
     if pred.shape != true.shape:
         raise ValueError(f"predicted masks {pred.shape} and true masks {true.shape} differ")
     n = len(true)
+    if n == 0:
+        return MaskScores(0, *(math.nan,) * 5)
     true_area = (true.reshape(n, -1) != 0).sum(axis=1).astype(float)
     pred_area = (pred.reshape(n, -1) != 0).sum(axis=1).astype(float)
     return phase_scores(dice_scores(pred, true), pred_area, true_area, share)

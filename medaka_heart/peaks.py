@@ -14,6 +14,8 @@ def local_maxima(x: np.ndarray) -> np.ndarray:
     both sides of it (so never at the first or last sample) gives its middle (the left one
     of an even run). NaN is never a maximum and ends a run."""
     x = np.asarray(x, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"a signal must be 1-D, got shape {x.shape}")
     if x.size < 3:
         return np.zeros(0, dtype=np.intp)
     starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])  # runs of equal values (NaN: own)
@@ -30,11 +32,11 @@ def find_peaks(x: np.ndarray, distance: float | None = None) -> np.ndarray:
     first, and each removes the lower ones closer than `distance` to it (ties in the order
     `np.argsort` gives, as scipy)."""
     x = np.asarray(x, dtype=float)
+    if distance is not None and not distance >= 1:
+        raise ValueError(f"distance must be at least 1, got {distance}")
     peaks = local_maxima(x)
     if distance is None or peaks.size < 2:
         return peaks
-    if not distance >= 1:
-        raise ValueError(f"distance must be at least 1, got {distance}")
     reach = np.ceil(distance)
     keep = np.ones(peaks.size, dtype=bool)
     for j in np.argsort(x[peaks])[::-1]:

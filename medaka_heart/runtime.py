@@ -31,6 +31,7 @@ from .runtime_onnx import (
     OnnxNetwork,
     OnnxUnavailable,
     installed_engines,
+    is_stamped,
     onnx_network,
 )
 
@@ -171,22 +172,28 @@ class ModelRuntime:
     def _choose_backend(self, wanted: str) -> tuple[str, dict[float, OnnxNetwork]]:
         """The runtime (a `runtime_onnx.ENGINES` name or 'torch') and, for an ONNX engine,
         its networks by pass. 'auto': on the CPU the first installed engine (OpenVINO, then
-        ONNX Runtime) that runs the model folder's model.onnx checked against torch
-        (`runtime_onnx`), else torch; an engine named ('onnx', 'openvino'): that one, exported
-        into the cache where the folder has no model.onnx, and not possible is a ValueError;
-        'torch': torch."""
+        ONNX Runtime; one whose check is already stamped on the folder's model.onnx first)
+        that runs that file checked against torch (`runtime_onnx`), else torch; an engine
+        named ('onnx', 'openvino'): that one, exported into the cache where the folder has no
+        model.onnx, and not possible is a ValueError; 'torch': torch."""
         if wanted not in RUNTIMES:
             raise ValueError(f"unknown runtime {wanted!r}; choose one of {', '.join(RUNTIMES)}")
         if wanted == "torch" or (wanted == "auto" and self.device != "cpu"):
             return "torch", {}
         if self.device != "cpu":
             raise ValueError(f"runtime {wanted!r} runs on the CPU, not on {self.device}")
-        problems = []
-        for engine in (installed_engines() if wanted == "auto" else [wanted]):
+        problems: list[str] = []
+        for engine in (self._stamped_first(installed_engines()) if wanted == "auto"
+                       else [wanted]):
             try:
-                return engine, self._onnx_networks(engine, export=wanted != "auto")
+                networks = self._onnx_networks(engine, export=wanted != "auto")
             except OnnxUnavailable as exc:
                 problems.append(f"{engine}: {exc}")
+                continue
+            if problems:
+                log.info("%s: %s not used (%s)", self.path, ", ".join(
+                    p.split(":")[0] for p in problems), "; ".join(problems))
+            return engine, networks
         if wanted != "auto":
             raise ValueError(f"{self.path}: runtime {wanted!r} not possible: "
                              f"{'; '.join(problems)}")
@@ -195,6 +202,14 @@ class ModelRuntime:
         say("%s: no ONNX engine used (%s); torch runs the network", self.path,
             "; ".join(problems) or "none installed")
         return "torch", {}
+
+    def _stamped_first(self, engines: list[str]) -> list[str]:
+        """`engines` with those already checked on this model's ONNX files first (their
+        stamps match: no torch import at start-up), in their own order otherwise."""
+        wheres = [w for w in (self.path, self._localiser) if w is not None and w.is_dir()]
+        stamped = [e for e in engines if wheres and all(
+            is_stamped(w / ONNX_FILE, w / MODEL_FILE, e) for w in wheres)]
+        return stamped + [e for e in engines if e not in stamped]
 
     def _onnx_networks(self, engine: str, export: bool) -> dict[float, OnnxNetwork]:
         """Each pass's network as the model's ONNX file run by `engine` (`onnx_network`);

@@ -23,6 +23,7 @@ import importlib.util
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -48,7 +49,7 @@ ENGINES = {"openvino": "openvino", "onnx": "onnxruntime"}  # engine: its package
 
 
 class OnnxUnavailable(RuntimeError):
-    """ONNX Runtime cannot run this network here (not installed, export or check failed)."""
+    """No ONNX engine can run this network here (not installed, export or check failed)."""
 
 
 def cache_dir() -> Path:
@@ -101,6 +102,8 @@ def write_stamp(onnx_path: Path, weights: Path, engine: str, difference: float) 
     engines = dict(stamp["engines"]) if same else {}
     engines[engine] = float(difference)
     stamp = {**sums, "engines": engines, "tolerance": ONNX_TOLERANCE}
+    if "onnx" in engines:  # where 0.8.1 and earlier read ONNX Runtime's check
+        stamp["largest_probability_difference"] = engines["onnx"]
     write_text_atomic(stamp_path(onnx_path), json.dumps(stamp, indent=1) + "\n")
 
 
@@ -152,16 +155,26 @@ def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray
 
 
 def _openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """OpenVINO's CPU plugin on `path` (one stream, no thread pinning: worker processes
-    share the cores), as a function of the input."""
+    """OpenVINO's CPU plugin on `path`, as a function of the input: in float32 (CPUs with
+    bf16 or f16 units would otherwise run in those, far from torch's probabilities), one
+    stream, no thread pinning (worker processes share the cores), one inference request per
+    calling thread (a request is not thread-safe; Dask workers run videos in threads)."""
     import openvino as ov
 
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                              "ENABLE_CPU_PINNING": False}
+                              "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
-    return lambda x: np.array(request.infer([x])[0])  # a copy: the request reuses its output
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    local = threading.local()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        return np.array(request.infer([x])[0])  # a copy: the request reuses its output
+
+    return run
 
 
 def export_onnx(net: torch.nn.Module, in_channels: int, side: int, path: Path) -> Path:
@@ -226,8 +239,8 @@ def check_engines(net: torch.nn.Module, in_channels: int, side: int, path: Path,
         try:
             passed[engine] = check_against_torch(OnnxNetwork(path, None, engine), net,
                                                  in_channels, side)
-        except OnnxUnavailable as exc:
-            problems.append(str(exc))
+        except Exception as exc:  # not installed, differs, or the engine cannot compile it
+            problems.append(f"{ENGINES[engine]}: {exc}")
             continue
         write_stamp(path, weights, engine, passed[engine])
     if not passed:

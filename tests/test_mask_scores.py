@@ -61,3 +61,11 @@ def test_pooled_scores_take_each_videos_own_end_systole():
     assert pooled.dice_es == pytest.approx(0.9)
     assert pooled.dice_mean == pytest.approx(0.9)
     assert math.isnan(pooled_phase_scores([]).dice_es)
+
+
+def test_no_frames_score_nan():
+    empty = np.zeros((0, 8, 8), bool)
+    scores = mask_scores(empty, empty)
+    assert scores.n_frames == 0
+    assert math.isnan(scores.dice_mean)
+    assert math.isnan(scores.area_error_es_pct)

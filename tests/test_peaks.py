@@ -51,3 +51,7 @@ def test_the_highest_peak_removes_the_lower_ones_near_it():
     assert find_peaks(x, distance=3).tolist() == [3, 9]  # 1 and 5 lie within 3 of 3
     with pytest.raises(ValueError, match="at least 1"):
         find_peaks(x, distance=0.5)
+    with pytest.raises(ValueError, match="at least 1"):  # as scipy, whatever the peaks
+        find_peaks(np.zeros(5), distance=0.5)
+    with pytest.raises(ValueError, match="1-D"):
+        find_peaks(np.zeros((3, 4)))

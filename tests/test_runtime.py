@@ -245,13 +245,15 @@ def test_larger_images_go_through_in_smaller_batches(monkeypatch):
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-together[:, 0])), atol=1e-5)
 
 
-def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(monkeypatch, caplog,
-                                                                   tmp_path):
+@pytest.mark.parametrize("failure", [ImportError, RuntimeError])  # not installed; no compile
+def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(failure, monkeypatch,
+                                                                   caplog, tmp_path):
     import medaka_heart.runtime_onnx as runtime_onnx
 
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+
     def broken(path, threads):
-        raise ImportError("no openvino here")
+        raise failure("no openvino here")
 
     monkeypatch.setattr(runtime_onnx, "_openvino_runner", broken)
     monkeypatch.setattr("medaka_heart.runtime.installed_engines", lambda: ["openvino", "onnx"])
@@ -259,5 +261,45 @@ def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(monkeypatch, 
         seg = Segmenter(threads=1, runtime="auto")  # the shipped model
     assert seg.provenance()["runtime"] == "onnx"
     assert not caplog.text  # a working engine was found: nothing to warn about
-    with pytest.raises(ValueError, match=r"runtime 'openvino' not possible.*not installed"):
+    with pytest.raises(ValueError, match=r"runtime 'openvino' not possible.*no openvino here"):
         Segmenter(threads=1, runtime="openvino")
+
+
+@pytest.mark.skipif("openvino" not in installed_engines(), reason="needs OpenVINO")
+def test_one_openvino_network_serves_threads_at_once():
+    """Dask workers run videos in threads through one segmenter: each call gets its own
+    answer, as when the calls come one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medaka_heart.runtime import default_model_path
+
+    network = OnnxNetwork(default_model_path() / ONNX_FILE, 1, "openvino")
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((n, 4, side, side), dtype=np.float32)
+              for n, side in ((3, 32), (2, 64), (1, 48), (4, 32))] * 6
+    alone = [network(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(network, inputs))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_auto_takes_an_engine_already_checked_without_importing_torch(model_dir, tmp_path,
+                                                                     monkeypatch):
+    """A folder whose stamp holds ONNX Runtime's check only (0.8.1, or OpenVINO installed
+    later) runs on ONNX Runtime at once, not on OpenVINO after a check against torch."""
+    import medaka_heart.runtime_onnx as runtime_onnx
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("model.pt", "config.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    net = Segmenter(folder, threads=1, runtime="torch").runtime.net
+    export_onnx(net, 2, 32, folder / ONNX_FILE)
+    runtime_onnx.write_stamp(folder / ONNX_FILE, folder / "model.pt", "onnx",
+                             check_against_torch(OnnxNetwork(folder / ONNX_FILE, 1), net, 2, 32))
+    monkeypatch.setattr(runtime_onnx, "check_against_torch",
+                        lambda *a, **k: pytest.fail("checked against torch"))
+    seg = Segmenter(folder, threads=1, runtime="auto")
+    assert seg.provenance()["runtime"] == "onnx"
+    assert not seg.runtime._torch_nets

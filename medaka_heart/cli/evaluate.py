@@ -100,8 +100,8 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
     if math.isfinite(s.dice_es):
         click.echo(
             f"masks at ED-like / ES-like frames: Dice {_num(s.dice_ed)} / {_num(s.dice_es)}, "
-            f"area error {s.area_error_ed_pct:+.1f} / {s.area_error_es_pct:+.1f} % of the "
-            f"true area"
+            f"area error {_signed(s.area_error_ed_pct)} / {_signed(s.area_error_es_pct)} % "
+            f"of the true area"
         )
     q = result.qc_passed
     if q is not None:
@@ -120,3 +120,8 @@ def evaluate(pred: Path, truth: Path, report_dir: Path, fail_under: str | None,
 
 def _num(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def _signed(value: float) -> str:
+    """A signed percentage to one decimal, or n/a."""
+    return f"{value:+.1f}" if math.isfinite(value) else "n/a"

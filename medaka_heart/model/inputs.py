@@ -82,6 +82,8 @@ def temporal_median(frames: np.ndarray) -> np.ndarray:
     """Per-pixel median over time of (N, ...) frames: (...) float32, as np.median(axis=0),
     taken along contiguous rows (about twice as fast for a chunk of crops)."""
     frames = np.asarray(frames, dtype=np.float32)
+    if not len(frames):
+        raise ValueError("no frames to take a median of")
     rows = np.ascontiguousarray(frames.reshape(len(frames), -1).T)
     return np.median(rows, axis=1).reshape(frames.shape[1:])
 
