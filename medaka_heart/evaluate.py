@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from .mask_scores import MaskScores
+from .mask_scores import FrameAgreement, MaskScores, frame_agreement
 
 # Per-beat quantities compared side by side (beats.csv columns).
 BEAT_VALUES = (
@@ -128,47 +127,6 @@ def local_tolerance_s(event_times_s, rr_s=None, *, fraction: float = 0.5) -> np.
     fallback = float(np.median(rr[good])) if good.any() else math.inf
     rr = np.where(good, rr, fallback)
     return fraction * rr
-
-
-class FrameAgreement(NamedTuple):
-    """Per-frame agreement of predicted with true masks: Dice (1 where both are empty) and
-    the two masks' areas, px."""
-
-    dice: np.ndarray
-    pred_area: np.ndarray
-    true_area: np.ndarray
-
-
-def frame_agreement(pred_masks, true_masks) -> FrameAgreement:
-    """Dice 2|P & T| / (|P| + |T|) and both areas of each frame.
-
-    Parameters
-    ----------
-    pred_masks, true_masks : (T, H, W) or (H, W) arrays of any dtype
-        Nonzero = ventricle. Both must have the same shape; call once per chunk of frames
-        to stream long videos.
-
-    Returns
-    -------
-    FrameAgreement of (T,) arrays; Dice 1.0 by convention where both masks are empty
-    (nothing to find and nothing found).
-    """
-    p = np.asarray(pred_masks) != 0
-    t = np.asarray(true_masks) != 0
-    if p.shape != t.shape:
-        raise ValueError(f"mask shapes differ: pred {p.shape} vs truth {t.shape}")
-    if p.ndim == 2:
-        p, t = p[None], t[None]
-    if p.ndim != 3:
-        raise ValueError(f"masks must be (T, H, W) or (H, W), got shape {p.shape}")
-    inter = np.count_nonzero(p & t, axis=(1, 2)).astype(float)
-    pred_area = np.count_nonzero(p, axis=(1, 2)).astype(float)
-    true_area = np.count_nonzero(t, axis=(1, 2)).astype(float)
-    total = pred_area + true_area
-    dice = np.ones(p.shape[0])
-    nonempty = total > 0
-    dice[nonempty] = 2.0 * inter[nonempty] / total[nonempty]
-    return FrameAgreement(dice, pred_area, true_area)
 
 
 def dice_per_frame(pred_masks, true_masks) -> np.ndarray:

@@ -460,10 +460,12 @@ class HeartLocator:
         chunks are read once more."""
         votes = [labels.count(k) for k in range(len(places))]
         tied = [k for k, count in enumerate(votes) if count == max(votes)]
-        wanted = (range(len(boxes)) if len(tied) > 1
-                  else {i for i, label in enumerate(labels) if label != tied[0]})
-        judged = {i: self._judge_places(frames, beats[i], places if len(tied) > 1
-                                        else [places[tied[0]]])
+        if len(tied) > 1:  # scores decide: every place on every chunk
+            wanted, judging = set(range(len(boxes))), list(places)
+        else:  # the most found wins: it alone, where it was not found
+            wanted = {i for i, label in enumerate(labels) if label != tied[0]}
+            judging = [places[tied[0]]]
+        judged = {i: self._judge_places(frames, beats[i], judging)
                   for i, frames in read_again(chunks, len(boxes)) if i in wanted}
         if len(tied) > 1:
             scores = [[judged[i][k][1] for i in range(len(boxes))] for k in range(len(places))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,13 +39,45 @@ class MaskScores:
         return asdict(self)
 
 
-def dice_scores(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """(N,) Dice of (N, H, W) masks (nonzero = ventricle); two empty masks score 1."""
-    p = np.asarray(pred).reshape(len(pred), -1) != 0
-    t = np.asarray(true).reshape(len(true), -1) != 0
-    inter = (p & t).sum(axis=1)
-    total = p.sum(axis=1) + t.sum(axis=1)
-    return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
+class FrameAgreement(NamedTuple):
+    """Per-frame agreement of predicted with true masks: Dice (1 where both are empty) and
+    the two masks' areas, px."""
+
+    dice: np.ndarray
+    pred_area: np.ndarray
+    true_area: np.ndarray
+
+
+def frame_agreement(pred_masks, true_masks) -> FrameAgreement:
+    """Dice 2|P & T| / (|P| + |T|) and both areas of each frame.
+
+    Parameters
+    ----------
+    pred_masks, true_masks : (T, H, W) or (H, W) arrays of any dtype
+        Nonzero = ventricle. Both must have the same shape; call once per chunk of frames
+        to stream long videos (`evaluate.agreement_stream`).
+
+    Returns
+    -------
+    FrameAgreement of (T,) arrays; Dice 1.0 by convention where both masks are empty
+    (nothing to find and nothing found).
+    """
+    p = np.asarray(pred_masks) != 0
+    t = np.asarray(true_masks) != 0
+    if p.shape != t.shape:
+        raise ValueError(f"mask shapes differ: pred {p.shape} vs truth {t.shape}")
+    if p.ndim == 2:
+        p, t = p[None], t[None]
+    if p.ndim != 3:
+        raise ValueError(f"masks must be (T, H, W) or (H, W), got shape {p.shape}")
+    inter = np.count_nonzero(p & t, axis=(1, 2)).astype(float)
+    pred_area = np.count_nonzero(p, axis=(1, 2)).astype(float)
+    true_area = np.count_nonzero(t, axis=(1, 2)).astype(float)
+    total = pred_area + true_area
+    dice = np.ones(p.shape[0])
+    nonempty = total > 0
+    dice[nonempty] = 2.0 * inter[nonempty] / total[nonempty]
+    return FrameAgreement(dice, pred_area, true_area)
 
 
 def phase_frames(true_area: np.ndarray, share: float = PHASE_SHARE
@@ -65,15 +98,7 @@ def phase_frames(true_area: np.ndarray, share: float = PHASE_SHARE
 
 def mask_scores(pred: np.ndarray, true: np.ndarray, share: float = PHASE_SHARE) -> MaskScores:
     """Scores of predicted against true masks, both (N, H, W) (nonzero = ventricle)."""
-    pred, true = np.asarray(pred), np.asarray(true)
-    if pred.shape != true.shape:
-        raise ValueError(f"predicted masks {pred.shape} and true masks {true.shape} differ")
-    n = len(true)
-    if n == 0:
-        return MaskScores(0, *(math.nan,) * 5)
-    true_area = (true.reshape(n, -1) != 0).sum(axis=1).astype(float)
-    pred_area = (pred.reshape(n, -1) != 0).sum(axis=1).astype(float)
-    return phase_scores(dice_scores(pred, true), pred_area, true_area, share)
+    return phase_scores(*frame_agreement(pred, true), share)
 
 
 def phase_scores(dice: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray,

@@ -70,6 +70,11 @@ def frame_confidence(prob: np.ndarray, threshold: float = 0.5, border_px: int = 
     return out
 
 
+def _why(failed: dict[str, str]) -> str:
+    """'engine: reason; ...' of the engines that could not run a model."""
+    return "; ".join(f"{engine}: {reason}" for engine, reason in failed.items())
+
+
 def _check_sizes(path: Path, info: ModelInfo, sides: dict[str, int]) -> None:
     """Refuse input sides (px, by name) the network's depth cannot halve to whole pixels."""
     multiple = 2 ** info.architecture.depth
@@ -182,25 +187,23 @@ class ModelRuntime:
             return "torch", {}
         if self.device != "cpu":
             raise ValueError(f"runtime {wanted!r} runs on the CPU, not on {self.device}")
-        problems: list[str] = []
+        failed: dict[str, str] = {}  # engine: why it cannot run this model
         for engine in (self._stamped_first(installed_engines()) if wanted == "auto"
                        else [wanted]):
             try:
                 networks = self._onnx_networks(engine, export=wanted != "auto")
             except OnnxUnavailable as exc:
-                problems.append(f"{engine}: {exc}")
+                failed[engine] = str(exc)
                 continue
-            if problems:
-                log.info("%s: %s not used (%s)", self.path, ", ".join(
-                    p.split(":")[0] for p in problems), "; ".join(problems))
+            if failed:
+                log.info("%s: %s not used (%s)", self.path, ", ".join(failed), _why(failed))
             return engine, networks
         if wanted != "auto":
-            raise ValueError(f"{self.path}: runtime {wanted!r} not possible: "
-                             f"{'; '.join(problems)}")
+            raise ValueError(f"{self.path}: runtime {wanted!r} not possible: {_why(failed)}")
         shipped = [where / ONNX_FILE for where in (self.path, self._localiser) if where]
         say = log.warning if any(p.is_file() for p in shipped) else log.debug
         say("%s: no ONNX engine used (%s); torch runs the network", self.path,
-            "; ".join(problems) or "none installed")
+            _why(failed) or "none installed")
         return "torch", {}
 
     def _stamped_first(self, engines: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ once per model and machine into the cache folder (MEDAKA_HEART_CACHE, default
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -59,9 +60,17 @@ def cache_dir() -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 hex digest of one file."""
+    """sha256 hex digest of one file (remembered while its size and time stamp stay: start-up
+    asks for the same files' sums several times)."""
+    status = path.stat()
+    return _sha256_of(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """`file_sha256` of a file as it is at this size and time stamp."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(partial(fh.read, 1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

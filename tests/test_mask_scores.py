@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from medaka_heart.mask_scores import dice_scores, mask_scores, phase_frames
+from medaka_heart.mask_scores import frame_agreement, mask_scores, phase_frames
 
 
 def disks(radii, size=64):
@@ -36,12 +36,12 @@ def test_an_es_only_oversegmentation_shows_at_es_only():
     assert s.area_error_es_pct == pytest.approx(expected)
     assert 60 < s.area_error_es_pct < 80  # (13/10)^2 - 1 = 69 %
     assert s.dice_es == pytest.approx(2 * area_t / (area_t + pred[2].sum()))
-    assert s.dice_mean == pytest.approx(np.mean(dice_scores(pred, true)))
+    assert s.dice_mean == pytest.approx(np.mean(frame_agreement(pred, true).dice))
 
 
 def test_empty_against_empty_scores_one_and_shapes_must_match():
     empty = np.zeros((2, 8, 8), bool)
-    np.testing.assert_array_equal(dice_scores(empty, empty), [1.0, 1.0])
+    np.testing.assert_array_equal(frame_agreement(empty, empty).dice, [1.0, 1.0])
     assert math.isnan(mask_scores(empty, empty).area_error_es_pct)  # no true area to compare
     with pytest.raises(ValueError, match="differ"):
         mask_scores(empty, np.zeros((3, 8, 8), bool))

@@ -51,6 +51,14 @@ def frames():
     return np.stack([toy_pair(rng, 60, 80)[0] for _ in range(9)])
 
 
+def _copy(model_dir, folder):
+    """A new model folder at `folder` with `model_dir`'s weights and config (no ONNX file)."""
+    folder.mkdir()
+    for name in ("model.pt", "config.json"):
+        (folder / name).write_bytes((model_dir / name).read_bytes())
+    return folder
+
+
 def _video(seg, frames):
     return [found for _, found in seg.segment_video([frames[:5], frames[5:]], 10.0)]
 
@@ -79,10 +87,7 @@ def test_auto_takes_onnx_only_where_the_model_folder_ships_it(model_dir, frames,
                                                             monkeypatch):
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
     assert Segmenter(model_dir, threads=1, runtime="auto").provenance()["runtime"] == "torch"
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    for name in ("model.pt", "config.json"):
-        (shipped / name).write_bytes((model_dir / name).read_bytes())
+    shipped = _copy(model_dir, tmp_path / "shipped")
     plain = Segmenter(shipped, threads=1, runtime="torch")
     export_onnx(plain.runtime.net, 2, 32, shipped / ONNX_FILE)
     auto = Segmenter(shipped, threads=1, runtime="auto")
@@ -95,10 +100,7 @@ def test_auto_takes_onnx_only_where_the_model_folder_ships_it(model_dir, frames,
 def test_an_onnx_file_that_disagrees_with_torch_is_not_used(model_dir, tmp_path, monkeypatch,
                                                            caplog):
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
-    stale = tmp_path / "stale"
-    stale.mkdir()
-    for name in ("model.pt", "config.json"):
-        (stale / name).write_bytes((model_dir / name).read_bytes())
+    stale = _copy(model_dir, tmp_path / "stale")
     torch.manual_seed(1)
     other = UNet(UNetConfig(depth=2, base_filters=4, in_channels=2)).eval()
     export_onnx(other, 2, 32, stale / ONNX_FILE)  # another network's weights
@@ -167,10 +169,7 @@ def test_a_checked_file_is_stamped_and_then_used_without_torch(model_dir, tmp_pa
     import medaka_heart.runtime_onnx as runtime_onnx
 
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    for name in ("model.pt", "config.json"):
-        (folder / name).write_bytes((model_dir / name).read_bytes())
+    folder = _copy(model_dir, tmp_path / "folder")
     export_onnx(Segmenter(folder, threads=1, runtime="torch").runtime.net, 2, 32,
                 folder / ONNX_FILE)
     assert not is_stamped(folder / ONNX_FILE, folder / "model.pt")
@@ -199,10 +198,7 @@ def test_each_engine_is_stamped_beside_the_others_and_old_stamps_name_onnx_runti
         model_dir, tmp_path):
     import json
 
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    for name in ("model.pt", "config.json"):
-        (folder / name).write_bytes((model_dir / name).read_bytes())
+    folder = _copy(model_dir, tmp_path / "folder")
     net = Segmenter(folder, threads=1, runtime="torch").runtime.net
     export_onnx(net, 2, 32, folder / ONNX_FILE)
     passed = check_engines(net, 2, 32, folder / ONNX_FILE, folder / "model.pt")
@@ -290,10 +286,7 @@ def test_auto_takes_an_engine_already_checked_without_importing_torch(model_dir,
     later) runs on ONNX Runtime at once, not on OpenVINO after a check against torch."""
     import medaka_heart.runtime_onnx as runtime_onnx
 
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    for name in ("model.pt", "config.json"):
-        (folder / name).write_bytes((model_dir / name).read_bytes())
+    folder = _copy(model_dir, tmp_path / "folder")
     net = Segmenter(folder, threads=1, runtime="torch").runtime.net
     export_onnx(net, 2, 32, folder / ONNX_FILE)
     runtime_onnx.write_stamp(folder / ONNX_FILE, folder / "model.pt", "onnx",
