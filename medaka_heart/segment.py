@@ -4,7 +4,8 @@
 `locate.HeartLocator` (where the heart is). There is one way to segment a video,
 `segment_video` (the crop of every chunk is decided over the whole video first, then each chunk
 is segmented in its crop), and one to segment a still or a stack of unrelated frames,
-`segment_still` (located on its own, without a beat). The fine pass segments the crop of every
+`segment_still` (located on its own, without a beat; its confidence is checked against the
+masks of its mirror images, `flip_agreement`). The fine pass segments the crop of every
 frame at input_size^2 and the probabilities are pasted back at native geometry (0 outside the
 crop); where nothing is found, the whole frames are segmented at coarse_size. Models without a
 coarse_size run one pass on whole frames.
@@ -18,15 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
+from .mask_scores import frame_agreement
 from .model.inputs import FINE
 from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
-__all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "frame_confidence"]
+__all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "flip_agreement",
+           "frame_confidence"]
+
+FLIPS = (1, 0, -1)  # the mirror images a still is checked with (cv2.flip codes: left-right,
+# up-down, both): a network that has found the ventricle finds it in its mirror images too
+
+
+def flip_agreement(mask: np.ndarray, mirrored: Sequence[np.ndarray]) -> float:
+    """Mean Dice (0-1) of a still's mask (H, W) with the masks found in its mirror images
+    (`mirrored`, one per FLIPS code, each (H, W) as found in the mirrored image); 1 where
+    both are empty."""
+    back = [cv2.flip(np.asarray(m, np.uint8), code) for m, code in
+            zip(mirrored, FLIPS, strict=True)]
+    return float(np.mean([frame_agreement(mask, m).dice[0] for m in back]))
+
 
 
 @dataclass(frozen=True)
@@ -123,13 +140,28 @@ class Segmenter:
         if count != len(boxes):
             raise ValueError(f"decodes to {count} chunks on a second read, {len(boxes)} before")
 
-    def segment_still(self, image: np.ndarray) -> ChunkSegmentation:
+    def segment_still(self, image: np.ndarray, *, check: bool = True) -> ChunkSegmentation:
         """Segment one still image (H, W) or (H, W, C) of any dtype, located on its own and
         without a beat; the result holds one frame. (A clip without a frame rate is a video:
-        `segment_video([frames])`.)"""
+        `segment_video([frames])`.)
+
+        A still has no beat to go by, and the network's own certainty does not tell when it
+        fails then. With `check`, the still's three mirror images are segmented too (4x the
+        work) and its confidence is the lower of the network's and their `flip_agreement`.
+        """
         image = np.asarray(image)
         if image.ndim not in (2, 3):
             raise ValueError(f"a still is (H, W) or (H, W, C), got shape {image.shape}")
+        found = self._segment_one(image)
+        if not check:
+            return found
+        mirrored = [self._segment_one(np.ascontiguousarray(cv2.flip(image, code))).masks[0]
+                    for code in FLIPS]
+        agreement = flip_agreement(found.masks[0], mirrored)
+        return dataclasses.replace(found, confidence=np.minimum(found.confidence, agreement))
+
+    def _segment_one(self, image: np.ndarray) -> ChunkSegmentation:
+        """`segment_still` without the check: one image, located on its own."""
         frames = image[None]
         box = self.locator.locate(frames) if self.runtime.coarse_size else None
         return self._segment_at(frames, box, None)

@@ -172,7 +172,8 @@ def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
 
 def still_frame(real: Path, model: Path | None) -> dict:
     """The real HeartSeg frame alone (no video, so no beat): the model's mask against its
-    hand-drawn one (`Segmenter.segment_still`), with the frame's confidence."""
+    hand-drawn one (`Segmenter.segment_still`), with its confidence (checked against its mirror
+    images) and the network's own."""
     import tifffile
 
     from medaka_heart.segment import Segmenter
@@ -181,11 +182,14 @@ def still_frame(real: Path, model: Path | None) -> dict:
     image = tifffile.imread(folder / "frame_0001.tif")
     truth = tifffile.imread(folder / "frame_0001_mask.tif")
     truth = (truth.max(axis=-1) if truth.ndim == 3 else truth) > 0
-    found = Segmenter(model, threads=2).segment_still(image)
+    segmenter = Segmenter(model, threads=2)
+    found = segmenter.segment_still(image)
     mask = found.masks[0]
     return {"dice": float(2 * (mask & truth).sum() / max(1, mask.sum() + truth.sum())),
             "area_ratio": float(mask.sum() / truth.sum()),
-            "confidence": float(found.confidence[0])}
+            "confidence": float(found.confidence[0]),
+            "network_confidence": float(segmenter.segment_still(image, check=False)
+                                        .confidence[0])}
 
 
 def overlay_sheet(source: Path, masks: np.ndarray, path: Path, count: int = 6) -> None:
@@ -265,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     print(recordings_markdown(recordings))
     still = still_frame(args.real, args.model)
     print(f"\nstill frame (no beat): Dice {still['dice']:.3f}, mask area "
-          f"{still['area_ratio']:.2f} x the truth's, confidence {still['confidence']:.2f}")
+          f"{still['area_ratio']:.2f} x the truth's, confidence {still['confidence']:.2f} "
+          f"(checked against its mirror images; the network's own "
+          f"{still['network_confidence']:.2f})")
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows,
                                          "recordings": recordings, "still": still},

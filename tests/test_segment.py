@@ -748,15 +748,47 @@ def test_localiser_too_deep_for_the_coarse_size_is_refused(tmp_path):
 
 def test_a_still_is_segmented_like_a_one_frame_video(model_dir, frames):
     seg = Segmenter(model_dir, threads=1)
-    still = seg.segment_still(frames[2])
+    still = seg.segment_still(frames[2], check=False)
     prob, conf = _predict(seg, frames[2:3])
     assert still.prob.shape == (1, *frames.shape[1:])
     np.testing.assert_allclose(still.prob, prob, atol=1e-6)
     np.testing.assert_allclose(still.confidence, conf, atol=1e-6)
-    rgb = seg.segment_still(np.repeat(frames[2][..., None], 3, axis=-1))
+    rgb = seg.segment_still(np.repeat(frames[2][..., None], 3, axis=-1), check=False)
     np.testing.assert_allclose(rgb.prob, prob, atol=1e-5)
     with pytest.raises(ValueError, match="a still is"):
         seg.segment_still(frames[None])
+
+
+def test_a_checked_still_is_as_confident_as_its_mirror_images_agree(model_dir, frames):
+    import cv2
+
+    from medaka_heart.segment import FLIPS
+
+    seg = Segmenter(model_dir, threads=1)
+    image = frames[2][:, 5:]  # not square, not symmetric
+    plain = seg.segment_still(image, check=False)
+    mirrored = [seg.segment_still(cv2.flip(image, code), check=False).masks[0] for code in FLIPS]
+    back = [cv2.flip(m.astype(np.uint8), code).astype(bool)
+            for m, code in zip(mirrored, FLIPS, strict=True)]
+    dice = [2 * (plain.masks[0] & m).sum() / max(1, plain.masks[0].sum() + m.sum()) for m in back]
+    checked = seg.segment_still(image)
+    np.testing.assert_array_equal(checked.prob, plain.prob)  # the same mask
+    np.testing.assert_allclose(checked.confidence, np.minimum(plain.confidence, np.mean(dice)))
+
+
+def test_flip_agreement_unflips_each_mirror_image_before_comparing():
+    from medaka_heart.segment import flip_agreement
+
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 0:4] = True  # in one quarter: no mirror image of it overlaps it
+    assert flip_agreement(mask, [mask[:, ::-1], mask[::-1], mask[::-1, ::-1]]) == 1.0
+    assert flip_agreement(mask, [mask, mask, mask]) == 0.0  # each found where it was
+    shifted = np.roll(mask, 2, axis=1)  # the left-right mirror's mask half off
+    assert flip_agreement(mask, [shifted[:, ::-1], mask[::-1], mask[::-1, ::-1]]) == (
+        pytest.approx((0.5 + 1 + 1) / 3))
+    empty = np.zeros_like(mask)
+    assert flip_agreement(empty, [empty] * 3) == 1.0
+    assert flip_agreement(mask, [empty] * 3) == 0.0
 
 
 def test_a_crop_far_larger_than_the_rest_of_its_place_takes_its_neighbours():
