@@ -26,6 +26,7 @@ from .model.folder import LOCALISER_DIR, MODEL_FILE, model_hash
 from .model.info import ModelInfo, folder_info
 from .model.inputs import COARSE, FINE, beat_planes, network_input, sees_beat
 from .preprocess import normalise_intensity, resize_stack
+from .runtime_int8 import int8_network
 from .runtime_onnx import (
     ONNX_FILE,
     OnnxNetwork,
@@ -126,11 +127,15 @@ class ModelRuntime:
         self.batch_size = config.batch_size * factor
         self.threads = cpu_threads(config.threads, workers) if self.device == "cpu" else None
         self.backend, self._onnx = self._choose_backend(config.runtime)
+        self._int8 = (int8_network(self.path, self.path / MODEL_FILE, self.threads)
+                      if config.int8 and self.backend == "openvino" and self.path.is_dir()
+                      else None)
         if self.backend == "torch":  # load the networks now: a bad model.pt fails here
             self._torch_net(FINE)
             self._torch_net(COARSE)
-        log.info("model %s (sha256 %s...) on %s with %s, input %dx%d", self.path,
-                 self.sha256[:12], self.device, self.backend, self.size, self.size)
+        log.info("model %s (sha256 %s...) on %s with %s%s, input %dx%d", self.path,
+                 self.sha256[:12], self.device, self.backend,
+                 " (fine pass in int8)" if self._int8 is not None else "", self.size, self.size)
 
     def _read_info(self, path: Path) -> ModelInfo:
         """A model folder's ModelInfo from its config.json where that says it all, else from
@@ -262,18 +267,20 @@ class ModelRuntime:
         return out.astype(np.float32, copy=False)
 
     def predict(self, images: np.ndarray, pass_value: float = FINE,
-                motion: np.ndarray | None = None, beat: np.ndarray | None = None
-                ) -> np.ndarray:
+                motion: np.ndarray | None = None, beat: np.ndarray | None = None,
+                int8: bool = False) -> np.ndarray:
         """Network-size input (T, S, S) float32 in [0, 1] -> probabilities (T, S, S) float32.
 
         `pass_value` fills the pass plane of two-channel models (COARSE or FINE; COARSE runs
         the localiser, if the model has one); `motion` (S, S) the motion plane of three-channel
         models, `beat` (T, 2, S, S) the beat planes of four-channel ones (None = zeros).
+        `int8`: a fine pass may run the folder's checked int8 network (`uses_int8`).
         """
         out = np.empty(images.shape, dtype=np.float32)
         info = self.coarse_info if pass_value == COARSE else self.info
         channels = info.architecture.in_channels
-        onnx = self._onnx.get(COARSE if pass_value == COARSE else FINE)
+        onnx = (self._int8 if int8 and pass_value == FINE and self._int8 is not None
+                else self._onnx.get(COARSE if pass_value == COARSE else FINE))
         step = self._batch_for(images.shape[-1])
         if onnx is None:
             return self._predict_torch(images, pass_value, motion, beat, channels, step)
@@ -323,4 +330,9 @@ class ModelRuntime:
                 "localiser": (None if self._localiser is None
                               else self.coarse_info.architecture.to_dict()),
                 "threshold": self.threshold, "threads": self.threads,
-                "runtime": self.backend}
+                "runtime": self.backend, "int8": self.uses_int8}
+
+    @property
+    def uses_int8(self) -> bool:
+        """Whether fine passes asked to (`predict(int8=True)`) run the int8 network."""
+        return self._int8 is not None

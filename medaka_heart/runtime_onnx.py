@@ -138,7 +138,7 @@ class OnnxNetwork:
             raise ValueError(f"unknown ONNX engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.path, self.engine = path, engine
         try:
-            self._run = (_openvino_runner if engine == "openvino" else _onnxruntime_runner)(
+            self._run = (openvino_runner if engine == "openvino" else _onnxruntime_runner)(
                 path, threads)
         except ImportError as exc:
             raise OnnxUnavailable(f"{ENGINES[engine]} is not installed ({exc})") from None
@@ -163,7 +163,7 @@ def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray
     return lambda x: session.run(None, {name: x})[0]
 
 
-def _openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+def openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
     """OpenVINO's CPU plugin on `path`, as a function of the input: in float32 (CPUs with
     bf16 or f16 units would otherwise run in those, far from torch's probabilities), one
     stream, no thread pinning (worker processes share the cores), one inference request per

@@ -6,9 +6,10 @@
 is segmented in its crop), and one to segment a still or a stack of unrelated frames,
 `segment_still` (located on its own, without a beat; its confidence is checked against the
 masks of its mirror images, `flip_agreement`). The fine pass segments the crop of every
-frame at input_size^2 and the probabilities are pasted back at native geometry (0 outside the
-crop); where nothing is found, the whole frames are segmented at coarse_size. Models without a
-coarse_size run one pass on whole frames.
+frame at input_size^2 (by the model folder's checked int8 network where it has one,
+`runtime_int8`; the heart is located in float32) and the probabilities are pasted back at
+native geometry (0 outside the crop); where nothing is found, the whole frames are segmented
+at coarse_size. Models without a coarse_size run one pass on whole frames.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class Segmenter:
             return self._result(restore_geometry(prob, height, width), prob, None)
         crops, (_, _, side) = crop_frames(frames, *box)
         images, beat = runtime.fine_input(crops)
-        prob = runtime.predict(images, FINE, beat=beat)
+        prob = runtime.predict(images, FINE, beat=beat, int8=True)
         return self._result(restore_geometry(prob, side, side), prob, box, (height, width))
 
     def _result(self, region: np.ndarray, network: np.ndarray, box: Box | None,

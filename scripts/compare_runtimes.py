@@ -1,6 +1,8 @@
 """Same masks from OpenVINO and ONNX Runtime as from torch? `analyze` each video with
 `[segment] runtime` torch (the reference) and each ONNX engine installed (openvino, onnx: the
-shipped model.onnx), and compare the masks (Dice over the whole video) and the summaries.
+shipped model.onnx, in float32), and with OpenVINO running the fine pass in int8 (`openvino
++int8`: the model folder's checked model.int8.xml, the default where it exists), and compare
+the masks (Dice over the whole video) and the summaries.
 
     python scripts/compare_runtimes.py --real ../shared/real --phantoms 2
 
@@ -27,12 +29,17 @@ import benchmark
 
 from medaka_heart.runtime_onnx import ENGINES, installed_engines
 
+INT8 = "+int8"  # a variant's suffix: the engine with the fine pass in int8
+
 
 def analyse(video: Path, fps: float | None, out: Path, runtime: str) -> tuple[pd.Series, Path]:
-    """summary row and masks.tif of `analyze` with the given runtime."""
+    """summary row and masks.tif of `analyze` with the given runtime (an engine, "torch", or
+    an engine + INT8)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     config = out.parent / f"{runtime}.toml"
-    config.write_text(f'[segment]\nruntime = "{runtime}"\n')
+    engine = runtime.removesuffix(INT8)
+    int8 = "true" if runtime.endswith(INT8) else "false"
+    config.write_text(f'[segment]\nruntime = "{engine}"\nint8 = {int8}\n')
     cmd = [sys.executable, "-m", "medaka_heart", "analyze", str(video), "-o", str(out),
            "--config", str(config), "--workers", "1", "--no-plots", "--force", "--save-masks",
            "--no-progress"] + (["--fps", f"{fps:g}"] if fps else [])
@@ -79,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 videos.append((v["name"], Path(v["path"]), v["fps"]))
         if not videos:
             parser.error("give --real DIR and/or --phantoms N")
+        variants = args.engines + ["openvino" + INT8] * ("openvino" in args.engines)
         rows = [row for k, (name, video, fps) in enumerate(videos)
-                for row in compare(name, video, fps, work / f"run{k}", args.engines)]
+                for row in compare(name, video, fps, work / f"run{k}", variants)]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     for engine, own in table.groupby("engine", sort=False):

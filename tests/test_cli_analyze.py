@@ -161,14 +161,35 @@ def test_runtime_option_picks_what_runs_the_network_with_the_same_numbers(tmp_pa
     for name in (runtime, "auto"):
         out = tmp_path / name
         result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(out), "--no-plots",
-                                           "--workers", "1", "--runtime", name])
+                                           "--workers", "1", "--runtime", name, "--no-int8"])
         assert result.exit_code == 0, result.output
         provenance = json.loads((out / sample.stem / "provenance.json").read_text())
         runs[name] = (provenance["model"]["runtime"], pd.read_csv(out / "summary.csv").iloc[0])
+        assert provenance["model"]["int8"] is False
     assert runs[runtime][0] == runtime
     assert runs["auto"][0] != "torch"  # the shipped model.onnx is checked for each engine
     for key in ("hr_bpm", "ef_pct", "edv_pl"):
         assert runs[runtime][1][key] == pytest.approx(runs["auto"][1][key], rel=1e-4)
+
+
+def test_int8_is_the_default_with_openvino_and_close_to_float(tmp_path):
+    import json
+
+    pytest.importorskip("openvino")
+    sample = Path(__file__).parents[1] / "sample_data" / "typical_s2024_000.avi"
+    runs = {}
+    for flag in ("--int8", "--no-int8"):
+        out = tmp_path / flag
+        result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(out), "--no-plots",
+                                           "--workers", "1", "--runtime", "openvino", flag,
+                                           "--save-masks"])
+        assert result.exit_code == 0, result.output
+        provenance = json.loads((out / sample.stem / "provenance.json").read_text())
+        assert provenance["model"]["int8"] is (flag == "--int8")
+        runs[flag] = tifffile.imread(out / sample.stem / "masks.tif") > 0
+    a, b = runs["--int8"], runs["--no-int8"]
+    assert not np.array_equal(a, b)  # the int8 network ran
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.99  # the shipped file's own check
 
 
 def test_every_onnx_engine_is_a_runtime_to_choose():

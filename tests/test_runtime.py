@@ -251,7 +251,7 @@ def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(failure, monk
     def broken(path, threads):
         raise failure("no openvino here")
 
-    monkeypatch.setattr(runtime_onnx, "_openvino_runner", broken)
+    monkeypatch.setattr(runtime_onnx, "openvino_runner", broken)
     monkeypatch.setattr("medaka_heart.runtime.installed_engines", lambda: ["openvino", "onnx"])
     with caplog.at_level("WARNING"):
         seg = Segmenter(threads=1, runtime="auto")  # the shipped model

@@ -265,7 +265,8 @@ def test_fine_passes_of_four_channel_models_see_the_beat_of_their_crop(two_pass_
     seg = Segmenter(two_pass_dir, threads=1)
     seen = []
 
-    def spy(x, pass_value=1.0, motion=None, beat=None):  # an oracle: bright is heart
+    def spy(x, pass_value=1.0, motion=None, beat=None, int8=False):  # an oracle: bright is
+        # heart
         seen.append((pass_value, len(x), beat))
         return (x > 0.5).astype(np.float32)
 

@@ -33,6 +33,9 @@ from ..config import RUNTIMES
               help="What runs the network: auto (default from config: on the CPU OpenVINO, "
                    "else ONNX Runtime, where the model's checked model.onnx allows, else "
                    "torch), torch, onnx (ONNX Runtime) or openvino.")
+@click.option("--int8/--no-int8", "int8", default=None,
+              help="With OpenVINO, segment every frame with the model folder's checked int8 "
+                   "network where it has one (default from config: yes; --no-int8: float32).")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -56,8 +59,8 @@ from ..config import RUNTIMES
                    "analysed).")
 @click.pass_context
 def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path, model, device,
-            runtime, batch_size, save_masks, workers, scheduler, force, group_by, no_plots,
-            overlay_video, no_progress, strict):
+            runtime, int8, batch_size, save_masks, workers, scheduler, force, group_by,
+            no_plots, overlay_video, no_progress, strict):
     """Measure heart rate, volumes, EF and FS beat by beat in each INPUT.
 
     INPUT is a video (AVI/MP4/MOV, multi-page TIFF/OME-TIFF), a folder of numbered frames,
@@ -83,7 +86,7 @@ def analyze(ctx, inputs, out_dir, manifest, masks, fps, pixel_size, config_path,
     except (OSError, ValueError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from None
     config = with_overrides(config, "segment", model=model, device=device, runtime=runtime,
-                            batch_size=batch_size)
+                            int8=int8, batch_size=batch_size)
     if not sources:
         raise click.ClickException(f"no videos found in: {' '.join(inputs)}")
     if masks:
