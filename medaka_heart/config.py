@@ -74,8 +74,8 @@ class SegmentConfig:
     runtime: str = "auto"  # auto | torch | onnx | openvino; auto: on the CPU OpenVINO, else
     # ONNX Runtime (onnx), where the model folder ships a model.onnx checked against its weights
     # (no torch import), else torch
-    int8: bool = True  # OpenVINO: the fine pass over every frame by the model folder's checked
-    # int8 network (model.int8.xml; masks within Dice 0.99 of float32's), where it has one
+    int8: bool = False  # OpenVINO: the fine pass over every frame by the model folder's checked
+    # int8 network (model.int8.xml), where it has one: ~6-9 % faster, masks not quite float's
     batch_size: int = 16  # frames per forward pass at the fine size, fewer for larger (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # CPU threads of the network; None = all cores / workers

@@ -5,10 +5,12 @@ its fine network quantized by `scripts/quantize_int8.py`. That script also check
 fine-pass inputs of phantom videos it did not calibrate on, the masks of the int8 network
 must agree with torch's to a Dice of at least INT8_MIN_DICE. It then writes the result
 beside the file (``model.int8.check.json``: the sha256 of the IR files and of the weights
-they were made from, and the Dice). A file is used only where its check is stamped for these
-very weights, and only for the fine pass over every frame (`Segmenter`). Locating the heart
-stays in float32: its choices between places are near ties in hard videos, and int8 moved
-two of them in the phantom benchmark.
+they were made from, and the Dice). A file is used only where asked for (``[segment] int8 =
+true``, ``analyze --int8``), where its check is stamped for these very weights, and only for
+the fine pass over every frame (`Segmenter`). It is not the default: on real recordings its
+masks differ more from float32's (Dice 0.96-0.98 on two of them) than the project accepts
+for a faster runtime (0.99). Locating the heart stays in float32: its choices between
+places are near ties in hard videos, and int8 moved two of them in the phantom benchmark.
 """
 
 from __future__ import annotations

@@ -57,8 +57,8 @@ def frames():
 
 
 def test_the_int8_network_runs_fine_passes_asked_for_and_nothing_else(folder, tmp_path):
-    seg = Segmenter(folder, threads=1, runtime="openvino")
-    plain = Segmenter(folder, threads=1, runtime="openvino", int8=False)
+    seg = Segmenter(folder, threads=1, runtime="openvino", int8=True)
+    plain = Segmenter(folder, threads=1, runtime="openvino")  # float32 by default
     assert seg.provenance()["int8"] is True
     assert plain.provenance()["int8"] is False
     other = Segmenter(save_model_folder(tmp_path / "other", _net(1), ModelInfo(
@@ -74,9 +74,9 @@ def test_the_int8_network_runs_fine_passes_asked_for_and_nothing_else(folder, tm
 
 
 def test_a_video_is_located_in_float_and_segmented_in_int8(folder, frames):
-    int8 = [f for _, f in Segmenter(folder, threads=1).segment_video([frames], 10.0)]
-    plain = [f for _, f in Segmenter(folder, threads=1, int8=False).segment_video([frames],
-                                                                                   10.0)]
+    int8 = [f for _, f in Segmenter(folder, threads=1, int8=True).segment_video([frames],
+                                                                                 10.0)]
+    plain = [f for _, f in Segmenter(folder, threads=1).segment_video([frames], 10.0)]
     assert [f.box for f in int8] == [f.box for f in plain]  # the same crops
     assert not np.allclose(int8[0].prob, plain[0].prob, atol=1e-3)  # other masks in them
 
@@ -86,7 +86,8 @@ def test_an_int8_network_is_used_only_as_checked(folder):
     stamp = json.loads((folder / INT8_STAMP).read_text())
     (folder / INT8_STAMP).write_text(json.dumps({**stamp, "dice": 0.98}))
     assert "0.9800 (< 0.99)" in int8_check(folder, folder / "model.pt")
-    assert Segmenter(folder, threads=1, runtime="openvino").provenance()["int8"] is False
+    assert Segmenter(folder, threads=1, runtime="openvino",
+                     int8=True).provenance()["int8"] is False
     write_int8_stamp(folder, folder / "model.pt", 0.995, "a test")
     with int8_files(folder)[1].open("ab") as fh:  # the weights file changed since its check
         fh.write(b"\0")
@@ -100,7 +101,7 @@ def test_an_int8_network_is_used_only_as_checked(folder):
 
 
 def test_torch_never_runs_the_int8_network(folder):
-    assert Segmenter(folder, threads=1, runtime="torch").provenance()["int8"] is False
+    assert Segmenter(folder, threads=1, runtime="torch", int8=True).provenance()["int8"] is False
 
 
 def test_quantize_script_writes_a_checked_network_or_nothing(tmp_path):

@@ -35,7 +35,8 @@ from ..config import RUNTIMES
                    "torch), torch, onnx (ONNX Runtime) or openvino.")
 @click.option("--int8/--no-int8", "int8", default=None,
               help="With OpenVINO, segment every frame with the model folder's checked int8 "
-                   "network where it has one (default from config: yes; --no-int8: float32).")
+                   "network where it has one: faster, masks close to but not float32's "
+                   "(default from config: no).")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
