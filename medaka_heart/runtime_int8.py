@@ -1,4 +1,4 @@
-"""The fine network quantized to int8, run by OpenVINO: about 1.5x the float network's speed.
+"""The fine network quantized to int8, run by OpenVINO: about 6 % faster end to end (README).
 
 A model folder may ship ``model.int8.xml`` (+ ``.bin``, an OpenVINO IR) beside ``model.pt``:
 its fine network quantized by `scripts/quantize_int8.py`. That script also checks it: on

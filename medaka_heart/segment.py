@@ -41,9 +41,9 @@ def flip_agreement(mask: np.ndarray, mirrored: Sequence[np.ndarray]) -> float:
     """Mean Dice (0-1) of a still's mask (H, W) with the masks found in its mirror images
     (`mirrored`, one per FLIPS code, each (H, W) as found in the mirrored image); 1 where
     both are empty."""
-    back = [cv2.flip(np.asarray(m, np.uint8), code) for m, code in
-            zip(mirrored, FLIPS, strict=True)]
-    return float(np.mean([frame_agreement(mask, m).dice[0] for m in back]))
+    back = np.stack([cv2.flip(np.asarray(m, np.uint8), code)
+                     for m, code in zip(mirrored, FLIPS, strict=True)])
+    return float(frame_agreement(np.broadcast_to(mask, back.shape), back).dice.mean())
 
 
 

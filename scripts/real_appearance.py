@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import bench_rhythm  # noqa: E402  (a sibling script)
 
 from medaka_heart.io.masks import mask_chunks  # noqa: E402
-from medaka_heart.mask_scores import mask_scores  # noqa: E402
+from medaka_heart.mask_scores import frame_agreement, mask_scores  # noqa: E402
 
 log = logging.getLogger("real_appearance")
 FPS, PIXEL_UM = 15.0, 1.115  # HeartSeg: 15 frames/s, 1.115 um per pixel
@@ -185,7 +185,7 @@ def still_frame(real: Path, model: Path | None) -> dict:
     segmenter = Segmenter(model, threads=2)
     found = segmenter.segment_still(image)
     mask = found.masks[0]
-    return {"dice": float(2 * (mask & truth).sum() / max(1, mask.sum() + truth.sum())),
+    return {"dice": float(frame_agreement(mask, truth).dice[0]),
             "area_ratio": float(mask.sum() / truth.sum()),
             "confidence": float(found.confidence[0]),
             "network_confidence": float(segmenter.segment_still(image, check=False)
