@@ -62,6 +62,9 @@ class ChunkSegmentation(Protocol):
     def confidence(self) -> np.ndarray:
         """(t,) float in [0, 1]."""
 
+    # optional: `adaptation`, how the segmenter self-adapted to the video (its `to_dict()`
+    # goes into provenance.json)
+
 
 class Segmenter(Protocol):
     """Anything that turns the chunks of a video into ventricle masks at native geometry."""
@@ -198,7 +201,7 @@ def analyze_video(
         write_csv_atomic(beats, stage / "beats.csv")
         write_json_atomic(
             _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,
-                        detection.period_frames),
+                        detection.period_frames, measured.adaptation),
             stage / "provenance.json",
         )
         if measured.reservoir is not None:
@@ -217,6 +220,7 @@ class _Measured:
     confidence: np.ndarray | None  # (T,) segmentation confidence; None with given masks
     thumbnails: np.ndarray  # (t, h, w) of the first max_thumbnail_frames frames
     reservoir: FrameReservoir | None  # frames kept for montage.png (None without plots)
+    adaptation: dict[str, Any] | None = None  # how the segmenter self-adapted to the video
 
 
 def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Path,
@@ -227,21 +231,26 @@ def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Pat
     info = reader.info
     max_thumbs = config.rhythm.max_thumbnail_frames
     tables, confidences, thumbs, state, first = [], [], [], None, 0
+    adaptation = None
     reservoir = FrameReservoir(info.height, info.width) if options.plots else None
     with ExitStack() as stack:
         locating = masks is None  # the first chunk comes once the heart is found
+        adapting = locating and getattr(getattr(segmenter, "settings", None), "self_adapt",
+                                        False)  # ... and the fine pass is adapted to the video
+        waiting = " (locating, self-adapting)" if adapting else " (locating)" if locating else ""
         bar = stack.enter_context(tqdm(total=info.n_frames, unit="frame", leave=False,
-                                       desc=f"{name} (locating)" if locating else name,
+                                       desc=f"{name}{waiting}",
                                        disable=not options.show_progress))
         writer = (stack.enter_context(closing(MaskStackWriter(stage / "masks.tif")))
                   if options.save_masks else None)
         overlay = (stack.enter_context(closing(OverlayWriter(stage / "overlay.avi", fps,
                                                              info.height, info.width)))
                    if options.overlay_video else None)
-        for frames, mask, confidence in _masked_chunks(path, reader, config, fps, masks,
-                                                       segmenter):
+        for frames, mask, confidence, adapted in _masked_chunks(path, reader, config, fps,
+                                                                masks, segmenter):
             if locating and first == 0:
                 bar.set_description(name)
+            adaptation = adapted
             if confidence is not None:
                 confidences.append(confidence)
             if first < max_thumbs:
@@ -263,13 +272,15 @@ def _measure_frames(path: str | Path, name: str, reader: VideoReader, stage: Pat
                  path, max_thumbs, first)
     return _Measured(pd.concat(tables, ignore_index=True),
                      np.concatenate(confidences) if confidences else None,
-                     np.concatenate(thumbs), reservoir)
+                     np.concatenate(thumbs), reservoir, adaptation)
 
 
 def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: float,
                    masks: str | Path | None, segmenter: Segmenter | None
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """(frames, masks, confidence or None) of each chunk: the given masks, else segmented."""
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                       dict[str, Any] | None]]:
+    """(frames, masks, confidence or None, self-adaptation or None) of each chunk: the given
+    masks, else segmented."""
     info, chunk = reader.info, config.io.chunk_frames
     if masks is not None:
         given = mask_chunks(masks, chunk, (info.n_frames, info.height, info.width))
@@ -278,7 +289,7 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
             if mask is None or len(mask) != len(frames):
                 raise VideoError(f"{masks}: the mask count does not match the frames decoded "
                                  f"from {path}")
-            yield frames, mask, None
+            yield frames, mask, None, None
         return
     assert segmenter is not None  # analyze_video checks that one of them is given
     # grayscale, read ahead, decoded once where the video fits the replay budget (it is read
@@ -286,7 +297,9 @@ def _masked_chunks(path: str | Path, reader: VideoReader, config: Config, fps: f
     chunks = replayable(lambda: prefetched(reader.chunks(chunk, gray=True)),
                         n_frames=info.n_frames)
     for frames, found in segmenter.segment_video(chunks, fps):
-        yield frames, found.masks, found.confidence
+        adaptation = getattr(found, "adaptation", None)
+        yield (frames, found.masks, found.confidence,
+               None if adaptation is None else adaptation.to_dict())
 
 
 def percent(value: float) -> str:
@@ -319,13 +332,16 @@ def _write_plots(folder: Path, name: str, frames: pd.DataFrame, beats: pd.DataFr
 
 
 def _provenance(path, masks, segmenter, config, fps, fps_source, pixel, pixel_source,
-                period_frames) -> dict[str, Any]:
+                period_frames, adaptation=None) -> dict[str, Any]:
+    model = segmenter.provenance() if (segmenter is not None and not masks) else None
+    if model is not None and adaptation is not None:
+        model = {**model, "self_adaptation": adaptation}
     return {
         "medaka_heart_version": __version__,
         "python": platform.python_version(),
         "input": str(Path(path).resolve()),
         "masks": str(Path(masks).resolve()) if masks else None,
-        "model": segmenter.provenance() if (segmenter is not None and not masks) else None,
+        "model": model,
         "fps": fps,
         "fps_source": fps_source,
         "pixel_size_um": pixel,

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import torch
 
     from .model.checkpoint import Checkpoint
+    from .model.unet import UNet
 
 log = logging.getLogger(__name__)
 
@@ -154,20 +155,40 @@ class ModelRuntime:
     def _torch_net(self, pass_value: float) -> torch.nn.Module:
         """The torch network of a pass (COARSE: the localiser's, if the model has one),
         batch norm fused, on the device, in inference mode; made on first need."""
-        key = COARSE if pass_value == COARSE and self._localiser is not None else FINE
+        own_coarse = self._localiser is not None or COARSE in self._torch_nets
+        key = COARSE if pass_value == COARSE and own_coarse else FINE
         if key not in self._torch_nets:
-            import torch
-
-            from .model.unet import fuse_batchnorm
-
-            if self.threads is not None:
-                torch.set_num_threads(self.threads)
             path = self._localiser if key == COARSE and self._localiser is not None else self.path
-            net = fuse_batchnorm(self._checkpoint(path).build_model())
-            fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
-            moved = net.to(torch.device(self.device), memory_format=fmt)  # type: ignore[call-overload]
-            self._torch_nets[key] = moved.eval()  # (torch's stubs lack .to's memory_format)
+            self._torch_nets[key] = self._ready(self._checkpoint(path).build_model())
         return self._torch_nets[key]
+
+    def _ready(self, net: UNet) -> torch.nn.Module:
+        """A copy of `net` with batch norm fused, on the device (channels-last on the CPU), in
+        inference mode."""
+        import torch
+
+        from .model.unet import fuse_batchnorm
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        fmt = torch.channels_last if self.device == "cpu" else torch.contiguous_format
+        moved = fuse_batchnorm(net).to(torch.device(self.device), memory_format=fmt)  # type: ignore[call-overload]
+        return moved.eval()  # (torch's stubs lack .to's memory_format)
+
+    def with_fine_net(self, net: UNet) -> ModelRuntime:
+        """A copy of this runtime whose fine pass runs `net` (same architecture and inputs,
+        e.g. self-adapted) with torch; the coarse pass, which locates the heart, runs as
+        before, and the int8 network is not used."""
+        import copy
+
+        adapted = copy.copy(self)
+        coarse = self._onnx.get(COARSE)
+        adapted._onnx = {} if coarse is None else {COARSE: coarse}
+        adapted._torch_nets = {FINE: self._ready(net)}
+        if coarse is None:  # torch ran the coarse pass: it keeps the original network
+            adapted._torch_nets[COARSE] = self._torch_net(COARSE)
+        adapted._int8 = None
+        return adapted
 
     @property
     def net(self) -> torch.nn.Module:

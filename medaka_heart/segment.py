@@ -9,12 +9,16 @@ masks of its mirror images, `flip_agreement`). The fine pass segments the crop o
 frame at input_size^2 (by the model folder's checked int8 network where it has one,
 `runtime_int8`; the heart is located in float32) and the probabilities are pasted back at
 native geometry (0 outside the crop); where nothing is found, the whole frames are segmented
-at coarse_size. Models without a coarse_size run one pass on whole frames.
+at coarse_size. Models without a coarse_size run one pass on whole frames. With
+`[segment] self_adapt`, a video's fine pass is first fine-tuned on its own largest mask
+(`model.self_adapt`) and every chunk is segmented in its crop by the adapted network.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +31,11 @@ from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
 from .mask_scores import frame_agreement
 from .model.inputs import FINE
+from .model.self_adapt import SelfAdaptation, adapt_to_frame, pseudo_frame
 from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "flip_agreement",
            "frame_confidence"]
@@ -62,6 +69,7 @@ class ChunkSegmentation:
     confidence: np.ndarray  # (T,) float in [0, 1], `frame_confidence` of the (fine) pass
     box: Box | None  # the crop segmented; None = whole frames (nothing located, or one pass)
     threshold: float  # the model's probability threshold
+    adaptation: SelfAdaptation | None = None  # how the fine pass was self-adapted to the video
 
     @property
     def prob(self) -> np.ndarray:
@@ -97,6 +105,8 @@ class Segmenter:
                  preprocess: PreprocessConfig | None = None, **settings: Any):
         model = None if model is None else str(model)
         self.settings = dataclasses.replace(SegmentConfig(), model=model, **settings)
+        if self.settings.self_adapt and self.settings.self_adapt_steps < 1:
+            raise ValueError(f"self_adapt_steps must be >= 1, got {self.settings.self_adapt_steps}")
         self.runtime = ModelRuntime(self.settings, preprocess, workers=workers)
         self.locator = HeartLocator(self.runtime, self.settings)
 
@@ -127,19 +137,48 @@ class Segmenter:
         long video need not be held in memory; it is read at least twice: first to decide the
         crop of every chunk, `HeartLocator.locate_video`, then to segment each in its crop).
         `fps` (frames/s; None = unknown) lets the beat guide the search. A video that decodes
-        to another number of chunks on a later read is a ValueError.
+        to another number of chunks on a later read is a ValueError. With `self_adapt` it is
+        read twice more (a first segmentation, then the taught frame's chunk) before the
+        first chunk comes, and each result's `adaptation` says how the fine pass was adapted.
         """
         source = chunks if callable(chunks) else (lambda kept=list(chunks): iter(kept))
         boxes = self.locator.locate_video(source, fps)
-        count = 0
-        for frames in source():
-            if count >= len(boxes):
-                raise ValueError(f"decodes to more than {len(boxes)} chunks on a second read")
-            frames = np.asarray(frames)
-            yield frames, self._segment_at(frames, boxes[count], fps)
-            count += 1
-        if count != len(boxes):
-            raise ValueError(f"decodes to {count} chunks on a second read, {len(boxes)} before")
+        segmenter, adaptation = self, None
+        if self.settings.self_adapt:
+            segmenter, adaptation = self._self_adapted(source, boxes, fps)
+        for frames, box in _chunks_in(source, boxes):
+            found = segmenter._segment_at(frames, box, fps)
+            yield frames, dataclasses.replace(found, adaptation=adaptation)
+
+    def _self_adapted(self, source: Callable[[], Iterable[np.ndarray]],
+                      boxes: list[Box | None], fps: float | None
+                      ) -> tuple[Segmenter, SelfAdaptation | None]:
+        """A segmenter whose fine pass is adapted to this video (`model.self_adapt`) and how,
+        from a first segmentation of every chunk in its crop (two more reads); this one and
+        None where no frame has a mask."""
+        areas = np.concatenate([
+            np.count_nonzero(self._segment_at(frames, box, fps).region > self.threshold,
+                             axis=(1, 2)) for frames, box in _chunks_in(source, boxes)])
+        taught = pseudo_frame(areas)
+        if taught is None:
+            log.warning("self-adaptation skipped: no frame has a mask")
+            return self, None
+        first = 0
+        for frames, box in _chunks_in(source, boxes):
+            if taught < first + len(frames):
+                image = frames[taught - first]
+                mask = self._segment_at(frames, box, fps).masks[taught - first]
+                break
+            first += len(frames)
+        net, how = adapt_to_frame(self.runtime.path, image, mask,
+                                  steps=self.settings.self_adapt_steps,
+                                  device=self.runtime.device, threads=self.runtime.threads)
+        adapted = copy.copy(self)
+        adapted.runtime = self.runtime.with_fine_net(net)
+        how = dataclasses.replace(how, frame=taught)
+        log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s",
+                 taught, how.area_px, how.steps, how.seconds)
+        return adapted, how
 
     def segment_still(self, image: np.ndarray, *, check: bool = True) -> ChunkSegmentation:
         """Segment one still image (H, W) or (H, W, C) of any dtype, located on its own and
@@ -193,3 +232,17 @@ class Segmenter:
         shape = frame_shape if frame_shape is not None else (region.shape[1], region.shape[2])
         return ChunkSegmentation(region, shape, frame_confidence(network, self.threshold), box,
                                  self.threshold)
+
+
+def _chunks_in(source: Callable[[], Iterable[np.ndarray]], boxes: Sequence[Box | None]
+               ) -> Iterator[tuple[np.ndarray, Box | None]]:
+    """(frames, box) of each chunk of a fresh read of `source`; a ValueError where it decodes
+    to another number of chunks than there are boxes (from an earlier read)."""
+    count = 0
+    for frames in source():
+        if count >= len(boxes):
+            raise ValueError(f"decodes to more than {len(boxes)} chunks on a later read")
+        yield np.asarray(frames), boxes[count]
+        count += 1
+    if count != len(boxes):
+        raise ValueError(f"decodes to {count} chunks on a later read, {len(boxes)} before")

@@ -313,12 +313,14 @@ def load_model(model: str | None, device: str, threads: int) -> tuple[Any, dict[
     return seg, info
 
 
-def segment_config(model_info: dict[str, Any], device: str, threads: int):
-    """Analysis Config with the benchmarked model, device and threads."""
+def segment_config(model_info: dict[str, Any], device: str, threads: int,
+                   self_adapt: bool = False):
+    """Analysis Config with the benchmarked model, device and threads (and per-video
+    self-adaptation where asked)."""
     from medaka_heart.config import Config, with_overrides
 
     return with_overrides(Config(), "segment", model=model_info.get("path"), device=device,
-                          threads=threads)
+                          threads=threads, self_adapt=self_adapt or None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -964,6 +966,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "cores) and, when given, of the `analyze` runs (a --config file; "
                              "default: analyze's own)")
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
+    parser.add_argument("--self-adapt", action="store_true",
+                        help="accuracy with per-video self-adaptation (analyze --self-adapt)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the phantom sets, predictions and evaluation reports "
                              "(kept; sets found there are reused). Default: a temporary folder, "
@@ -1015,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
         report["model"] = model_info
         if seg is None:
             sys.stderr.write(f"benchmark: segmentation skipped: {model_info['error']}\n")
-        config = segment_config(model_info, args.device, threads)
+        config = segment_config(model_info, args.device, threads, args.self_adapt)
         sets, acc = {}, {}
         for preset in [] if args.speed_only else args.presets:
             data = work / "data" / preset

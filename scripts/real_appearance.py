@@ -3,6 +3,7 @@
 Usage::
 
     python scripts/real_appearance.py --real ../shared/real [--model MODEL] [--json out.json]
+        [--analyze-option=--self-adapt]
 
 For each of the two real HeartSeg outline sequences (``lateral_mask_sequences``), the real
 HeartSeg frame is animated with ``animate_frame.py --mask-sequence`` into a 10 s loop and a
@@ -104,12 +105,13 @@ def range_pct(frames_csv: Path, column: str) -> float:
 
 
 def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
-                   reuse: bool = False) -> list[dict]:
+                   reuse: bool = False, options: tuple[str, ...] = ()) -> list[dict]:
     """One row per video: Dice (mean/ED/ES), area errors, EF and HR errors, QC.
 
-    reuse : keep analyses already in `work` (resume an interrupted run)."""
+    reuse : keep analyses already in `work` (resume an interrupted run).
+    options : more `analyze` options for the model's runs (e.g. --self-adapt)."""
     rows = []
-    extra = [] if model is None else ["--model", str(model)]
+    extra = ([] if model is None else ["--model", str(model)]) + list(options)
     for v in videos:
         tag = f"{v['sequence']}_{v['kind']}"
         pred = _analyze(v["video"], work / "pred" / tag, "--save-masks", *extra, reuse=reuse)
@@ -134,13 +136,14 @@ def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
     return rows
 
 
-def real_recordings(real: Path, model: Path | None, work: Path) -> list[dict]:
+def real_recordings(real: Path, model: Path | None, work: Path,
+                    options: tuple[str, ...] = ()) -> list[dict]:
     """The two real recordings without manual truth, analysed with --save-masks: the headline
     and the masks' own heart rate against the reference (FEHAT and an FFT agree on about 170
     bpm for the 96-well recording; 23.7 frames per beat for the zebrafish close-up at a
     nominal 30 frames/s), how much of the video has a mask, its area change, and an overlay
     sheet (``overlay.png``: six frames, the mask outlined) to look at where it is."""
-    extra = [] if model is None else ["--model", str(model)]
+    extra = ([] if model is None else ["--model", str(model)]) + list(options)
     cases = [("FEHAT 96-well recording", real / "fehat_medaka_96well", None,
               bench_rhythm.FEHAT_REFERENCE_BPM),
              ("zebrafish close-up", real / "zebrafish_heart_closeup", bench_rhythm.ZEBRAFISH_FPS,
@@ -259,12 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("real_appearance_work"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="keep analyses already in --work")
+    parser.add_argument("--analyze-option", dest="options", action="append", default=[],
+                        metavar="OPTION", help="an `analyze` option for the model's runs, e.g. "
+                        "--analyze-option=--self-adapt (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     videos = test_videos(args.real, args.work / "videos")
-    rows = evaluate_model(args.model, videos, args.work / "runs", reuse=args.reuse)
+    options = tuple(args.options)
+    rows = evaluate_model(args.model, videos, args.work / "runs", reuse=args.reuse,
+                          options=options)
     print(markdown(rows))
-    recordings = real_recordings(args.real, args.model, args.work / "recordings")
+    recordings = real_recordings(args.real, args.model, args.work / "recordings", options)
     print()
     print(recordings_markdown(recordings))
     still = still_frame(args.real, args.model)
@@ -273,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(checked against its mirror images; the network's own "
           f"{still['network_confidence']:.2f})")
     if args.json:
-        args.json.write_text(json.dumps({"model": str(args.model or "shipped"), "rows": rows,
+        args.json.write_text(json.dumps({"model": str(args.model or "shipped"),
+                                         "analyze_options": list(options), "rows": rows,
                                          "recordings": recordings, "still": still},
                                         indent=2) + "\n")
     return 0

@@ -197,3 +197,30 @@ def test_every_onnx_engine_is_a_runtime_to_choose():
     from medaka_heart.runtime_onnx import ENGINES
 
     assert set(ENGINES) <= set(RUNTIMES)
+
+
+def test_self_adapt_teaches_the_first_passs_largest_mask_and_says_so(tmp_path):
+    import json
+
+    from medaka_heart.model.self_adapt import pseudo_frame
+
+    sample = Path(__file__).parents[1] / "sample_data" / "typical_s2024_000.avi"
+    config = tmp_path / "steps.toml"
+    config.write_text("[segment]\nself_adapt_steps = 5\n")
+    runs = {}
+    for flags in (["--self-adapt", "--config", str(config)], []):
+        out = tmp_path / ("adapted" if flags else "default")
+        result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(out), "--no-plots",
+                                           "--workers", "1", "--save-masks", "--no-progress",
+                                           *flags])
+        assert result.exit_code == 0, result.output
+        provenance = json.loads((out / sample.stem / "provenance.json").read_text())
+        runs[bool(flags)] = (tifffile.imread(out / sample.stem / "masks.tif") > 0,
+                             provenance["model"].get("self_adaptation"))
+    (adapted, how), (plain, none) = runs[True], runs[False]
+    assert none is None
+    areas = plain.sum(axis=(1, 2))
+    assert how["steps"] == 5
+    assert how["frame"] == pseudo_frame(areas)  # the first pass is the plain segmentation
+    assert how["area_px"] == areas[how["frame"]]
+    assert not np.array_equal(adapted, plain)  # the adapted fine pass segmented again

@@ -1,0 +1,78 @@
+"""Per-video self-adaptation (test-time): the network taught by the video's own appearance.
+
+On a microscope it was not trained for, the network's masks follow each pixel's majority state
+over the beat: too small at end-diastole, too large at end-systole (model card, "Where the
+end-systolic error lies"), so the ejection fraction comes out far too low. Its largest mask,
+at end-diastole, is nearly right, though. That frame and its mask make a short made-up beat
+(`made_up_beat`: the ventricle contracted about its centroid and relaxed), whose every
+frame's outline is known, and the network is fine-tuned on it for a fixed number of steps:
+it learns, in this video's own appearance, that the rim a contracting ventricle leaves is not
+ventricle. The locating pass is not changed; only the fine pass is segmented again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PSEUDO_MAX_RATIO = 1.25  # the frame taught: the largest mask of the video (end-diastole, the
+# made-up beat's first frame) not above this x the 90th percentile of its masks' areas (a
+# mask that took in more than the ventricle is passed over)
+SELF_ADAPT_LR = 5e-4  # peak learning rate (Adam; warm-up over a fifth of the steps)
+SELF_ADAPT_SEED = 0
+
+
+@dataclass(frozen=True)
+class SelfAdaptation:
+    """How one video's fine pass was adapted: the frame whose own mask taught it (index in
+    the video, mask area in px), the optimiser steps, the training wall time (s) and the mean
+    loss of its last steps."""
+
+    frame: int
+    area_px: int
+    steps: int
+    seconds: float
+    final_loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for provenance.json."""
+        return dataclasses.asdict(self)
+
+
+def pseudo_frame(areas_px: np.ndarray, max_ratio: float = PSEUDO_MAX_RATIO) -> int | None:
+    """Index of the frame with the largest mask (area px, one per frame) among those not
+    above `max_ratio` x the 90th percentile of the non-empty masks' areas (the first where
+    several are as large); None where every mask is empty."""
+    areas = np.asarray(areas_px, dtype=float)
+    if not (areas > 0).any():
+        return None
+    limit = max_ratio * float(np.percentile(areas[areas > 0], 90))
+    return int(np.argmax(np.where(areas <= limit, areas, -1.0)))
+
+
+def adapt_to_frame(model: str | Path, image: np.ndarray, mask: np.ndarray, *, steps: int,
+                   device: str = "cpu", threads: int | None = None,
+                   seed: int = SELF_ADAPT_SEED):
+    """Fine-tune the fine pass of `model` (folder or checkpoint) for `steps` steps on the
+    made-up beat of `image` (H, W[, C]) and its ventricle `mask` (H, W bool); returns the
+    adapted network (a `unet.UNet` in eval mode, on the CPU) and its `SelfAdaptation` (frame
+    -1: the caller knows which frame it was)."""
+    from .adapt import AdaptSettings, finetune, view_spec_of
+    from .checkpoint import load_checkpoint
+    from .data import recording_views
+    from .made_up_beat import made_up_beat
+
+    if steps < 1:
+        raise ValueError(f"self-adaptation needs at least one step, got {steps}")
+    spec = view_spec_of(load_checkpoint(model).info, recording_box=True)
+    frames, masks = made_up_beat(image, mask)
+    views = [recording_views("made-up beat", list(frames), list(masks), spec)]
+    settings = AdaptSettings(steps=steps, lr=SELF_ADAPT_LR, warmup_steps=max(1, steps // 5),
+                             p_coarse=0.0, seed=seed, device=device, threads=threads)
+    adapted = finetune(str(model), views, settings, progress=False)
+    return adapted.model, SelfAdaptation(-1, int(np.count_nonzero(mask)), adapted.steps,
+                                         round(adapted.seconds, 3), adapted.final_loss)

@@ -1,0 +1,146 @@
+"""Per-video self-adaptation: the frame taught, what the adapted network learns, and how the
+segmenter uses it (locating unchanged, every chunk segmented again by the adapted fine pass)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import medaka_heart.segment as segment_module
+from medaka_heart.mask_scores import frame_agreement
+from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
+from medaka_heart.model.data import toy_pair
+from medaka_heart.model.inputs import COARSE, FINE
+from medaka_heart.model.self_adapt import SelfAdaptation, adapt_to_frame, pseudo_frame
+from medaka_heart.model.unet import UNet, UNetConfig
+from medaka_heart.segment import Segmenter
+
+torch.set_num_threads(1)
+ARCH = UNetConfig(depth=2, base_filters=4, dropout=0.0, in_channels=4)
+
+
+def _folder(path, seed):
+    """A model folder of a random four-channel (beat-plane) U-Net with a coarse pass."""
+    torch.manual_seed(seed)
+    net = UNet(ARCH)
+    net.train()
+    net(torch.rand(4, ARCH.in_channels, 32, 32))
+    return save_model_folder(path, net.eval(), ModelInfo(ARCH, input_size=32, coarse_size=64,
+                                                         crop_scale=2.2, threshold=0.5))
+
+
+def _ellipse(k: float, shape=(64, 64), centre=(32.0, 30.0), axes=(12.0, 9.0)) -> np.ndarray:
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    return ((yy - centre[0]) / (axes[0] * k)) ** 2 + ((xx - centre[1]) / (axes[1] * k)) ** 2 <= 1
+
+
+@pytest.fixture(scope="module")
+def beating():
+    """(frames, masks): a dark ellipse on a textured background that contracts to 0.7 of its
+    axes and relaxes, 3 beats of 8 frames."""
+    background = toy_pair(np.random.default_rng(3), 64, 64)[0].astype(float)
+    ks = 1.0 - 0.3 * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(24) / 8))
+    masks = np.stack([_ellipse(k) for k in ks])
+    frames = np.clip(background - 70.0 * masks, 0, 255).astype(np.uint8)
+    return frames, masks
+
+
+def test_pseudo_frame_is_the_largest_mask_that_is_not_an_outlier():
+    areas = np.array([0, 50, 10, 40, 0, 30, 20, 50])  # 90th percentile of the non-empty: 50
+    assert pseudo_frame(areas) == 1  # the first of the largest
+    assert pseudo_frame(np.r_[areas, 80]) == 1  # 80 > 1.25 x 50: a mask that took in more
+    assert pseudo_frame(np.r_[areas, 60]) == 8  # 60 <= 1.25 x 50: the ventricle at its largest
+    assert pseudo_frame(np.zeros(5)) is None
+
+
+def test_with_fine_net_changes_the_fine_pass_only(tmp_path):
+    seg = Segmenter(_folder(tmp_path / "m", 0), threads=1, runtime="torch")
+    own = Segmenter(_folder(tmp_path / "other", 7), threads=1, runtime="torch")
+    other = own.runtime._checkpoint(own.runtime.path).build_model()
+    adapted = seg.runtime.with_fine_net(other)
+    rng = np.random.default_rng(0)
+    x, beat = rng.random((3, 32, 32), np.float32), rng.random((3, 2, 32, 32), np.float32)
+    coarse = rng.random((2, 64, 64), dtype=np.float32)
+    before = seg.runtime.predict(x, FINE, beat=beat)
+    after = adapted.predict(x, FINE, beat=beat)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, own.runtime.predict(x, FINE, beat=beat), atol=1e-6)
+    np.testing.assert_array_equal(adapted.predict(coarse, COARSE),
+                                  seg.runtime.predict(coarse, COARSE))
+    np.testing.assert_array_equal(seg.runtime.predict(x, FINE, beat=beat), before)
+
+
+def test_adapting_to_one_frame_teaches_the_whole_beat(tmp_path, beating):
+    """A random network adapted to the first frame and its outline segments the video's other
+    frames, at other stages of the beat, far better than before."""
+    frames, masks = beating
+    folder = _folder(tmp_path / "m", 1)
+    seg = Segmenter(folder, threads=1, runtime="torch")
+    net, how = adapt_to_frame(folder, frames[0], masks[0], steps=150, threads=1)
+    assert (how.steps, how.area_px, how.frame) == (150, int(masks[0].sum()), -1)
+    adapted = dataclasses.replace(seg.settings)  # the same settings, the adapted fine pass
+    assert adapted == seg.settings
+    box = (30.0, 32.0, 2.2 * 24)
+    plain = seg._segment_at(frames, box, 8.0).masks
+    seg.runtime = seg.runtime.with_fine_net(net)
+    taught = seg._segment_at(frames, box, 8.0).masks
+    dice_plain = frame_agreement(plain, masks).dice.mean()
+    dice_taught = frame_agreement(taught, masks).dice.mean()
+    assert dice_taught > 0.8
+    assert dice_taught > dice_plain + 0.2
+    systole = [4, 12, 20]  # the smallest frames: the network was shown the largest only
+    assert (frame_agreement(taught[systole], masks[systole]).dice.mean()
+            > frame_agreement(plain[systole], masks[systole]).dice.mean() + 0.2)
+
+
+def test_adapting_needs_a_step(tmp_path, beating):
+    frames, masks = beating
+    with pytest.raises(ValueError, match="at least one step"):
+        adapt_to_frame(_folder(tmp_path / "m", 0), frames[0], masks[0], steps=0)
+    with pytest.raises(ValueError, match="self_adapt_steps"):
+        Segmenter(tmp_path / "m", self_adapt=True, self_adapt_steps=0)
+
+
+def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(tmp_path, beating,
+                                                                              monkeypatch):
+    """The frame taught is `pseudo_frame` of the first pass's mask areas, with its first-pass
+    mask; every chunk is then segmented in the same crop by the adapted fine pass; a video
+    without any mask is not adapted."""
+    frames, _ = beating
+    folder = _folder(tmp_path / "m", 2)
+    plain = Segmenter(folder, threads=1, runtime="torch", threshold=0.3)
+    first = [found for _, found in plain.segment_video([frames[:12], frames[12:]], 8.0)]
+    areas = np.concatenate([f.masks.sum(axis=(1, 2)) for f in first])
+    assert areas.any()
+    expected_frame = pseudo_frame(areas)
+    torch.manual_seed(11)
+    other = UNet(ARCH).eval()
+    with torch.no_grad():  # a lower bias: smaller masks than the first pass found
+        other.head.bias.fill_(-1.0)
+    seen = {}
+
+    def fake_adapt(model, image, mask, *, steps, device, threads):
+        seen.update(image=image, mask=mask, steps=steps)
+        return other, SelfAdaptation(-1, int(mask.sum()), steps, 0.5, 0.1)
+
+    monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
+    seg = Segmenter(folder, threads=1, runtime="torch", threshold=0.3, self_adapt=True,
+                    self_adapt_steps=9)
+    found = [f for _, f in seg.segment_video([frames[:12], frames[12:]], 8.0)]
+    np.testing.assert_array_equal(seen["image"], frames[expected_frame])
+    np.testing.assert_array_equal(seen["mask"],
+                                  np.concatenate([f.masks for f in first])[expected_frame])
+    assert seen["steps"] == 9
+    assert all(f.adaptation == SelfAdaptation(expected_frame, int(areas[expected_frame]), 9,
+                                              0.5, 0.1) for f in found)
+    plain.runtime = plain.runtime.with_fine_net(other)
+    for mine, before, chunk in zip(found, first, (frames[:12], frames[12:]), strict=True):
+        assert mine.box == before.box
+        again = plain._segment_at(chunk, before.box, 8.0).masks
+        assert again.sum() < 0.9 * before.masks.sum()  # the other network's masks differ
+        np.testing.assert_array_equal(mine.masks, again)
+    blind = Segmenter(folder, threads=1, runtime="torch", self_adapt=True, threshold=1.0)
+    assert all(f.adaptation is None for _, f in blind.segment_video([frames], 8.0))
