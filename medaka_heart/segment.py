@@ -31,7 +31,7 @@ from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
 from .mask_scores import frame_agreement
 from .model.inputs import FINE
-from .model.self_adapt import SelfAdaptation, adapt_to_frame, pseudo_frame
+from .model.self_adapt import MIN_AGREEMENT, SelfAdaptation, adapt_to_frame, pseudo_frame
 from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
@@ -154,8 +154,9 @@ class Segmenter:
                       boxes: list[Box | None], fps: float | None
                       ) -> tuple[Segmenter, SelfAdaptation | None]:
         """A segmenter whose fine pass is adapted to this video (`model.self_adapt`) and how,
-        from a first segmentation of every chunk in its crop (two more reads); this one and
-        None where no frame has a mask."""
+        from a first segmentation of every chunk in its crop (two more reads). This one where
+        no frame has a mask (and None), or where the adapted masks of the taught frame's chunk
+        agree with the first pass's less than MIN_AGREEMENT (the adaptation, not used)."""
         areas = np.concatenate([
             np.count_nonzero(self._segment_at(frames, box, fps).region > self.threshold,
                              axis=(1, 2)) for frames, box in _chunks_in(source, boxes)])
@@ -166,18 +167,26 @@ class Segmenter:
         first = 0
         for frames, box in _chunks_in(source, boxes):
             if taught < first + len(frames):
-                image = frames[taught - first]
-                mask = self._segment_at(frames, box, fps).masks[taught - first]
+                before = self._segment_at(frames, box, fps).masks
                 break
             first += len(frames)
-        net, how = adapt_to_frame(self.runtime.path, image, mask,
+        net, how = adapt_to_frame(self.runtime.path, frames[taught - first], before[taught - first],
                                   steps=self.settings.self_adapt_steps,
                                   device=self.runtime.device, threads=self.runtime.threads)
         adapted = copy.copy(self)
         adapted.runtime = self.runtime.with_fine_net(net)
-        how = dataclasses.replace(how, frame=taught)
-        log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s",
-                 taught, how.area_px, how.steps, how.seconds)
+        agreement = float(frame_agreement(adapted._segment_at(frames, box, fps).masks,
+                                          before).dice.mean())
+        how = dataclasses.replace(how, frame=taught, agreement=round(agreement, 4),
+                                  used=agreement >= MIN_AGREEMENT)
+        if not how.used:
+            log.warning("self-adaptation not used: its masks agree with the first pass's by "
+                        "Dice %.2f < %.2f (frame %d taught, loss %.2f)", agreement,
+                        MIN_AGREEMENT, taught, how.final_loss)
+            return self, how
+        log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s, Dice "
+                 "%.2f with the first pass", taught, how.area_px, how.steps, how.seconds,
+                 agreement)
         return adapted, how
 
     def segment_still(self, image: np.ndarray, *, check: bool = True) -> ChunkSegmentation:

@@ -14,7 +14,12 @@ from medaka_heart.mask_scores import frame_agreement
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.data import toy_pair
 from medaka_heart.model.inputs import COARSE, FINE
-from medaka_heart.model.self_adapt import SelfAdaptation, adapt_to_frame, pseudo_frame
+from medaka_heart.model.self_adapt import (
+    MIN_AGREEMENT,
+    SelfAdaptation,
+    adapt_to_frame,
+    pseudo_frame,
+)
 from medaka_heart.model.unet import UNet, UNetConfig
 from medaka_heart.segment import Segmenter
 
@@ -46,6 +51,18 @@ def beating():
     masks = np.stack([_ellipse(k) for k in ks])
     frames = np.clip(background - 70.0 * masks, 0, 255).astype(np.uint8)
     return frames, masks
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, beating):
+    """A model folder whose network outlines the beating ellipse (adapted from a random one
+    to its first frame), so that its masks have a shape to change."""
+    frames, masks = beating
+    where = tmp_path_factory.mktemp("trained")
+    folder = _folder(where / "random", 1)
+    net, _ = adapt_to_frame(folder, frames[0], masks[0], steps=150, threads=1)
+    info = Segmenter(folder, runtime="torch").runtime.info
+    return save_model_folder(where / "trained", net, info)
 
 
 def test_pseudo_frame_is_the_largest_mask_that_is_not_an_outlier():
@@ -104,22 +121,27 @@ def test_adapting_needs_a_step(tmp_path, beating):
         Segmenter(tmp_path / "m", self_adapt=True, self_adapt_steps=0)
 
 
-def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(tmp_path, beating,
-                                                                              monkeypatch):
+@pytest.mark.parametrize(("bias", "used"), [(-0.2, True), (-20.0, False)],
+                         ids=["agrees", "destroys"])
+def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trained, beating,
+                                                                              monkeypatch, bias,
+                                                                              used):
     """The frame taught is `pseudo_frame` of the first pass's mask areas, with its first-pass
-    mask; every chunk is then segmented in the same crop by the adapted fine pass; a video
-    without any mask is not adapted."""
+    mask; where the adapted masks of that frame's chunk agree with the first pass's (mean Dice
+    >= MIN_AGREEMENT), every chunk is segmented in the same crop by the adapted fine pass,
+    else by the first; a video without any mask is not adapted."""
     frames, _ = beating
-    folder = _folder(tmp_path / "m", 2)
-    plain = Segmenter(folder, threads=1, runtime="torch", threshold=0.3)
-    first = [found for _, found in plain.segment_video([frames[:12], frames[12:]], 8.0)]
+    chunks = [frames[:12], frames[12:]]
+    folder = trained
+    plain = Segmenter(folder, threads=1, runtime="torch")
+    first = [found for _, found in plain.segment_video(chunks, 8.0)]
     areas = np.concatenate([f.masks.sum(axis=(1, 2)) for f in first])
     assert areas.any()
-    expected_frame = pseudo_frame(areas)
+    taught = pseudo_frame(areas)
     torch.manual_seed(11)
-    other = UNet(ARCH).eval()
+    other = plain.runtime._checkpoint(plain.runtime.path).build_model()
     with torch.no_grad():  # a lower bias: smaller masks than the first pass found
-        other.head.bias.fill_(-1.0)
+        other.head.bias.add_(bias)
     seen = {}
 
     def fake_adapt(model, image, mask, *, steps, device, threads):
@@ -127,20 +149,31 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(tmp_
         return other, SelfAdaptation(-1, int(mask.sum()), steps, 0.5, 0.1)
 
     monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
-    seg = Segmenter(folder, threads=1, runtime="torch", threshold=0.3, self_adapt=True,
-                    self_adapt_steps=9)
-    found = [f for _, f in seg.segment_video([frames[:12], frames[12:]], 8.0)]
-    np.testing.assert_array_equal(seen["image"], frames[expected_frame])
+    seg = Segmenter(folder, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=9)
+    found = [f for _, f in seg.segment_video(chunks, 8.0)]
+    np.testing.assert_array_equal(seen["image"], frames[taught])
     np.testing.assert_array_equal(seen["mask"],
-                                  np.concatenate([f.masks for f in first])[expected_frame])
+                                  np.concatenate([f.masks for f in first])[taught])
     assert seen["steps"] == 9
-    assert all(f.adaptation == SelfAdaptation(expected_frame, int(areas[expected_frame]), 9,
-                                              0.5, 0.1) for f in found)
-    plain.runtime = plain.runtime.with_fine_net(other)
-    for mine, before, chunk in zip(found, first, (frames[:12], frames[12:]), strict=True):
+    other_seg = Segmenter(folder, threads=1, runtime="torch")
+    other_seg.runtime = other_seg.runtime.with_fine_net(other)
+    again = [other_seg._segment_at(chunk, f.box, 8.0).masks for chunk, f in zip(chunks, first,
+                                                                               strict=True)]
+    k = int(taught >= 12)  # the taught frame's chunk
+    agreement = frame_agreement(again[k], first[k].masks).dice.mean()
+    assert bool(agreement >= MIN_AGREEMENT) is used  # both branches are exercised
+    how = found[0].adaptation
+    assert (how.frame, how.area_px, how.steps, how.used) == (taught, int(areas[taught]), 9, used)
+    assert how.agreement == pytest.approx(agreement, abs=1e-4)
+    assert all(f.adaptation == how for f in found)
+    for mine, before, other_masks in zip(found, first, again, strict=True):
         assert mine.box == before.box
-        again = plain._segment_at(chunk, before.box, 8.0).masks
-        assert again.sum() < 0.9 * before.masks.sum()  # the other network's masks differ
-        np.testing.assert_array_equal(mine.masks, again)
-    blind = Segmenter(folder, threads=1, runtime="torch", self_adapt=True, threshold=1.0)
+        assert not np.array_equal(other_masks, before.masks)  # the two passes differ
+        np.testing.assert_array_equal(mine.masks, other_masks if used else before.masks)
+
+
+def test_a_video_without_a_mask_is_not_adapted(tmp_path, beating):
+    frames, _ = beating
+    blind = Segmenter(_folder(tmp_path / "m", 2), threads=1, runtime="torch", self_adapt=True,
+                      threshold=1.0)
     assert all(f.adaptation is None for _, f in blind.segment_video([frames], 8.0))

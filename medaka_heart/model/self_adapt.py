@@ -22,6 +22,10 @@ import numpy as np
 PSEUDO_MAX_RATIO = 1.25  # the frame taught: the largest mask of the video (end-diastole, the
 # made-up beat's first frame) not above this x the 90th percentile of its masks' areas (a
 # mask that took in more than the ventricle is passed over)
+MIN_AGREEMENT = 0.75  # the adapted fine pass is kept only where its masks of the taught
+# frame's chunk agree with the first pass's at least this well (mean Dice): a made-up beat that
+# could not be learnt destroys the masks (Dice 0.06-0.65 with the first pass), where a useful
+# adaptation reshapes them (0.84-0.98)
 SELF_ADAPT_LR = 5e-4  # peak learning rate (Adam; warm-up over a fifth of the steps)
 SELF_ADAPT_SEED = 0
 
@@ -29,14 +33,18 @@ SELF_ADAPT_SEED = 0
 @dataclass(frozen=True)
 class SelfAdaptation:
     """How one video's fine pass was adapted: the frame whose own mask taught it (index in
-    the video, mask area in px), the optimiser steps, the training wall time (s) and the mean
-    loss of its last steps."""
+    the video, mask area in px), the optimiser steps, the training wall time (s), the mean
+    loss of its last steps, the mean Dice of the adapted masks of the taught frame's chunk
+    with the first pass's (NaN until checked), and whether the adapted pass was used
+    (`agreement` >= MIN_AGREEMENT)."""
 
     frame: int
     area_px: int
     steps: int
     seconds: float
     final_loss: float
+    agreement: float = float("nan")
+    used: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for provenance.json."""
