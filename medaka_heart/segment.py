@@ -148,7 +148,8 @@ class Segmenter:
             segmenter, adaptation = self._self_adapted(source, boxes, fps)
         for frames, box in _chunks_in(source, boxes):
             found = segmenter._segment_at(frames, box, fps)
-            yield frames, dataclasses.replace(found, adaptation=adaptation)
+            yield frames, (found if adaptation is None
+                           else dataclasses.replace(found, adaptation=adaptation))
 
     def _self_adapted(self, source: Callable[[], Iterable[np.ndarray]],
                       boxes: list[Box | None], fps: float | None
