@@ -16,10 +16,11 @@ at coarse_size. Models without a coarse_size run one pass on whole frames. With
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,11 +167,12 @@ class Segmenter:
             log.warning("self-adaptation skipped: no frame has a mask")
             return self, None
         first = 0
-        for frames, box in _chunks_in(source, boxes):
-            if taught < first + len(frames):
-                before = self._segment_at(frames, box, fps).masks
-                break
-            first += len(frames)
+        with contextlib.closing(_chunks_in(source, boxes)) as chunks:  # the reader stops too
+            for frames, box in chunks:
+                if taught < first + len(frames):
+                    before = self._segment_at(frames, box, fps).masks
+                    break
+                first += len(frames)
         net, how = adapt_to_frame(self.runtime.path, frames[taught - first], before[taught - first],
                                   steps=self.settings.self_adapt_steps,
                                   device=self.runtime.device, threads=self.runtime.threads)
@@ -245,7 +247,7 @@ class Segmenter:
 
 
 def _chunks_in(source: Callable[[], Iterable[np.ndarray]], boxes: Sequence[Box | None]
-               ) -> Iterator[tuple[np.ndarray, Box | None]]:
+               ) -> Generator[tuple[np.ndarray, Box | None], None, None]:
     """(frames, box) of each chunk of a fresh read of `source`; a ValueError where it decodes
     to another number of chunks than there are boxes (from an earlier read)."""
     count = 0

@@ -177,3 +177,34 @@ def test_a_video_without_a_mask_is_not_adapted(tmp_path, beating):
     blind = Segmenter(_folder(tmp_path / "m", 2), threads=1, runtime="torch", self_adapt=True,
                       threshold=1.0)
     assert all(f.adaptation is None for _, f in blind.segment_video([frames], 8.0))
+
+
+def test_every_read_of_a_self_adapted_video_is_closed(trained, beating, monkeypatch):
+    """The read that stops at the taught frame's chunk is closed before the network trains
+    (a reader thread and its file are released), not whenever the collector gets to it."""
+    frames, _ = beating
+    opened, closed = [], []
+
+    def chunks():
+        opened.append(1)
+        try:
+            yield from (frames[:8], frames[8:16], frames[16:])
+        finally:
+            closed.append(1)
+
+    plain = Segmenter(trained, threads=1, runtime="torch")
+    net = plain.runtime._checkpoint(plain.runtime.path).build_model()
+    open_while_training = []
+
+    def fake_adapt(model, image, mask, **_):
+        open_while_training.append(len(opened) - len(closed))
+        return net, SelfAdaptation(-1, int(mask.sum()), 1, 0.0, 0.0)
+
+    monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
+    seg = Segmenter(trained, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=1)
+    results = segment_module.Segmenter.segment_video(seg, chunks, 8.0)
+    first = next(results)
+    assert first[1].adaptation.frame < 16  # the taught frame's read stopped before the end
+    list(results)
+    assert open_while_training == [0]
+    assert len(opened) >= 4 and len(closed) == len(opened)
