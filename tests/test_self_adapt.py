@@ -207,4 +207,5 @@ def test_every_read_of_a_self_adapted_video_is_closed(trained, beating, monkeypa
     assert first[1].adaptation.frame < 16  # the taught frame's read stopped before the end
     list(results)
     assert open_while_training == [0]
-    assert len(opened) >= 4 and len(closed) == len(opened)
+    assert len(opened) >= 4
+    assert len(closed) == len(opened)
