@@ -78,7 +78,7 @@ class SegmentConfig:
     # int8 network (model.int8.xml), where it has one: ~6-9 % faster, masks not quite float's
     self_adapt: bool = False  # per video, fine-tune the fine pass on a made-up beat of the
     # video's own largest mask, then segment again (model/self_adapt.py): ejection fraction
-    # on microscopes the network was not trained for, at ~20 s more per video
+    # on microscopes the network was not trained for, at ~17 s more per video (2 cores)
     self_adapt_steps: int = 50  # its optimiser steps (batches of 8 crops)
     batch_size: int = 16  # frames per forward pass at the fine size, fewer for larger (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one

@@ -145,19 +145,21 @@ class Segmenter:
         source = chunks if callable(chunks) else (lambda kept=list(chunks): iter(kept))
         boxes = self.locator.locate_video(source, fps)
         segmenter, adaptation = self, None
+        done: dict[int, ChunkSegmentation] = {}
         if self.settings.self_adapt:
-            segmenter, adaptation = self._self_adapted(source, boxes, fps)
-        for frames, box in _chunks_in(source, boxes):
-            found = segmenter._segment_at(frames, box, fps)
+            segmenter, adaptation, done = self._self_adapted(source, boxes, fps)
+        for index, (frames, box) in enumerate(_chunks_in(source, boxes)):
+            found = done.get(index) or segmenter._segment_at(frames, box, fps)
             yield frames, (found if adaptation is None
                            else dataclasses.replace(found, adaptation=adaptation))
 
     def _self_adapted(self, source: Callable[[], Iterable[np.ndarray]],
                       boxes: list[Box | None], fps: float | None
-                      ) -> tuple[Segmenter, SelfAdaptation | None]:
-        """A segmenter whose fine pass is adapted to this video (`model.self_adapt`) and how,
-        from a first segmentation of every chunk in its crop (two more reads). This one where
-        no frame has a mask (and None), or where the adapted masks of the taught frame's chunk
+                      ) -> tuple[Segmenter, SelfAdaptation | None, dict[int, ChunkSegmentation]]:
+        """A segmenter whose fine pass is adapted to this video (`model.self_adapt`), how,
+        and the segmentation it already gave the taught frame's chunk (by chunk index), from
+        a first segmentation of every chunk in its crop (two more reads). This one where no
+        frame has a mask (and None), or where the adapted masks of the taught frame's chunk
         agree with the first pass's less than MIN_AGREEMENT (the adaptation, not used)."""
         areas = np.concatenate([
             np.count_nonzero(self._segment_at(frames, box, fps).region > self.threshold,
@@ -165,32 +167,35 @@ class Segmenter:
         taught = pseudo_frame(areas)
         if taught is None:
             log.warning("self-adaptation skipped: no frame has a mask")
-            return self, None
+            return self, None, {}
         first = 0
         with contextlib.closing(_chunks_in(source, boxes)) as chunks:  # the reader stops too
-            for frames, box in chunks:
+            for index, (frames, box) in enumerate(chunks):
                 if taught < first + len(frames):
-                    before = self._segment_at(frames, box, fps).masks
+                    before, where = self._segment_at(frames, box, fps), index
                     break
                 first += len(frames)
-        net, how = adapt_to_frame(self.runtime.path, frames[taught - first], before[taught - first],
-                                  steps=self.settings.self_adapt_steps,
-                                  device=self.runtime.device, threads=self.runtime.threads)
+        runtime = self.runtime
+        trained = adapt_to_frame(runtime.path, runtime.info, frames[taught - first],
+                                 before.masks[taught - first],
+                                 steps=self.settings.self_adapt_steps, device=runtime.device,
+                                 threads=runtime.threads)
         adapted = copy.copy(self)
-        adapted.runtime = self.runtime.with_fine_net(net)
-        agreement = float(frame_agreement(adapted._segment_at(frames, box, fps).masks,
-                                          before).dice.mean())
-        how = dataclasses.replace(how, frame=taught, agreement=round(agreement, 4),
-                                  used=agreement >= MIN_AGREEMENT)
+        adapted.runtime = runtime.with_fine_net(trained.model)
+        after = adapted._segment_at(frames, box, fps)
+        agreement = float(frame_agreement(after.masks, before.masks).dice.mean())
+        how = SelfAdaptation(taught, int(np.count_nonzero(before.masks[taught - first])),
+                             trained.steps, round(trained.seconds, 3), trained.final_loss,
+                             round(agreement, 4), agreement >= MIN_AGREEMENT)
         if not how.used:
             log.warning("self-adaptation not used: its masks agree with the first pass's by "
                         "Dice %.2f < %.2f (frame %d taught, loss %.2f)", agreement,
                         MIN_AGREEMENT, taught, how.final_loss)
-            return self, how
+            return self, how, {where: before}
         log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s, Dice "
                  "%.2f with the first pass", taught, how.area_px, how.steps, how.seconds,
                  agreement)
-        return adapted, how
+        return adapted, how, {where: after}
 
     def segment_still(self, image: np.ndarray, *, check: bool = True) -> ChunkSegmentation:
         """Segment one still image (H, W) or (H, W, C) of any dtype, located on its own and

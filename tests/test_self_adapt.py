@@ -3,20 +3,18 @@ segmenter uses it (locating unchanged, every chunk segmented again by the adapte
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 import medaka_heart.segment as segment_module
 from medaka_heart.mask_scores import frame_agreement
+from medaka_heart.model.adapt import Adapted
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.data import toy_pair
 from medaka_heart.model.inputs import COARSE, FINE
 from medaka_heart.model.self_adapt import (
     MIN_AGREEMENT,
-    SelfAdaptation,
     adapt_to_frame,
     pseudo_frame,
 )
@@ -60,9 +58,9 @@ def trained(tmp_path_factory, beating):
     frames, masks = beating
     where = tmp_path_factory.mktemp("trained")
     folder = _folder(where / "random", 1)
-    net, _ = adapt_to_frame(folder, frames[0], masks[0], steps=150, threads=1)
     info = Segmenter(folder, runtime="torch").runtime.info
-    return save_model_folder(where / "trained", net, info)
+    trained = adapt_to_frame(folder, info, frames[0], masks[0], steps=150, threads=1)
+    return save_model_folder(where / "trained", trained.model, info)
 
 
 def test_pseudo_frame_is_the_largest_mask_that_is_not_an_outlier():
@@ -96,13 +94,12 @@ def test_adapting_to_one_frame_teaches_the_whole_beat(tmp_path, beating):
     frames, masks = beating
     folder = _folder(tmp_path / "m", 1)
     seg = Segmenter(folder, threads=1, runtime="torch")
-    net, how = adapt_to_frame(folder, frames[0], masks[0], steps=150, threads=1)
-    assert (how.steps, how.area_px, how.frame) == (150, int(masks[0].sum()), -1)
-    adapted = dataclasses.replace(seg.settings)  # the same settings, the adapted fine pass
-    assert adapted == seg.settings
+    trained = adapt_to_frame(folder, seg.runtime.info, frames[0], masks[0], steps=150,
+                             threads=1)
+    assert trained.steps == 150
     box = (30.0, 32.0, 2.2 * 24)
     plain = seg._segment_at(frames, box, 8.0).masks
-    seg.runtime = seg.runtime.with_fine_net(net)
+    seg.runtime = seg.runtime.with_fine_net(trained.model)
     taught = seg._segment_at(frames, box, 8.0).masks
     dice_plain = frame_agreement(plain, masks).dice.mean()
     dice_taught = frame_agreement(taught, masks).dice.mean()
@@ -115,8 +112,10 @@ def test_adapting_to_one_frame_teaches_the_whole_beat(tmp_path, beating):
 
 def test_adapting_needs_a_step(tmp_path, beating):
     frames, masks = beating
+    folder = _folder(tmp_path / "m", 0)
+    info = Segmenter(folder).runtime.info
     with pytest.raises(ValueError, match="at least one step"):
-        adapt_to_frame(_folder(tmp_path / "m", 0), frames[0], masks[0], steps=0)
+        adapt_to_frame(folder, info, frames[0], masks[0], steps=0)
     with pytest.raises(ValueError, match="self_adapt_steps"):
         Segmenter(tmp_path / "m", self_adapt=True, self_adapt_steps=0)
 
@@ -144,9 +143,9 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
         other.head.bias.add_(bias)
     seen = {}
 
-    def fake_adapt(model, image, mask, *, steps, device, threads):
+    def fake_adapt(model, info, image, mask, *, steps, device, threads):
         seen.update(image=image, mask=mask, steps=steps)
-        return other, SelfAdaptation(-1, int(mask.sum()), steps, 0.5, 0.1)
+        return Adapted(other, info, steps, 0.5, 0.1)
 
     monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
     seg = Segmenter(folder, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=9)
@@ -196,9 +195,9 @@ def test_every_read_of_a_self_adapted_video_is_closed(trained, beating, monkeypa
     net = plain.runtime._checkpoint(plain.runtime.path).build_model()
     open_while_training = []
 
-    def fake_adapt(model, image, mask, **_):
+    def fake_adapt(model, info, image, mask, **_):
         open_while_training.append(len(opened) - len(closed))
-        return net, SelfAdaptation(-1, int(mask.sum()), 1, 0.0, 0.0)
+        return Adapted(net, info, 1, 0.0, 0.0)
 
     monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
     seg = Segmenter(trained, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=1)

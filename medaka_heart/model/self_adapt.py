@@ -15,9 +15,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .info import ModelInfo
+
+if TYPE_CHECKING:
+    from .adapt import Adapted
 
 PSEUDO_MAX_RATIO = 1.25  # the frame taught: the largest mask of the video (end-diastole, the
 # made-up beat's first frame) not above this x the 90th percentile of its masks' areas (a
@@ -35,16 +40,16 @@ class SelfAdaptation:
     """How one video's fine pass was adapted: the frame whose own mask taught it (index in
     the video, mask area in px), the optimiser steps, the training wall time (s), the mean
     loss of its last steps, the mean Dice of the adapted masks of the taught frame's chunk
-    with the first pass's (NaN until checked), and whether the adapted pass was used
-    (`agreement` >= MIN_AGREEMENT)."""
+    with the first pass's, and whether the adapted pass was used (`agreement` >=
+    MIN_AGREEMENT)."""
 
     frame: int
     area_px: int
     steps: int
     seconds: float
     final_loss: float
-    agreement: float = float("nan")
-    used: bool = False
+    agreement: float
+    used: bool
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for provenance.json."""
@@ -62,25 +67,21 @@ def pseudo_frame(areas_px: np.ndarray, max_ratio: float = PSEUDO_MAX_RATIO) -> i
     return int(np.argmax(np.where(areas <= limit, areas, -1.0)))
 
 
-def adapt_to_frame(model: str | Path, image: np.ndarray, mask: np.ndarray, *, steps: int,
-                   device: str = "cpu", threads: int | None = None,
-                   seed: int = SELF_ADAPT_SEED):
-    """Fine-tune the fine pass of `model` (folder or checkpoint) for `steps` steps on the
-    made-up beat of `image` (H, W[, C]) and its ventricle `mask` (H, W bool); returns the
-    adapted network (a `unet.UNet` in eval mode, on the CPU) and its `SelfAdaptation` (frame
-    -1: the caller knows which frame it was)."""
+def adapt_to_frame(model: str | Path, info: ModelInfo, image: np.ndarray, mask: np.ndarray,
+                   *, steps: int, device: str = "cpu", threads: int | None = None,
+                   seed: int = SELF_ADAPT_SEED) -> Adapted:
+    """Fine-tune the fine pass of `model` (folder or checkpoint; `info` its ModelInfo) for
+    `steps` steps on the made-up beat of `image` (H, W[, C]) and its ventricle `mask` (H, W
+    bool); the adapted network is on the CPU, in eval mode."""
     from .adapt import AdaptSettings, finetune, view_spec_of
-    from .checkpoint import load_checkpoint
     from .data import recording_views
     from .made_up_beat import made_up_beat
 
     if steps < 1:
         raise ValueError(f"self-adaptation needs at least one step, got {steps}")
-    spec = view_spec_of(load_checkpoint(model).info, recording_box=True)
     frames, masks = made_up_beat(image, mask)
-    views = [recording_views("made-up beat", list(frames), list(masks), spec)]
+    views = [recording_views("made-up beat", list(frames), list(masks),
+                             view_spec_of(info, recording_box=True))]
     settings = AdaptSettings(steps=steps, lr=SELF_ADAPT_LR, warmup_steps=max(1, steps // 5),
                              p_coarse=0.0, seed=seed, device=device, threads=threads)
-    adapted = finetune(str(model), views, settings, progress=False)
-    return adapted.model, SelfAdaptation(-1, int(np.count_nonzero(mask)), adapted.steps,
-                                         round(adapted.seconds, 3), adapted.final_loss)
+    return finetune(str(model), views, settings, progress=False)
