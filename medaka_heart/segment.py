@@ -10,8 +10,9 @@ frame at input_size^2 (by the model folder's checked int8 network where it has o
 `runtime_int8`; the heart is located in float32) and the probabilities are pasted back at
 native geometry (0 outside the crop); where nothing is found, the whole frames are segmented
 at coarse_size. Models without a coarse_size run one pass on whole frames. With
-`[segment] self_adapt`, a video's fine pass is first fine-tuned on its own largest mask
-(`model.self_adapt`) and every chunk is segmented in its crop by the adapted network.
+`[segment] self_adapt`, a video's fine pass is first fine-tuned on the largest mask of its first
+seconds (`model.self_adapt`) and, where the adapted network passes its checks, every chunk is
+segmented in its crop by it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from .config import PreprocessConfig, SegmentConfig
 from .locate import Box, HeartLocator
 from .mask_scores import frame_agreement
 from .model.inputs import FINE
-from .model.self_adapt import MIN_AGREEMENT, SelfAdaptation, adapt_to_frame, pseudo_frame
+from .model.self_adapt import (
+    MIN_AGREEMENT,
+    MIN_TRACE_AGREEMENT,
+    SelfAdaptation,
+    adapt_to_frame,
+    check_adapted,
+    pseudo_frame,
+    search_frames,
+)
 from .preprocess import crop_frames, crop_origin, paste_into, prepare_input, restore_geometry
 from .runtime import ModelRuntime, default_model_path, frame_confidence
 
@@ -140,7 +149,8 @@ class Segmenter:
         `fps` (frames/s; None = unknown) lets the beat guide the search. A video that decodes
         to another number of chunks on a later read is a ValueError. With `self_adapt` it is
         read twice more (a first segmentation, then the taught frame's chunk) before the
-        first chunk comes, and each result's `adaptation` says how the fine pass was adapted.
+        first chunk comes (both stopped after its first seconds, `model.self_adapt.
+        search_frames`), and each result's `adaptation` says how the fine pass was adapted.
         """
         source = chunks if callable(chunks) else (lambda kept=list(chunks): iter(kept))
         boxes = self.locator.locate_video(source, fps)
@@ -158,18 +168,20 @@ class Segmenter:
                       ) -> tuple[Segmenter, SelfAdaptation | None, dict[int, ChunkSegmentation]]:
         """A segmenter whose fine pass is adapted to this video (`model.self_adapt`), how,
         and the segmentation it already gave the taught frame's chunk (by chunk index), from
-        a first segmentation of every chunk in its crop (two more reads). This one where no
-        frame has a mask (and None), or where the adapted masks of the taught frame's chunk
-        agree with the first pass's less than MIN_AGREEMENT (the adaptation, not used)."""
+        a first segmentation of the chunks of the video's first `search_frames` (two more
+        reads, both stopped there). This one where no frame has a mask (and None), or where
+        the adapted masks of the taught frame's chunk agree with the first pass's less than
+        MIN_AGREEMENT or their area beats with it less than MIN_TRACE_AGREEMENT (the
+        adaptation, not used)."""
         areas = np.concatenate([
             np.count_nonzero(self._segment_at(frames, box, fps).region > self.threshold,
-                             axis=(1, 2)) for frames, box in _chunks_in(source, boxes)])
+                             axis=(1, 2)) for frames, box in _first_chunks(source, boxes, fps)])
         taught = pseudo_frame(areas)
         if taught is None:
             log.warning("self-adaptation skipped: no frame has a mask")
             return self, None, {}
         first = 0
-        with contextlib.closing(_chunks_in(source, boxes)) as chunks:  # the reader stops too
+        with contextlib.closing(_first_chunks(source, boxes, fps)) as chunks:  # stops the read
             for index, (frames, box) in enumerate(chunks):
                 if taught < first + len(frames):
                     before, where = self._segment_at(frames, box, fps), index
@@ -183,18 +195,19 @@ class Segmenter:
         adapted = copy.copy(self)
         adapted.runtime = runtime.with_fine_net(trained.model)
         after = adapted._segment_at(frames, box, fps)
-        agreement = float(frame_agreement(after.masks, before.masks).dice.mean())
+        agreement, trace, used = check_adapted(after.masks, before.masks)
         how = SelfAdaptation(taught, int(np.count_nonzero(before.masks[taught - first])),
                              trained.steps, round(trained.seconds, 3), trained.final_loss,
-                             round(agreement, 4), agreement >= MIN_AGREEMENT)
+                             round(agreement, 4), round(trace, 4), used)
         if not how.used:
             log.warning("self-adaptation not used: its masks agree with the first pass's by "
-                        "Dice %.2f < %.2f (frame %d taught, loss %.2f)", agreement,
-                        MIN_AGREEMENT, taught, how.final_loss)
+                        "Dice %.2f (at least %.2f) and their area beats with it by r %.2f (at "
+                        "least %.2f); frame %d taught, loss %.2f", agreement, MIN_AGREEMENT,
+                        trace, MIN_TRACE_AGREEMENT, taught, how.final_loss)
             return self, how, {where: before}
         log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s, Dice "
-                 "%.2f with the first pass", taught, how.area_px, how.steps, how.seconds,
-                 agreement)
+                 "%.2f and area r %.2f with the first pass", taught, how.area_px, how.steps,
+                 how.seconds, agreement, trace)
         return adapted, how, {where: after}
 
     def segment_still(self, image: np.ndarray, *, check: bool = True) -> ChunkSegmentation:
@@ -249,6 +262,20 @@ class Segmenter:
         shape = frame_shape if frame_shape is not None else (region.shape[1], region.shape[2])
         return ChunkSegmentation(region, shape, frame_confidence(network, self.threshold), box,
                                  self.threshold)
+
+
+def _first_chunks(source: Callable[[], Iterable[np.ndarray]], boxes: Sequence[Box | None],
+                  fps: float | None) -> Generator[tuple[np.ndarray, Box | None], None, None]:
+    """`_chunks_in` up to the chunk that completes the video's first `search_frames(fps)`;
+    the read is closed there, or where the caller stops early."""
+    wanted = search_frames(fps)
+    seen = 0
+    with contextlib.closing(_chunks_in(source, boxes)) as chunks:
+        for frames, box in chunks:
+            yield frames, box
+            seen += len(frames)
+            if wanted is not None and seen >= wanted:
+                return
 
 
 def _chunks_in(source: Callable[[], Iterable[np.ndarray]], boxes: Sequence[Box | None]

@@ -15,8 +15,12 @@ from medaka_heart.model.data import toy_pair
 from medaka_heart.model.inputs import COARSE, FINE
 from medaka_heart.model.self_adapt import (
     MIN_AGREEMENT,
+    MIN_TRACE_AGREEMENT,
     adapt_to_frame,
+    check_adapted,
     pseudo_frame,
+    search_frames,
+    trace_agreement,
 )
 from medaka_heart.model.unet import UNet, UNetConfig
 from medaka_heart.segment import Segmenter
@@ -69,6 +73,38 @@ def test_pseudo_frame_is_the_largest_mask_that_is_not_an_outlier():
     assert pseudo_frame(np.r_[areas, 80]) == 1  # 80 > 1.25 x 50: a mask that took in more
     assert pseudo_frame(np.r_[areas, 60]) == 8  # 60 <= 1.25 x 50: the ventricle at its largest
     assert pseudo_frame(np.zeros(5)) is None
+
+
+def test_trace_agreement_is_the_correlation_of_two_beats():
+    beat = np.cos(2 * np.pi * np.arange(24) / 8)
+    assert trace_agreement(100 + 30 * beat, 50 + 5 * beat) == pytest.approx(1.0)
+    assert trace_agreement(100 - 30 * beat, 50 + 5 * beat) == pytest.approx(-1.0)
+    half_rate = np.cos(np.pi * np.arange(24) / 8)  # the beat at half its rate
+    assert abs(trace_agreement(half_rate, beat)) < 0.2
+    assert trace_agreement(np.full(24, 7.0), beat) == 0.0  # no beat to compare
+    with pytest.raises(ValueError, match="length"):
+        trace_agreement(beat[:5], beat)
+
+
+def test_an_adaptation_that_keeps_the_outline_but_loses_the_beat_is_not_used(beating):
+    """Masks stuck at end-diastole overlap a beating ventricle's well (mean Dice above
+    MIN_AGREEMENT) but do not beat: the trace check rejects them."""
+    _, masks = beating
+    stuck = np.repeat(masks[:1], len(masks), axis=0)
+    agreement, trace, used = check_adapted(stuck, masks)
+    assert agreement >= MIN_AGREEMENT
+    assert trace < MIN_TRACE_AGREEMENT
+    assert not used
+    shrunk = np.stack([_ellipse(0.95 * k) for k in
+                       1.0 - 0.3 * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(24) / 8))])
+    assert check_adapted(shrunk, masks)[2]  # a slightly smaller outline, the same beat
+
+
+def test_the_frame_taught_is_looked_for_in_the_first_seconds():
+    assert search_frames(20.0) == 100
+    assert search_frames(15.0, seconds=1.0) == 15
+    assert search_frames(None) is None
+    assert search_frames(0.0) is None
 
 
 def test_with_fine_net_changes_the_fine_pass_only(tmp_path):
@@ -126,8 +162,8 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
                                                                               monkeypatch, bias,
                                                                               used):
     """The frame taught is `pseudo_frame` of the first pass's mask areas, with its first-pass
-    mask; where the adapted masks of that frame's chunk agree with the first pass's (mean Dice
-    >= MIN_AGREEMENT), every chunk is segmented in the same crop by the adapted fine pass,
+    mask; where the adapted masks of that frame's chunk agree with the first pass's
+    (`check_adapted`), every chunk is segmented in the same crop by the adapted fine pass,
     else by the first; a video without any mask is not adapted."""
     frames, _ = beating
     chunks = [frames[:12], frames[12:]]
@@ -159,11 +195,12 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
     again = [other_seg._segment_at(chunk, f.box, 8.0).masks for chunk, f in zip(chunks, first,
                                                                                strict=True)]
     k = int(taught >= 12)  # the taught frame's chunk
-    agreement = frame_agreement(again[k], first[k].masks).dice.mean()
-    assert bool(agreement >= MIN_AGREEMENT) is used  # both branches are exercised
+    agreement, trace, passed = check_adapted(again[k], first[k].masks)
+    assert passed is used  # both branches are exercised
     how = found[0].adaptation
     assert (how.frame, how.area_px, how.steps, how.used) == (taught, int(areas[taught]), 9, used)
     assert how.agreement == pytest.approx(agreement, abs=1e-4)
+    assert how.trace == pytest.approx(trace, abs=1e-4)
     assert all(f.adaptation == how for f in found)
     for mine, before, other_masks in zip(found, first, again, strict=True):
         assert mine.box == before.box
@@ -208,3 +245,36 @@ def test_every_read_of_a_self_adapted_video_is_closed(trained, beating, monkeypa
     assert open_while_training == [0]
     assert len(opened) >= 4
     assert len(closed) == len(opened)
+
+
+def test_the_frame_taught_comes_from_the_first_seconds_only(trained, beating, monkeypatch):
+    """At 0.5 frames/s the first 5 s are the first chunk (end-systole): the first pass
+    stops there, and the frame taught is its largest mask although the next chunk, which
+    starts at end-diastole, holds larger ones."""
+    frames, _ = beating
+    chunks = [frames[3:6], frames[8:20]]
+    reads = []
+
+    def counted():
+        for index, chunk in enumerate(chunks):
+            reads.append(index)
+            yield chunk
+
+    plain = Segmenter(trained, threads=1, runtime="torch")
+    first = [found for _, found in plain.segment_video(chunks, 0.5)]
+    areas = [f.masks.sum(axis=(1, 2)) for f in first]
+    assert pseudo_frame(np.concatenate(areas)) >= len(chunks[0])  # in the whole: chunk 2
+    net = plain.runtime._checkpoint(plain.runtime.path).build_model()
+    seen = {}
+
+    def fake_adapt(model, info, image, mask, **_):
+        seen.update(image=image)
+        return Adapted(net, info, 1, 0.0, 0.0)
+
+    monkeypatch.setattr(segment_module, "adapt_to_frame", fake_adapt)
+    seg = Segmenter(trained, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=1)
+    reads.clear()
+    found = [f for _, f in seg.segment_video(counted, 0.5)]
+    assert found[0].adaptation.frame == pseudo_frame(areas[0])
+    np.testing.assert_array_equal(seen["image"], chunks[0][pseudo_frame(areas[0])])
+    assert reads == [0, 1] + [0] + [0] + [0, 1]  # locate, first pass, taught chunk, final
