@@ -105,13 +105,14 @@ def score(model: str | Path, recordings: Sequence[Annotated], device: str = "aut
 
     The annotated frames of one recording are segmented together, as a clip without a frame
     rate (`Segmenter.segment_video`: one crop for all, found from all of them, as in a
-    video); a recording whose frames differ in size, frame by frame as stills.
+    video); a recording whose frames differ in size, frame by frame as stills. The network's
+    own masks are scored: annotated frames are no video to self-adapt to.
     """
     from .segment import Segmenter
 
     if not any(len(rec) for rec in recordings):
         return None
-    segmenter = Segmenter(model, device=device)
+    segmenter = Segmenter(model, device=device, self_adapt=False)
     pred: list[np.ndarray] = []
     true: list[np.ndarray] = []
     for rec in recordings:

@@ -76,10 +76,11 @@ class SegmentConfig:
     # (no torch import), else torch
     int8: bool = False  # OpenVINO: the fine pass over every frame by the model folder's checked
     # int8 network (model.int8.xml), where it has one: ~6-9 % faster, masks not quite float's
-    self_adapt: bool = False  # per video, fine-tune the fine pass on a made-up beat of the
-    # video's own largest mask, then segment again (model/self_adapt.py): ejection fraction
-    # on microscopes the network was not trained for, at ~17 s more per video (2 cores)
-    self_adapt_steps: int = 50  # its optimiser steps (batches of 8 crops)
+    self_adapt: bool = True  # per video, fine-tune the fine pass on a made-up beat of the
+    # largest mask of its first seconds, then segment again where the adapted masks pass their
+    # checks (model/self_adapt.py): end-systole, so ejection fraction, on microscopes the
+    # network was not trained for; ~12 s more per video on 2 cores (off: the network alone)
+    self_adapt_steps: int = 20  # its optimiser steps (batches of 8 crops)
     batch_size: int = 16  # frames per forward pass at the fine size, fewer for larger (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one
     threads: int | None = None  # CPU threads of the network; None = all cores / workers

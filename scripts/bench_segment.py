@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 save_model_folder(folder, UNet(arch).eval(), ModelInfo(arch, input_size=size))
                 todo.append((folder.name, folder))
         for name, folder in todo:
-            seg = Segmenter(folder, device="cpu", batch_size=args.batch, threads=args.threads)
+            seg = Segmenter(folder, device="cpu", batch_size=args.batch, threads=args.threads,
+                            self_adapt=False)  # the network's speed
             row = {"name": name, **seg.runtime.info.architecture.to_dict(),
                    "size": seg.runtime.size,
                    "params": count_parameters(UNet(seg.runtime.info.architecture)),

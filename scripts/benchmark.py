@@ -38,13 +38,15 @@ What it does:
      STAGE_FRAMES frames, decoded beforehand;
    - end to end as a user runs it, a fresh ``medaka-heart analyze`` process each (start-up,
      imports and model loading included) on the 30 s video: with figures (the default),
-     ``--no-plots``, and with the truth masks as ``--masks`` (everything but segmentation);
+     ``--no-plots``, ``--no-self-adapt`` (the network alone, no per-video training), and with
+     the truth masks as ``--masks`` (everything but segmentation);
      ``--quick``: one run each, else the fastest of two;
    - the same video at 60 s, with figures: memory should not grow with the length;
    - a plate: 24 ``hts`` (96-well) videos of 10 s, their 16-bit TIFFs in one folder (frame
      rate and pixel size from the files), analysed by one ``analyze FOLDER --workers 2``,
      figures on; with the peak RSS of the largest worker, of the parent and of all processes
-     together (sampled from /proc), and the time a 96-well plate would take at this rate.
+     together (sampled from /proc), and the time a 96-well plate would take at this rate;
+     and the same plate with ``--no-self-adapt`` (one run: the plate row of a heart-rate screen).
    The runtime (torch / onnx), device and threads are read from the videos' provenance.json,
    never assumed. Targets (TARGETS, issue 23): >= 100 frames/s end to end with figures,
    >= 130 frames/s for the plate, <= 1 GB per process.
@@ -303,7 +305,9 @@ def load_model(model: str | None, device: str, threads: int) -> tuple[Any, dict[
     try:
         from medaka_heart.run.jobs import load_default_segmenter
 
-        segment = SegmentConfig(model=str(path), device=device, threads=threads)
+        # the in-process rows time the network's passes, not a video's self-adaptation
+        segment = SegmentConfig(model=str(path), device=device, threads=threads,
+                                self_adapt=False)
         seg = load_default_segmenter(segment, PreprocessConfig())
     except Exception as exc:  # any reason the model cannot be used: say it and go on
         info.update(available=False, error=f"{type(exc).__name__}: {exc}")
@@ -314,13 +318,13 @@ def load_model(model: str | None, device: str, threads: int) -> tuple[Any, dict[
 
 
 def segment_config(model_info: dict[str, Any], device: str, threads: int,
-                   self_adapt: bool = False):
+                   self_adapt: bool = True):
     """Analysis Config with the benchmarked model, device and threads (and per-video
-    self-adaptation where asked)."""
+    self-adaptation, analyze's default, unless turned off)."""
     from medaka_heart.config import Config, with_overrides
 
     return with_overrides(Config(), "segment", model=model_info.get("path"), device=device,
-                          threads=threads, self_adapt=self_adapt or None)
+                          threads=threads, self_adapt=self_adapt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -692,12 +696,14 @@ def in_process_rows(video: dict, decode_fps: float | None, seg, model_info: dict
 
 def end_to_end(video: dict, decode: dict[str, Any], options: list[str], model: bool,
                work: Path, repeats: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Fresh `analyze` runs of the video: with figures, --no-plots, truth masks (with
-    figures); the model's two are skipped without a model."""
+    """Fresh `analyze` runs of the video: with figures, --no-plots, --no-self-adapt, truth
+    masks (with figures); the model's three are skipped without a model."""
     pixel = ["--pixel-size", repr(video["pixel_size_um"])]  # an AVI carries none
     masks = ["--masks", str(video["truth"] / "masks.tif")]
     runs = [("end_to_end", "end to end, figures", [*options], model),
             ("end_to_end_no_plots", "end to end, --no-plots", [*options, "--no-plots"], model),
+            ("end_to_end_no_self_adapt", "end to end, figures, --no-self-adapt",
+             [*options, "--no-self-adapt"], model),
             ("end_to_end_masks", "end to end, figures, truth masks (--masks)", masks, True)]
     rows, e2e = [], {}
     for key, label, opts, run in runs:
@@ -748,11 +754,20 @@ def plate(wells: list[dict], work: Path, options: list[str], model: bool, repeat
     row = _row(f"plate, --workers {workers}, figures", decode["frames"], run["wall_s"],
                run["worker_peak_rss_mb"], decode["fps"], how="fresh analyze",
                command=run["command"], peak_rss_of="largest worker")
+    plain = cli_analyze([folder], decode["frames"], work / "plate_out_no_self_adapt",
+                        [*options, "--workers", str(workers), "--no-self-adapt"], 1)
+    plain_row = _row(f"plate, --workers {workers}, figures, --no-self-adapt", decode["frames"],
+                     plain["wall_s"], plain["worker_peak_rss_mb"], decode["fps"],
+                     how="fresh analyze", command=plain["command"],
+                     peak_rss_of="largest worker")
+    res["no_self_adapt"] = {"fps": plain_row["fps"], "wall_s": plain["wall_s"],
+                            "ratio_to_decode": plain_row["ratio_to_decode"],
+                            "plate_96_extrapolated_s": round(96 * plain["wall_s"] / n_wells, 1)}
     per_video = run["wall_s"] / n_wells
     res.update(run)
     res.update(ratio_to_decode=row["ratio_to_decode"], per_video_mean_s=round(per_video, 2),
                plate_96_extrapolated_s=round(96 * per_video, 1))
-    return [decode, row], res
+    return [decode, row, plain_row], res
 
 
 def _legacy_keys(out: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -875,7 +890,8 @@ def speed_table(sp: dict[str, Any]) -> list[str]:
                      f"{_fmt(row['fps'], '{:.1f}')} | {_fmt(row['wall_s'], '{:.2f}')} | "
                      f"{_fmt(row['peak_rss_mb'], '{:.0f}')} | "
                      f"{_fmt(row['ratio_to_decode'], '{:.3f}')} |")
-    runs = {k: sp[k] for k in ("end_to_end", "end_to_end_no_plots", "end_to_end_masks", "plate")}
+    runs = {k: sp[k] for k in ("end_to_end", "end_to_end_no_plots", "end_to_end_no_self_adapt",
+                               "end_to_end_masks", "plate")}
     runs["end_to_end_long"] = sp["memory_length"]["long"]
     skipped = [k for k, run in runs.items() if run.get("skipped")]
     if skipped:
@@ -902,6 +918,11 @@ def speed_table(sp: dict[str, Any]) -> list[str]:
             f"from: {pl.get('fps_source')} / {pl.get('pixel_size_source')}; a 96-well plate "
             f"at this rate: {_fmt(pl.get('plate_96_extrapolated_s'), '{:.0f}')} s "
             f"(96 x the mean {pl.get('per_video_mean_s')} s per video)")
+        plain = pl.get("no_self_adapt")
+        if plain:
+            lines.append(f"plate with --no-self-adapt {_fmt(plain.get('fps'), '{:.1f}')} "
+                         f"frames/s (a 96-well plate: "
+                         f"{_fmt(plain.get('plate_96_extrapolated_s'), '{:.0f}')} s)")
     mem = sp["memory_length"]
     lines.append(f"memory in video length ({mem['mode']}): peak RSS {mem['short_peak_rss_mb']} "
                  f"MB at {mem['short_s']:.0f} s, {mem['long_peak_rss_mb']} MB at "
@@ -966,8 +987,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "cores) and, when given, of the `analyze` runs (a --config file; "
                              "default: analyze's own)")
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
-    parser.add_argument("--self-adapt", action="store_true",
-                        help="accuracy with per-video self-adaptation (analyze --self-adapt)")
+    parser.add_argument("--no-self-adapt", dest="self_adapt", action="store_false",
+                        help="accuracy without per-video self-adaptation (analyze "
+                             "--no-self-adapt; on by default, as in analyze)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the phantom sets, predictions and evaluation reports "
                              "(kept; sets found there are reused). Default: a temporary folder, "

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    table = dice_on_pairs(Segmenter(args.model, device=args.device), sequences)
+    table = dice_on_pairs(Segmenter(args.model, device=args.device, self_adapt=False),
+                          sequences)  # the network's own masks
     for name, group in table.groupby("sequence", sort=False):
         print(f"{name}: {len(group)} frames, Dice mean {group.dice.mean():.3f} "
               f"(min {group.dice.min():.3f})")

@@ -98,7 +98,9 @@ def speed_report(model: bool) -> dict:
     if model:
         plate.update(run, fps=90.0, worker_peak_rss_mb=1100.0, threads=1,
                      plate_96_extrapolated_s=400.0, per_video_mean_s=4.2,
-                     fps_source="metadata", pixel_size_source="metadata")
+                     fps_source="metadata", pixel_size_source="metadata",
+                     no_self_adapt={"fps": 140.0, "wall_s": 32.0, "ratio_to_decode": 0.15,
+                                    "plate_96_extrapolated_s": 128.0})
     else:
         plate.update(skipped)
     stages = [row("decode, 30 s video", 783, 1000.0, "in-process", 1.0),
@@ -111,6 +113,7 @@ def speed_report(model: bool) -> dict:
             "preprocess_size": 128, "cuda": None, "stages": stages,
             "end_to_end": run if model else skipped,
             "end_to_end_no_plots": run if model else skipped,
+            "end_to_end_no_self_adapt": run if model else skipped,
             "end_to_end_masks": {**run, "runtime": None, "device": None, "fps": 200.0},
             "plate": plate,
             "memory_length": {"mode": "model" if model else "masks", "short_s": 30.0,
@@ -128,13 +131,15 @@ def test_the_speed_table_has_every_row_and_the_targets(bench):
     assert "largest worker 1100 MB" in text
     assert "end to end with figures >= 100 frames/s: 120 (met)" in text
     assert "plate >= 130 frames/s: 90 (NOT met)" in text
+    assert "plate with --no-self-adapt 140.0 frames/s (a 96-well plate: 128 s)" in text
     assert "<= 1024 MB: 1100 (NOT met)" in text  # the largest worker's peak
     assert "FAILED" not in text
 
 
 def test_the_speed_table_without_a_model_says_what_was_skipped(bench):
     text = "\n".join(bench.speed_table(speed_report(model=False)))
-    assert "(skipped, no model: end_to_end, end_to_end_no_plots, plate)" in text
+    assert ("(skipped, no model: end_to_end, end_to_end_no_plots, end_to_end_no_self_adapt, "
+            "plate)") in text
     assert "runtime None" in text
     assert "end to end with figures >= 100 frames/s: n/a" in text
 

@@ -208,14 +208,15 @@ def test_self_adapt_teaches_the_first_passs_largest_mask_and_says_so(tmp_path):
     config = tmp_path / "steps.toml"
     config.write_text("[segment]\nself_adapt_steps = 5\n")
     runs = {}
-    for flags in (["--self-adapt", "--config", str(config)], []):
-        out = tmp_path / ("adapted" if flags else "default")
+    for flags in (["--config", str(config)], ["--no-self-adapt"]):  # the default: adapting
+        adapting = "--no-self-adapt" not in flags
+        out = tmp_path / ("adapted" if adapting else "alone")
         result = CliRunner().invoke(main, ["analyze", str(sample), "-o", str(out), "--no-plots",
                                            "--workers", "1", "--save-masks", "--no-progress",
                                            *flags])
         assert result.exit_code == 0, result.output
         provenance = json.loads((out / sample.stem / "provenance.json").read_text())
-        runs[bool(flags)] = (tifffile.imread(out / sample.stem / "masks.tif") > 0,
+        runs[adapting] = (tifffile.imread(out / sample.stem / "masks.tif") > 0,
                              provenance["model"].get("self_adaptation"))
     (adapted, how), (plain, none) = runs[True], runs[False]
     assert none is None
@@ -225,4 +226,5 @@ def test_self_adapt_teaches_the_first_passs_largest_mask_and_says_so(tmp_path):
     assert how["area_px"] == areas[how["frame"]]
     assert how["used"] is True  # five steps reshape the masks, not destroy them
     assert how["agreement"] >= 0.75
+    assert how["trace"] >= 0.8
     assert not np.array_equal(adapted, plain)  # the adapted fine pass segmented again

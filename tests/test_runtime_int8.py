@@ -12,13 +12,21 @@ import numpy as np
 import pytest
 import torch
 
+from medaka_heart import segment
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.data import toy_pair
 from medaka_heart.model.inputs import COARSE, FINE
 from medaka_heart.model.unet import UNet, UNetConfig
 from medaka_heart.runtime_int8 import INT8_STAMP, int8_check, int8_files, write_int8_stamp
 from medaka_heart.runtime_onnx import ONNX_FILE, check_engines, export_onnx
-from medaka_heart.segment import Segmenter
+
+
+class Segmenter(segment.Segmenter):
+    """The segmenter without per-video self-adaptation, unless asked for: these tests are
+    about the network's passes (self-adaptation has its own, test_self_adapt.py)."""
+
+    def __init__(self, model=None, **settings):
+        super().__init__(model, **{"self_adapt": False, **settings})
 
 ov = pytest.importorskip("openvino")
 torch.set_num_threads(1)

@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from medaka_heart import segment
 from medaka_heart.config import PreprocessConfig, SegmentConfig
 from medaka_heart.model.checkpoint import ModelInfo, save_model_folder
 from medaka_heart.model.data import toy_pair
 from medaka_heart.model.device import cpu_threads, resolve_device
 from medaka_heart.model.unet import UNet, UNetConfig
-from medaka_heart.segment import Segmenter, frame_confidence
+from medaka_heart.segment import frame_confidence
+
+
+class Segmenter(segment.Segmenter):
+    """The segmenter without per-video self-adaptation, unless asked for: these tests are
+    about the network's passes (self-adaptation has its own, test_self_adapt.py)."""
+
+    def __init__(self, model=None, **settings):
+        super().__init__(model, **{"self_adapt": False, **settings})
 
 
 def _segment_after(seg, frames, previous, fps=None):

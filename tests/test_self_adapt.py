@@ -129,7 +129,7 @@ def test_adapting_to_one_frame_teaches_the_whole_beat(tmp_path, beating):
     frames, at other stages of the beat, far better than before."""
     frames, masks = beating
     folder = _folder(tmp_path / "m", 1)
-    seg = Segmenter(folder, threads=1, runtime="torch")
+    seg = Segmenter(folder, threads=1, runtime="torch", self_adapt=False)
     trained = adapt_to_frame(folder, seg.runtime.info, frames[0], masks[0], steps=150,
                              threads=1)
     assert trained.steps == 150
@@ -168,7 +168,7 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
     frames, _ = beating
     chunks = [frames[:12], frames[12:]]
     folder = trained
-    plain = Segmenter(folder, threads=1, runtime="torch")
+    plain = Segmenter(folder, threads=1, runtime="torch", self_adapt=False)
     first = [found for _, found in plain.segment_video(chunks, 8.0)]
     areas = np.concatenate([f.masks.sum(axis=(1, 2)) for f in first])
     assert areas.any()
@@ -190,7 +190,7 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
     np.testing.assert_array_equal(seen["mask"],
                                   np.concatenate([f.masks for f in first])[taught])
     assert seen["steps"] == 9
-    other_seg = Segmenter(folder, threads=1, runtime="torch")
+    other_seg = Segmenter(folder, threads=1, runtime="torch", self_adapt=False)
     other_seg.runtime = other_seg.runtime.with_fine_net(other)
     again = [other_seg._segment_at(chunk, f.box, 8.0).masks for chunk, f in zip(chunks, first,
                                                                                strict=True)]
@@ -228,7 +228,7 @@ def test_every_read_of_a_self_adapted_video_is_closed(trained, beating, monkeypa
         finally:
             closed.append(1)
 
-    plain = Segmenter(trained, threads=1, runtime="torch")
+    plain = Segmenter(trained, threads=1, runtime="torch", self_adapt=False)
     net = plain.runtime._checkpoint(plain.runtime.path).build_model()
     open_while_training = []
 
@@ -260,7 +260,7 @@ def test_the_frame_taught_comes_from_the_first_seconds_only(trained, beating, mo
             reads.append(index)
             yield chunk
 
-    plain = Segmenter(trained, threads=1, runtime="torch")
+    plain = Segmenter(trained, threads=1, runtime="torch", self_adapt=False)
     first = [found for _, found in plain.segment_video(chunks, 0.5)]
     areas = [f.masks.sum(axis=(1, 2)) for f in first]
     assert pseudo_frame(np.concatenate(areas)) >= len(chunks[0])  # in the whole: chunk 2

@@ -39,9 +39,10 @@ from ..config import RUNTIMES
                    "(default from config: no).")
 @click.option("--self-adapt/--no-self-adapt", "self_adapt", default=None,
               help="Per video, fine-tune the segmenter on a made-up beat of the video's own "
-                   "largest mask, then segment again: ejection fractions much closer "
-                   "on microscopes the model was not trained for, at about 17 s more per "
-                   "video on 2 cores (default from config: no).")
+                   "largest mask, then segment again where the adapted masks pass their "
+                   "checks: ejection fractions much closer on microscopes the model was not "
+                   "trained for, at about 12 s more per video on 2 cores; "
+                   "--no-self-adapt for heart-rate screens (default from config: yes).")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
