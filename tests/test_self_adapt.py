@@ -277,4 +277,4 @@ def test_the_frame_taught_comes_from_the_first_seconds_only(trained, beating, mo
     found = [f for _, f in seg.segment_video(counted, 0.5)]
     assert found[0].adaptation.frame == pseudo_frame(areas[0])
     np.testing.assert_array_equal(seen["image"], chunks[0][pseudo_frame(areas[0])])
-    assert reads == [0, 1] + [0] + [0] + [0, 1]  # locate, first pass, taught chunk, final
+    assert reads == [0, 1, 0, 0, 0, 1]  # locate: both; first pass, taught chunk: the first; final
