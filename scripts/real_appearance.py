@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/real_appearance.py --real ../shared/real [--model MODEL] [--json out.json]
-        [--analyze-option=--self-adapt]
+        [--analyze-option=--no-self-adapt]
 
 For each of the two real HeartSeg outline sequences (``lateral_mask_sequences``), the real
 HeartSeg frame is animated with ``animate_frame.py --mask-sequence`` into a 10 s loop and a
@@ -109,7 +109,7 @@ def evaluate_model(model: Path | None, videos: list[dict], work: Path, *,
     """One row per video: Dice (mean/ED/ES), area errors, EF and HR errors, QC.
 
     reuse : keep analyses already in `work` (resume an interrupted run).
-    options : more `analyze` options for the model's runs (e.g. --self-adapt)."""
+    options : more `analyze` options for the model's runs (e.g. --no-self-adapt)."""
     rows = []
     extra = ([] if model is None else ["--model", str(model)]) + list(options)
     for v in videos:
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep analyses already in --work")
     parser.add_argument("--analyze-option", dest="options", action="append", default=[],
                         metavar="OPTION", help="an `analyze` option for the model's runs, e.g. "
-                        "--analyze-option=--self-adapt (repeatable)")
+                        "--analyze-option=--no-self-adapt (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     videos = test_videos(args.real, args.work / "videos")
