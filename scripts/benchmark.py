@@ -318,9 +318,9 @@ def load_model(model: str | None, device: str, threads: int) -> tuple[Any, dict[
 
 
 def segment_config(model_info: dict[str, Any], device: str, threads: int,
-                   self_adapt: bool = True):
-    """Analysis Config with the benchmarked model, device and threads (and per-video
-    self-adaptation, analyze's default, unless turned off)."""
+                   self_adapt: bool | None = None):
+    """Analysis Config with the benchmarked model, device and threads; per-video
+    self-adaptation as analyze's default unless `self_adapt` says otherwise."""
     from medaka_heart.config import Config, with_overrides
 
     return with_overrides(Config(), "segment", model=model_info.get("path"), device=device,
@@ -987,7 +987,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "cores) and, when given, of the `analyze` runs (a --config file; "
                              "default: analyze's own)")
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
-    parser.add_argument("--no-self-adapt", dest="self_adapt", action="store_false",
+    parser.add_argument("--no-self-adapt", dest="self_adapt", action="store_const",
+                        const=False, default=None,
                         help="accuracy without per-video self-adaptation (analyze "
                              "--no-self-adapt; on by default, as in analyze)")
     parser.add_argument("--work", type=Path, default=None,
