@@ -31,6 +31,7 @@ from .runtime_onnx import (
     ONNX_FILE,
     OnnxNetwork,
     OnnxUnavailable,
+    check_against_torch,
     installed_engines,
     is_stamped,
     onnx_network,
@@ -177,17 +178,31 @@ class ModelRuntime:
 
     def with_fine_net(self, net: UNet) -> ModelRuntime:
         """A copy of this runtime whose fine pass runs `net` (same architecture and inputs,
-        e.g. self-adapted) with torch; the coarse pass, which locates the heart, runs as
-        before, and the int8 network is not used."""
+        e.g. self-adapted): by the fine pass's ONNX graph with `net`'s weights swapped in
+        where its engine can and the result matches torch within ONNX_TOLERANCE
+        (`runtime_onnx.check_against_torch`), else by torch; the coarse pass, which locates
+        the heart, runs as before, and the int8 network is not used."""
         import copy
 
         adapted = copy.copy(self)
+        fused = self._ready(net)
         coarse = self._onnx.get(COARSE)
         adapted._onnx = {} if coarse is None else {COARSE: coarse}
-        adapted._torch_nets = {FINE: self._ready(net)}
+        adapted._torch_nets = {FINE: fused}
         if coarse is None:  # torch ran the coarse pass: it keeps the original network
             adapted._torch_nets[COARSE] = self._torch_net(COARSE)
         adapted._int8 = None
+        fine = self._onnx.get(FINE)
+        if fine is not None and self.device == "cpu":
+            try:
+                swapped = fine.with_weights({name: value.detach().cpu().numpy()
+                                             for name, value in fused.state_dict().items()})
+                check_against_torch(swapped, fused, self.info.architecture.in_channels,
+                                    self.size)
+            except OnnxUnavailable as exc:
+                log.info("the adapted fine pass runs in torch: %s", exc)
+            else:
+                adapted._onnx[FINE] = swapped
         return adapted
 
     @property

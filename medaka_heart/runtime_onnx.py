@@ -131,20 +131,31 @@ def is_stamped(onnx_path: Path, weights: Path, engine: str = "onnx") -> bool:
 class OnnxNetwork:
     """An ONNX file run by `engine` (see ENGINES) with the call of a torch network on numpy:
     (N, C, S, S) float32 input -> (N, 1, S, S) float32 logits. `threads`: CPU threads
-    (None = the engine's own choice)."""
+    (None = the engine's own choice). `weights`: initializers replaced by these arrays (by
+    name; OpenVINO only, `swap_weights`)."""
 
-    def __init__(self, path: Path, threads: int | None, engine: str = "onnx"):
+    def __init__(self, path: Path, threads: int | None, engine: str = "onnx",
+                 weights: dict[str, np.ndarray] | None = None):
         if engine not in ENGINES:
             raise ValueError(f"unknown ONNX engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        self.path, self.engine = path, engine
+        if weights is not None and engine != "openvino":
+            raise OnnxUnavailable(f"{ENGINES[engine]} cannot swap a network's weights")
+        self.path, self.engine, self.threads = path, engine, threads
         try:
-            self._run = (openvino_runner if engine == "openvino" else _onnxruntime_runner)(
-                path, threads)
+            runner = openvino_runner if engine == "openvino" else _onnxruntime_runner
+            self._run = (runner(path, threads) if weights is None
+                         else openvino_runner(path, threads, weights))
         except ImportError as exc:
             raise OnnxUnavailable(f"{ENGINES[engine]} is not installed ({exc})") from None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._run(np.ascontiguousarray(x, np.float32))
+
+    def with_weights(self, weights: dict[str, np.ndarray]) -> OnnxNetwork:
+        """The same graph and engine with other weights (every initializer by name, e.g. the
+        state dict of a fine-tuned copy of the fused network), compiled in memory; unchecked
+        (`check_against_torch`)."""
+        return OnnxNetwork(self.path, self.threads, self.engine, weights)
 
 
 def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -163,18 +174,26 @@ def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray
     return lambda x: session.run(None, {name: x})[0]
 
 
-def openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """OpenVINO's CPU plugin on `path`, as a function of the input: in float32 (CPUs with
-    bf16 or f16 units would otherwise run in those, far from torch's probabilities), one
-    stream, no thread pinning (worker processes share the cores), one inference request per
-    calling thread (a request is not thread-safe; Dask workers run videos in threads)."""
+def openvino_runner(path: Path, threads: int | None,
+                    weights: dict[str, np.ndarray] | None = None
+                    ) -> Callable[[np.ndarray], np.ndarray]:
+    """OpenVINO's CPU plugin on `path` (its initializers named in `weights` replaced by
+    those values, `swap_weights`), as a function of the input: in float32 (CPUs with bf16 or
+    f16 units would otherwise run in those, far from torch's probabilities), one stream, no
+    thread pinning (worker processes share the cores), one inference request per calling
+    thread (a request is not thread-safe; Dask workers run videos in threads)."""
     import openvino as ov
 
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                               "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    core = ov.Core()
+    model: Any = str(path)
+    if weights is not None:
+        model = core.read_model(str(path))
+        swap_weights(model, weights)
+    compiled = core.compile_model(model, "CPU", config)
     local = threading.local()
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -184,6 +203,28 @@ def openvino_runner(path: Path, threads: int | None) -> Callable[[np.ndarray], n
         return np.array(request.infer([x])[0])  # a copy: the request reuses its output
 
     return run
+
+
+def swap_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
+    """Replace, in an OpenVINO model read from an ONNX file, the constant of each initializer
+    named in `weights` by that array (float32, the same shape); OnnxUnavailable where a name
+    is missing or a shape differs."""
+    import openvino as ov
+
+    constants = {op.get_friendly_name(): op for op in model.get_ops()
+                 if op.get_type_name() == "Constant"}
+    for name, value in weights.items():
+        old = constants.get(name)
+        if old is None:
+            raise OnnxUnavailable(f"the ONNX graph has no weight named {name!r}")
+        array = np.ascontiguousarray(value, np.float32)
+        if tuple(old.get_output_shape(0)) != array.shape:
+            raise OnnxUnavailable(f"weight {name!r} is {tuple(old.get_output_shape(0))} in "
+                                  f"the ONNX graph, {array.shape} given")
+        new = ov.op.Constant(array)
+        new.set_friendly_name(name)
+        for target in list(old.output(0).get_target_inputs()):
+            target.replace_source_output(new.output(0))
 
 
 def export_onnx(net: torch.nn.Module, in_channels: int, side: int, path: Path) -> Path:

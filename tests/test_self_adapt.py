@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import medaka_heart.runtime_onnx as runtime_onnx
 import medaka_heart.segment as segment_module
 from medaka_heart.mask_scores import frame_agreement
 from medaka_heart.model.adapt import Adapted
@@ -23,6 +24,7 @@ from medaka_heart.model.self_adapt import (
     trace_agreement,
 )
 from medaka_heart.model.unet import UNet, UNetConfig
+from medaka_heart.runtime_onnx import OnnxNetwork, OnnxUnavailable, installed_engines
 from medaka_heart.segment import Segmenter
 
 torch.set_num_threads(1)
@@ -122,6 +124,58 @@ def test_with_fine_net_changes_the_fine_pass_only(tmp_path):
     np.testing.assert_array_equal(adapted.predict(coarse, COARSE),
                                   seg.runtime.predict(coarse, COARSE))
     np.testing.assert_array_equal(seg.runtime.predict(x, FINE, beat=beat), before)
+
+
+@pytest.mark.skipif("openvino" not in installed_engines(), reason="needs OpenVINO")
+def test_an_adapted_fine_pass_runs_in_openvino_with_its_weights_swapped_in(tmp_path,
+                                                                          monkeypatch):
+    """The fine pass's ONNX graph with the adapted weights gives torch's probabilities of the
+    adapted network; the coarse pass keeps the original network."""
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    seg = Segmenter(_folder(tmp_path / "m", 0), threads=1, runtime="openvino")
+    own = Segmenter(_folder(tmp_path / "other", 7), threads=1, runtime="torch")
+    other = own.runtime._checkpoint(own.runtime.path).build_model()
+    adapted = seg.runtime.with_fine_net(other)
+    assert isinstance(adapted._onnx[FINE], OnnxNetwork)
+    assert adapted._onnx[FINE] is not seg.runtime._onnx[FINE]
+    rng = np.random.default_rng(0)
+    x, beat = rng.random((3, 32, 32), np.float32), rng.random((3, 2, 32, 32), np.float32)
+    coarse = rng.random((2, 64, 64), dtype=np.float32)
+    after = adapted.predict(x, FINE, beat=beat)
+    assert np.abs(after - seg.runtime.predict(x, FINE, beat=beat)).max() > 1e-3
+    np.testing.assert_allclose(after, own.runtime.predict(x, FINE, beat=beat), atol=1e-4)
+    np.testing.assert_array_equal(adapted.predict(coarse, COARSE),
+                                  seg.runtime.predict(coarse, COARSE))
+
+
+@pytest.mark.skipif("openvino" not in installed_engines(), reason="needs OpenVINO")
+def test_adapted_weights_the_onnx_graph_cannot_take_run_in_torch(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    seg = Segmenter(_folder(tmp_path / "m", 0), threads=1, runtime="openvino")
+    own = Segmenter(_folder(tmp_path / "other", 7), threads=1, runtime="torch")
+    other = own.runtime._checkpoint(own.runtime.path).build_model()
+    real_swap = runtime_onnx.swap_weights
+
+    def renamed(model, weights):  # a graph whose weights are named otherwise
+        real_swap(model, {f"x.{name}": value for name, value in weights.items()})
+
+    monkeypatch.setattr(runtime_onnx, "swap_weights", renamed)
+    adapted = seg.runtime.with_fine_net(other)
+    assert FINE not in adapted._onnx
+    rng = np.random.default_rng(0)
+    x, beat = rng.random((3, 32, 32), np.float32), rng.random((3, 2, 32, 32), np.float32)
+    np.testing.assert_allclose(adapted.predict(x, FINE, beat=beat),
+                               own.runtime.predict(x, FINE, beat=beat), atol=1e-6)
+
+
+def test_swap_weights_refuses_a_weight_of_another_shape(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    seg = Segmenter(_folder(tmp_path / "m", 0), threads=1, runtime="openvino")
+    fine = seg.runtime._onnx[FINE]
+    name, value = next(iter(seg.runtime.net.state_dict().items()))
+    with pytest.raises(OnnxUnavailable, match=name.replace(".", r"\.")):
+        fine.with_weights({name: np.zeros((*value.shape, 2), np.float32)})
 
 
 def test_adapting_to_one_frame_teaches_the_whole_beat(tmp_path, beating):

@@ -4,7 +4,7 @@ The network keeps its architecture and input geometry; it is trained further on 
 from the annotated frames exactly as `medaka-heart train` cuts them (`samples`): whole-frame
 windows for the coarse pass that finds the heart, jittered crops around it for the fine pass
 that outlines it, both augmented (flips, affine, intensity, blur, noise) so that twenty frames
-go a long way. Adam with warm-up and a cosine decay over the run's steps.
+go a long way. Adam (`model.adam`) with warm-up and a cosine decay over the run's steps.
 
 The run is measured in steps when `steps` is given (reproducible anywhere), else in seconds:
 it trains until the time budget is spent and its learning-rate schedule follows the clock
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .adam import Adam
 from .augment import AugmentConfig
 from .checkpoint import ModelInfo, load_checkpoint
 from .data import FramePool, SequenceData
@@ -127,7 +128,7 @@ def finetune(init: str, sequences: Sequence[SequenceData], settings: AdaptSettin
         torch.set_num_threads(cpu_threads(settings.threads))
     torch.manual_seed(settings.seed)
     model = ckpt.build_model().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = Adam(model.parameters(), lr=settings.lr)  # model.adam: torch.optim.Adam's steps
     loss_fn = get_loss(settings.loss)
     pools, probs = [FramePool(list(sequences))], np.ones(1)
     rng = np.random.default_rng([settings.seed, 7919])
