@@ -199,8 +199,8 @@ class ModelRuntime:
                                              for name, value in fused.state_dict().items()})
                 check_against_torch(swapped, fused, self.info.architecture.in_channels,
                                     self.size)
-            except OnnxUnavailable as exc:
-                log.info("the adapted fine pass runs in torch: %s", exc)
+            except Exception as exc:  # differs, or the engine cannot compile it: keep torch
+                log.info("the adapted fine pass runs in torch: %s: %s", type(exc).__name__, exc)
             else:
                 adapted._onnx[FINE] = swapped
         return adapted

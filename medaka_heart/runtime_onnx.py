@@ -142,9 +142,8 @@ class OnnxNetwork:
             raise OnnxUnavailable(f"{ENGINES[engine]} cannot swap a network's weights")
         self.path, self.engine, self.threads = path, engine, threads
         try:
-            runner = openvino_runner if engine == "openvino" else _onnxruntime_runner
-            self._run = (runner(path, threads) if weights is None
-                         else openvino_runner(path, threads, weights))
+            self._run = (openvino_runner(path, threads, weights=weights)
+                         if engine == "openvino" else _onnxruntime_runner(path, threads))
         except ImportError as exc:
             raise OnnxUnavailable(f"{ENGINES[engine]} is not installed ({exc})") from None
 
@@ -152,9 +151,9 @@ class OnnxNetwork:
         return self._run(np.ascontiguousarray(x, np.float32))
 
     def with_weights(self, weights: dict[str, np.ndarray]) -> OnnxNetwork:
-        """The same graph and engine with other weights (every initializer by name, e.g. the
-        state dict of a fine-tuned copy of the fused network), compiled in memory; unchecked
-        (`check_against_torch`)."""
+        """The same graph and engine with the initializers named in `weights` replaced (e.g.
+        by the state dict of a fine-tuned copy of the fused network; the others kept),
+        compiled in memory; unchecked (`check_against_torch`)."""
         return OnnxNetwork(self.path, self.threads, self.engine, weights)
 
 
@@ -174,7 +173,7 @@ def _onnxruntime_runner(path: Path, threads: int | None) -> Callable[[np.ndarray
     return lambda x: session.run(None, {name: x})[0]
 
 
-def openvino_runner(path: Path, threads: int | None,
+def openvino_runner(path: Path, threads: int | None, *,
                     weights: dict[str, np.ndarray] | None = None
                     ) -> Callable[[np.ndarray], np.ndarray]:
     """OpenVINO's CPU plugin on `path` (its initializers named in `weights` replaced by
@@ -206,9 +205,9 @@ def openvino_runner(path: Path, threads: int | None,
 
 
 def swap_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
-    """Replace, in an OpenVINO model read from an ONNX file, the constant of each initializer
-    named in `weights` by that array (float32, the same shape); OnnxUnavailable where a name
-    is missing or a shape differs."""
+    """Replace, in an OpenVINO model read from an ONNX file, the float32 constant of each
+    initializer named in `weights` by that array (cast to float32; the same shape);
+    OnnxUnavailable where a name is missing, or a shape or the constant's type differs."""
     import openvino as ov
 
     constants = {op.get_friendly_name(): op for op in model.get_ops()
@@ -218,6 +217,9 @@ def swap_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
         if old is None:
             raise OnnxUnavailable(f"the ONNX graph has no weight named {name!r}")
         array = np.ascontiguousarray(value, np.float32)
+        if old.get_output_element_type(0) != ov.Type.f32:
+            raise OnnxUnavailable(f"weight {name!r} is {old.get_output_element_type(0)} in the "
+                                  "ONNX graph, not float32")
         if tuple(old.get_output_shape(0)) != array.shape:
             raise OnnxUnavailable(f"weight {name!r} is {tuple(old.get_output_shape(0))} in "
                                   f"the ONNX graph, {array.shape} given")

@@ -248,7 +248,7 @@ def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_run(failure, monk
 
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
 
-    def broken(path, threads):
+    def broken(path, threads, *, weights=None):
         raise failure("no openvino here")
 
     monkeypatch.setattr(runtime_onnx, "openvino_runner", broken)

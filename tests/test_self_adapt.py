@@ -168,6 +168,26 @@ def test_adapted_weights_the_onnx_graph_cannot_take_run_in_torch(tmp_path, monke
                                own.runtime.predict(x, FINE, beat=beat), atol=1e-6)
 
 
+@pytest.mark.skipif("openvino" not in installed_engines(), reason="needs OpenVINO")
+def test_an_adapted_graph_that_differs_from_torch_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
+    seg = Segmenter(_folder(tmp_path / "m", 0), threads=1, runtime="openvino")
+    own = Segmenter(_folder(tmp_path / "other", 7), threads=1, runtime="torch")
+    other = own.runtime._checkpoint(own.runtime.path).build_model()
+    real_swap = runtime_onnx.swap_weights
+
+    def one_left_out(model, weights):  # one weight not swapped: the graph is not `other`
+        real_swap(model, dict(list(weights.items())[1:]))
+
+    monkeypatch.setattr(runtime_onnx, "swap_weights", one_left_out)
+    adapted = seg.runtime.with_fine_net(other)
+    assert FINE not in adapted._onnx
+    rng = np.random.default_rng(0)
+    x, beat = rng.random((3, 32, 32), np.float32), rng.random((3, 2, 32, 32), np.float32)
+    np.testing.assert_allclose(adapted.predict(x, FINE, beat=beat),
+                               own.runtime.predict(x, FINE, beat=beat), atol=1e-6)
+
+
 def test_swap_weights_refuses_a_weight_of_another_shape(tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     monkeypatch.setenv("MEDAKA_HEART_CACHE", str(tmp_path / "cache"))
