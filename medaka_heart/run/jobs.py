@@ -22,6 +22,7 @@ from ..io.atomic import describe_os_error
 from ..io.discover import VideoSource
 from ..io.video import VideoError
 from ..options import VideoOptions
+from .memory import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ def run_job(job: VideoJob, threads: int | None = None, *, options: RunOptions) -
     except Exception as exc:  # one bad video must never stop the batch
         detail = traceback.format_exc() if options.debug else ""
         return JobOutcome.failed(job.name, error_message(source, exc), detail)
+    finally:
+        release_memory()  # the next video starts from a heap given back, not a grown one
     s = result.summary
     flags = ", ".join(f.name for f in result.qc.flags)
     return JobOutcome(job.name, "ok", row,
