@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ChunkSegmentation", "Segmenter", "default_model_path", "flip_agreement",
            "frame_confidence"]
 
+KEEP_FIRST_BYTES = 64 * 2**20  # self-adaptation's first pass over a video's first seconds:
+# its probabilities kept up to this much (about 5 s at 40 frames/s of a 300 px crop), to be
+# used again where the adaptation is not (the network's first masks stand), not recomputed
 FLIPS = (1, 0, -1)  # the mirror images a still is checked with (cv2.flip codes: left-right,
 # up-down, both): a network that has found the ventricle finds it in its mirror images too
 
@@ -159,7 +162,7 @@ class Segmenter:
         if self.settings.self_adapt:
             segmenter, adaptation, done = self._self_adapted(source, boxes, fps)
         for index, (frames, box) in enumerate(_chunks_in(source, boxes)):
-            found = done.get(index) or segmenter._segment_at(frames, box, fps)
+            found = done.pop(index, None) or segmenter._segment_at(frames, box, fps)
             yield frames, (found if adaptation is None
                            else dataclasses.replace(found, adaptation=adaptation))
 
@@ -167,24 +170,31 @@ class Segmenter:
                       boxes: list[Box | None], fps: float | None
                       ) -> tuple[Segmenter, SelfAdaptation | None, dict[int, ChunkSegmentation]]:
         """A segmenter whose fine pass is adapted to this video (`model.self_adapt`), how,
-        and the segmentation it already gave the taught frame's chunk (by chunk index), from
-        a first segmentation of the chunks of the video's first `search_frames` (two more
-        reads, both stopped there). This one where no frame has a mask (and None), or where
-        the adapted masks of the taught frame's chunk agree with the first pass's less than
+        and the segmentations already made that stand (by chunk index), from a first
+        segmentation of the chunks of the video's first `search_frames` (two more reads,
+        both stopped there). This one where no frame has a mask (and None), or where the
+        adapted masks of the taught frame's chunk agree with the first pass's less than
         MIN_AGREEMENT or their area beats with it less than MIN_TRACE_AGREEMENT (the
-        adaptation, not used)."""
-        areas = np.concatenate([
-            np.count_nonzero(self._segment_at(frames, box, fps).region > self.threshold,
-                             axis=(1, 2)) for frames, box in _first_chunks(source, boxes, fps)])
-        taught = pseudo_frame(areas)
+        adaptation, not used; then the first pass's segmentations stand, those kept within
+        KEEP_FIRST_BYTES)."""
+        first_pass: dict[int, ChunkSegmentation] = {}  # kept within KEEP_FIRST_BYTES
+        room, counts = KEEP_FIRST_BYTES, []
+        for index, (frames, box) in enumerate(_first_chunks(source, boxes, fps)):
+            found = self._segment_at(frames, box, fps)
+            counts.append(np.count_nonzero(found.region > self.threshold, axis=(1, 2)))
+            if found.region.nbytes <= room:
+                first_pass[index], room = found, room - found.region.nbytes
+        taught = pseudo_frame(np.concatenate(counts))
         if taught is None:
             log.warning("self-adaptation skipped: no frame has a mask")
-            return self, None, {}
+            return self, None, first_pass
         first = 0
         with contextlib.closing(_first_chunks(source, boxes, fps)) as chunks:  # stops the read
             for index, (frames, box) in enumerate(chunks):
                 if taught < first + len(frames):
-                    before, where = self._segment_at(frames, box, fps), index
+                    where = index
+                    before = (first_pass[index] if index in first_pass
+                              else self._segment_at(frames, box, fps))
                     break
                 first += len(frames)
         runtime = self.runtime
@@ -204,7 +214,7 @@ class Segmenter:
                         "Dice %.2f (at least %.2f) and their area beats with it by r %.2f (at "
                         "least %.2f); frame %d taught, loss %.2f", agreement, MIN_AGREEMENT,
                         trace, MIN_TRACE_AGREEMENT, taught, how.final_loss)
-            return self, how, {where: before}
+            return self, how, {**first_pass, where: before}
         log.info("fine pass self-adapted on frame %d (mask %d px): %d steps in %.1f s, Dice "
                  "%.2f and area r %.2f with the first pass", taught, how.area_px, how.steps,
                  how.seconds, agreement, trace)

@@ -282,6 +282,38 @@ def test_a_self_adapting_segmenter_teaches_its_own_mask_at_the_pseudo_frame(trai
         np.testing.assert_array_equal(mine.masks, other_masks if used else before.masks)
 
 
+@pytest.mark.parametrize(("used", "room", "first_calls", "adapted_calls"), [
+    (True, None, 2, 2),  # each chunk once by the first pass, the taught chunk's check reused
+    (False, None, 2, 1),  # the adaptation not used: the first pass's segmentations stand
+    (False, 0, 4, 1),  # none kept (no room): the taught chunk and the other segmented again
+])
+def test_the_first_pass_is_not_repeated(trained, beating, monkeypatch, used, room,
+                                        first_calls, adapted_calls):
+    frames, _ = beating
+    chunks = [frames[:12], frames[12:]]  # both within the first seconds at 8 frames/s
+    plain = Segmenter(trained, threads=1, runtime="torch", self_adapt=False)
+    net = plain.runtime._checkpoint(plain.runtime.path).build_model()
+    monkeypatch.setattr(segment_module, "adapt_to_frame",
+                        lambda model, info, *_, **__: Adapted(net, info, 1, 0.0, 0.0))
+    monkeypatch.setattr(segment_module, "check_adapted", lambda *_: (1.0, 1.0, used))
+    if room is not None:
+        monkeypatch.setattr(segment_module, "KEEP_FIRST_BYTES", room)
+    seg = Segmenter(trained, threads=1, runtime="torch", self_adapt=True, self_adapt_steps=1)
+    calls = []
+    real = Segmenter._segment_at
+
+    def counted(self, chunk, box, fps):
+        calls.append(self is seg)
+        return real(self, chunk, box, fps)
+
+    monkeypatch.setattr(Segmenter, "_segment_at", counted)
+    found = [f for _, f in seg.segment_video(chunks, 8.0)]
+    assert (calls.count(True), calls.count(False)) == (first_calls, adapted_calls)
+    if not used:  # what stands is the network's own segmentation
+        for mine, own in zip(found, plain.segment_video(chunks, 8.0), strict=True):
+            np.testing.assert_array_equal(mine.region, own[1].region)
+
+
 def test_a_video_without_a_mask_is_not_adapted(tmp_path, beating):
     frames, _ = beating
     blind = Segmenter(_folder(tmp_path / "m", 2), threads=1, runtime="torch", self_adapt=True,
