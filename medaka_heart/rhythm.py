@@ -4,8 +4,8 @@ The ventricle's volume signal (from the masks, `cycles.detect_cycles`) times eac
 end-diastole and end-systole below one frame, but only where the masks follow the
 ventricle. The model-free beat trace (`beat_signal`) beats wherever the heart does, whatever
 was segmented. `choose_rhythm` settles the period from both; `fuse_trains` builds the beat
-train: beats both signals see take the steadier signal's timing, normally the volume
-signal's (`both`), beats only one signal sees fill the other's gaps (`intensity`,
+train: beats both signals see take the clearly steadier signal's timing, or the mean of the
+two (`both`), beats only one signal sees fill the other's gaps (`intensity`,
 `segmentation`), and a signal that does not beat at the chosen rate is not used at all.
 Every beat time is put on one reference, the end-systole (the ventricle's sharp turn), so
 that intervals between beats of either source are comparable. `VideoRhythm.summary` gives
@@ -35,7 +35,7 @@ from .qc import beat_similarity
 BOTH, SEGMENTATION, INTENSITY = "both", "segmentation", "intensity"
 MATCH_PERIODS = 0.3  # two beats within this share of a period are the same beat
 GAP_PERIODS = 0.6  # a beat of one signal fills a gap of the other only this far from any beat
-STEADIER = 0.5  # the intensity times shared beats when its jitter is under this x the masks'
+STEADIER = 0.5  # a signal times shared beats alone when its jitter is under this x the other's
 
 
 @dataclass(frozen=True)
@@ -163,13 +163,13 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
 
     The intensity's times are moved onto the ES reference by their typical (circular mean)
     offset from the volume signal's matched beats. A beat both see within `MATCH_PERIODS`
-    periods (`both`) takes the time of the better timer: the volume signal's sub-frame ES,
-    unless its beats jitter more than 1 / `STEADIER` times the intensity's (`timing_jitter`:
-    masks that wobble, a beat of few frames), or the masks' jitter cannot be measured (fewer
-    than three whole intervals: a short train with a missed beat) while the intensity's can.
-    A beat only one signal sees is kept (`segmentation`, `intensity`), except where it lies
-    within `GAP_PERIODS` periods of a beat of the other signal that is kept: then the better
-    timer's beat stays. Only the signals `choice` uses take part.
+    periods (`both`) is timed by `shared_timer`: by the signal whose beats jitter clearly
+    less (`timing_jitter`: masks that wobble, a beat of few frames; or the masks' jitter
+    cannot be measured, fewer than three whole intervals, while the intensity's can), else
+    by the mean of the volume signal's sub-frame ES and the intensity's time. A beat only
+    one signal sees is kept (`segmentation`, `intensity`), except where it lies within
+    `GAP_PERIODS` periods of a beat of the other signal that is kept: then the beat of the
+    timer (the masks' where both time) stays. Only the signals `choice` uses take part.
     """
     seg_t = np.asarray(seg_times_s, dtype=float)
     usable = np.asarray(seg_usable, dtype=bool) & np.isfinite(seg_t)
@@ -182,13 +182,7 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
     if not choice.use_segmentation or seg_rows.size == 0:
         return _train(int_t, np.full(int_t.size, INTENSITY), np.full(int_t.size, -1))
     shifted = int_t + phase_offset_s(seg_t[seg_rows], int_t, period_s)
-    # the masks' sub-frame ES unless the intensity is clearly steadier; masks whose jitter
-    # cannot be told (too few whole intervals) lose to an intensity whose jitter can
-    int_jitter, seg_jitter = timing_jitter(shifted), timing_jitter(seg_t[seg_rows])
-    if np.isnan(seg_jitter):
-        masks_time = bool(np.isnan(int_jitter))
-    else:
-        masks_time = not int_jitter < STEADIER * seg_jitter
+    timer = shared_timer(timing_jitter(seg_t[seg_rows]), timing_jitter(shifted))
     time_list: list[float] = []
     source_list: list[str] = []
     owner_list: list[int] = []
@@ -198,7 +192,7 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
         k = int(np.argmin(distance))
         if distance[k] <= MATCH_PERIODS * period_s:
             taken[k] = True
-            time_list.append(seg_t[k] if masks_time else t)
+            time_list.append({SEGMENTATION: seg_t[k], INTENSITY: t}.get(timer, (seg_t[k] + t) / 2))
             source_list.append(BOTH)
             owner_list.append(k)
         else:
@@ -211,10 +205,23 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
         owner_list.append(int(j))
     times, source = np.asarray(time_list), np.asarray(source_list)
     owner = np.asarray(owner_list, dtype=int)
-    rank = {BOTH: 2, SEGMENTATION: int(masks_time), INTENSITY: int(not masks_time)}
+    rank = {BOTH: 2, SEGMENTATION: int(timer != INTENSITY), INTENSITY: int(timer == INTENSITY)}
     keep = _not_crowded(times, source, GAP_PERIODS * period_s, rank)
     order = np.argsort(times[keep], kind="stable")
     return _train(times[keep][order], source[keep][order], owner[keep][order])
+
+
+def shared_timer(seg_jitter: float, int_jitter: float) -> str:
+    """Who times the beats both signals see, from their `timing_jitter`: the one whose
+    jitter is under STEADIER x the other's (SEGMENTATION or INTENSITY), else both (BOTH:
+    the mean of their times, two estimates of one instant); masks whose jitter cannot be
+    told (too few whole intervals) leave it to an intensity whose jitter can, and where
+    neither can be told the masks time it."""
+    if np.isnan(seg_jitter):
+        return SEGMENTATION if np.isnan(int_jitter) else INTENSITY
+    if np.isnan(int_jitter) or seg_jitter < STEADIER * int_jitter:
+        return SEGMENTATION
+    return INTENSITY if int_jitter < STEADIER * seg_jitter else BOTH
 
 
 def timing_jitter(times_s: np.ndarray) -> float:

@@ -293,6 +293,30 @@ def test_the_steadier_signal_times_the_beats_both_see():
     np.testing.assert_allclose(steady.times_s, true)  # steady masks keep their own times
 
 
+def test_signals_that_jitter_alike_time_the_beats_both_see_together():
+    """Masks and intensity that wobble alike (jitter 0.24 and 0.16 of a period): each shared
+    beat is timed by the mean of the two, after the intensity is put on the masks' ES
+    reference (here 0.1 s later)."""
+    period = 0.5
+    true = np.arange(12) * period + 0.2
+    sign = np.where(np.arange(12) % 2, 1.0, -1.0)
+    seg, intensity = true + 0.03 * sign, true - 0.1 - 0.02 * sign
+    train = fuse_trains(seg, np.ones(12, bool), intensity, period, RhythmChoice(10, True, True))
+    assert list(train.source) == [BOTH] * 12
+    np.testing.assert_allclose(train.times_s, true + 0.005 * sign, atol=1e-9)
+
+
+def test_shared_timer():
+    from medaka_heart.rhythm import shared_timer
+
+    assert shared_timer(0.01, 0.1) == SEGMENTATION
+    assert shared_timer(0.1, 0.01) == INTENSITY
+    assert shared_timer(0.05, 0.06) == BOTH
+    assert shared_timer(np.nan, 0.05) == INTENSITY  # the masks' jitter cannot be told
+    assert shared_timer(0.05, np.nan) == SEGMENTATION
+    assert shared_timer(np.nan, np.nan) == SEGMENTATION
+
+
 def test_masks_whose_jitter_cannot_be_told_do_not_time_a_steady_intensity():
     """Four mask beats, one early and one missed (too few whole intervals to measure their
     jitter), against four steady model-free beats (the zebrafish close-up): the intensity
