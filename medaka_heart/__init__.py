@@ -2,7 +2,7 @@
 
 import os as _os
 
-__version__ = "0.10.0"
+__version__ = "0.10.1"
 
 # FFmpeg's own messages ("overread 8", ...) are not for the user's terminal. OpenCV reads
 # these when it first decodes; set here, before any module imports cv2, and inherited by
