@@ -162,7 +162,8 @@ class Segmenter:
         if self.settings.self_adapt:
             segmenter, adaptation, done = self._self_adapted(source, boxes, fps)
         for index, (frames, box) in enumerate(_chunks_in(source, boxes)):
-            found = done.pop(index, None) or segmenter._segment_at(frames, box, fps)
+            if (found := done.pop(index, None)) is None:
+                found = segmenter._segment_at(frames, box, fps)
             yield frames, (found if adaptation is None
                            else dataclasses.replace(found, adaptation=adaptation))
 

@@ -217,7 +217,7 @@ def test_beats_over_mask_dropouts_are_timed_by_the_intensity(tmp_path):
     assert gap_beats["ef_pct"].isna().all()
 
 
-def test_fusion_fills_gaps_and_takes_the_volume_timing():
+def test_fusion_fills_gaps_and_puts_both_signals_on_one_reference():
     period = 0.5
     seg = np.array([0.10, 0.60, 1.10, 2.10, 2.60])  # the beat at 1.60 is missing
     intensity = np.arange(6) * period + 0.10 - 0.07  # every beat, 0.07 s early
@@ -304,6 +304,22 @@ def test_signals_that_jitter_alike_time_the_beats_both_see_together():
     train = fuse_trains(seg, np.ones(12, bool), intensity, period, RhythmChoice(10, True, True))
     assert list(train.source) == [BOTH] * 12
     np.testing.assert_allclose(train.times_s, true + 0.005 * sign, atol=1e-9)
+
+
+def test_where_both_time_a_masks_beat_outranks_a_nearby_intensity_beat():
+    """Signals that jitter alike each see a beat the other does not, 0.2 s (0.4 periods)
+    apart: one beat, not two; the masks' stays (they time the shared beats with the
+    intensity, and their own beats come first)."""
+    period = 0.5
+    true = np.arange(10) * period + 0.2
+    sign = np.where(np.arange(10) % 2, 1.0, -1.0)
+    seg, intensity = true + 0.03 * sign, true - 0.02 * sign
+    seg = np.append(seg, 5.1)  # beyond the intensity's last beat ...
+    intensity = np.append(intensity, 5.3)  # ... and its own beat 0.2 s later
+    train = fuse_trains(seg, np.ones(seg.size, bool), intensity, period,
+                        RhythmChoice(10, True, True))
+    assert list(train.source) == [BOTH] * 10 + [SEGMENTATION]
+    assert train.times_s[-1] == pytest.approx(5.1)
 
 
 def test_shared_timer():

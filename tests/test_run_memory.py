@@ -5,8 +5,11 @@ import sys
 
 import pytest
 
+import medaka_heart.run.jobs as jobs
+from medaka_heart.config import Config
+from medaka_heart.io.discover import VideoSource
+
 CODE = """
-import sys
 from pathlib import Path
 from medaka_heart.run.memory import release_memory
 
@@ -14,7 +17,6 @@ def resident_mb():
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
 blocks = [bytearray(100_000) for _ in range(2000)]  # 200 MB in the heap (under mmap's size)
-pin = bytearray(100)  # allocated last: the heap's top stays in use
 for b in blocks:
     b[::4096] = b"x" * len(b[::4096])  # touch every page
 before = resident_mb()
@@ -34,3 +36,12 @@ def test_freed_heap_memory_is_given_back():
     assert dropped_on_free < 50  # free() alone keeps most of the 200 MB ...
     assert dropped_on_release > 150  # ... release_memory gives it back
 
+
+def test_every_job_gives_its_memory_back_even_when_it_fails(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(jobs, "release_memory", lambda: calls.append(1))
+    job = jobs.VideoJob(VideoSource(tmp_path / "missing.avi"), "missing", "x")
+    options = jobs.RunOptions(tmp_path / "out", Config(), segmenter_factory=None)
+    outcome = jobs.run_job(job, options=options)
+    assert outcome.status == "failed"
+    assert calls == [1]

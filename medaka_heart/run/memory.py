@@ -3,8 +3,9 @@
 A worker analyses video after video. The C allocator keeps the memory numpy frees in its
 heap for reuse, and one video's large arrays leave the next video's in other places, so a
 worker's resident memory grows from video to video (on 8 plate wells in one process: 571 ->
-772 MB between videos, 522 -> 578 MB when released after each; each video's peak on top). `release_memory` asks glibc to return the
-heap's free pages (`malloc_trim`), as Dask's workers are told to; elsewhere it does nothing.
+772 MB between videos; 522 -> 578 MB when released after each; each video's peak on top).
+`release_memory` asks glibc to return the heap's free pages (`malloc_trim`), as Dask's
+workers are told to; elsewhere it does nothing.
 """
 
 from __future__ import annotations
