@@ -79,7 +79,7 @@ class SegmentConfig:
     self_adapt: bool = True  # per video, fine-tune the fine pass on a made-up beat of the
     # largest mask of its first seconds, then segment again where the adapted masks pass their
     # checks (model/self_adapt.py): end-systole, so ejection fraction, on microscopes the
-    # network was not trained for; ~9-12 s more per video on 2 cores (off: the network alone)
+    # network was not trained for; ~8 s more per video on 2 cores (off: the network alone)
     self_adapt_steps: int = 20  # its optimiser steps (batches of 8 crops)
     batch_size: int = 16  # frames per forward pass at the fine size, fewer for larger (x4 on CUDA)
     threshold: float | None = None  # probability threshold; None = the model's tuned one

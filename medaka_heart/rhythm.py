@@ -192,7 +192,8 @@ def fuse_trains(seg_times_s, seg_usable, intensity_times_s, period_s: float,
         k = int(np.argmin(distance))
         if distance[k] <= MATCH_PERIODS * period_s:
             taken[k] = True
-            time_list.append({SEGMENTATION: seg_t[k], INTENSITY: t}.get(timer, (seg_t[k] + t) / 2))
+            time_list.append(seg_t[k] if timer == SEGMENTATION else t if timer == INTENSITY
+                             else (seg_t[k] + t) / 2)
             source_list.append(BOTH)
             owner_list.append(k)
         else:

@@ -193,7 +193,7 @@ class ModelRuntime:
             adapted._torch_nets[COARSE] = self._torch_net(COARSE)
         adapted._int8 = None
         fine = self._onnx.get(FINE)
-        if fine is not None and self.device == "cpu":
+        if fine is not None:  # an ONNX engine ran the fine pass (on the CPU)
             try:
                 swapped = fine.with_weights({name: value.detach().cpu().numpy()
                                              for name, value in fused.state_dict().items()})

@@ -41,7 +41,7 @@ from ..config import RUNTIMES
               help="Per video, fine-tune the segmenter on a made-up beat of the video's own "
                    "largest mask, then segment again where the adapted masks pass their "
                    "checks: ejection fractions much closer on microscopes the model was not "
-                   "trained for, at about 9-12 s more per video on 2 cores; "
+                   "trained for, at about 8 s more per video on 2 cores; "
                    "--no-self-adapt for heart-rate screens (default from config: yes).")
 @click.option("--batch-size", type=int, default=None, help="Frames per segmenter batch.")
 @click.option("--save-masks", is_flag=True, help="Also write masks.tif per video.")
